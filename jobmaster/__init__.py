@@ -1,0 +1,50 @@
+"""jobmaster: a distributed job queue on Redis Streams that records every attempt."""
+
+from jobmaster.context import Context
+from jobmaster.definition import JobDefinition, Retry
+from jobmaster.errors import (
+    ConfigError,
+    InvalidArguments,
+    JobCancelled,
+    JobFailed,
+    JobmasterError,
+    JobNotFound,
+    ResultExpired,
+    ResultTimeout,
+    RetryLater,
+    UnknownJob,
+)
+from jobmaster.handle import JobHandle
+from jobmaster.handler import JobHandler, JobOptions
+from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
+from jobmaster.registry import Registry
+from jobmaster.settings import Settings
+
+__all__ = [
+    "Attempt",
+    "AttemptOutcome",
+    "ConfigError",
+    "Context",
+    "ErrorInfo",
+    "InvalidArguments",
+    "Job",
+    "JobCancelled",
+    "JobDefinition",
+    "JobFailed",
+    "JobHandle",
+    "JobHandler",
+    "JobNotFound",
+    "JobOptions",
+    "JobState",
+    "JobSummary",
+    "JobmasterError",
+    "LogLine",
+    "Registry",
+    "ResultExpired",
+    "ResultTimeout",
+    "Retry",
+    "RetryLater",
+    "Settings",
+    "UnknownJob",
+]
+__version__ = "0.1.0"

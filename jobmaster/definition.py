@@ -1,0 +1,92 @@
+"""Job definitions and retry policies: what a job is, kept apart from the handler."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
+QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class Retry(BaseModel):
+    """When and how soon a failed attempt is tried again.
+
+    The delay before attempt ``n + 1`` is ``backoff * 2 ** (n - 1)`` seconds, capped at
+    ``max_backoff``; with ``jitter`` it is drawn uniformly from the upper half of that
+    ("equal jitter"), so retries of many jobs spread out but never come early.
+
+    Args:
+        max_attempts: attempts in all, the first one included (1 = never retry).
+        backoff: delay before the first retry, in seconds.
+        max_backoff: the most any delay grows to, in seconds.
+        jitter: randomise each delay within its upper half.
+        retry_on: exception types that are retried (default: every Exception).
+        dont_retry_on: exception types that are never retried; wins over ``retry_on``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    backoff: float = Field(default=1.0, ge=0)
+    max_backoff: float = Field(default=300.0, ge=0)
+    jitter: bool = True
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    dont_retry_on: tuple[type[BaseException], ...] = ()
+
+    @field_validator("retry_on", "dont_retry_on", mode="before")
+    @classmethod
+    def _exception_types(cls, value: Any) -> Any:
+        if isinstance(value, type):
+            value = (value,)
+        for item in value:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise ValueError(f"expected exception classes, got {item!r}")
+        return tuple(value)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        base = float(min(self.max_backoff, self.backoff * 2.0 ** min(attempt - 1, 60)))
+        if self.jitter:
+            return base / 2 + random.random() * base / 2
+        return base
+
+    def retries(self, exc: BaseException, attempt: int) -> bool:
+        """Whether an attempt that raised ``exc`` is followed by another."""
+        if attempt >= self.max_attempts:
+            return False
+        if self.dont_retry_on and isinstance(exc, self.dont_retry_on):
+            return False
+        return isinstance(exc, self.retry_on)
+
+
+RETRY_OPTIONS = ("max_attempts", "backoff", "max_backoff", "jitter")
+"""The Retry fields that configuration files and variables may set."""
+
+
+class JobDefinition(BaseModel):
+    """Everything about a job except its code; overridable from configuration.
+
+    Args:
+        name: the name jobs are enqueued and looked up by.
+        queue: the queue its jobs go to unless ``options(queue=...)`` says otherwise.
+        priority: 0..9; higher runs first within a queue.
+        timeout: seconds an attempt may run before it is cancelled (None: no limit).
+        retry: the retry policy.
+        result_ttl: seconds the result is kept (None: as long as the job record).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
+    priority: int = Field(default=0, ge=0, le=9)
+    timeout: float | None = Field(default=None, gt=0)
+    retry: Retry = Retry()
+    result_ttl: float | None = Field(default=None, ge=0)
+
+
+OPTIONS = tuple(f for f in JobDefinition.model_fields if f not in ("name", "retry"))
+"""The options a decorator, a configuration table or a variable may set (and retry)."""

@@ -1,0 +1,77 @@
+"""Every exception jobmaster raises, and the one a handler raises to ask for a retry."""
+
+from __future__ import annotations
+
+
+class JobmasterError(Exception):
+    """Base of jobmaster's own errors."""
+
+
+class ConfigError(JobmasterError, ValueError):
+    """A setting or job option is unknown or has a bad value."""
+
+
+class InvalidArguments(JobmasterError, ValueError):
+    """A job was called with arguments that do not fit its handler's signature.
+
+    Nothing was written to Redis.
+    """
+
+
+class UnknownJob(JobmasterError, LookupError):
+    """No job of that name is registered."""
+
+
+class JobNotFound(JobmasterError, LookupError):
+    """No job with that id exists (it never did, or its retention has passed)."""
+
+
+class ResultTimeout(JobmasterError, TimeoutError):
+    """The job did not finish within the time given to ``result()``."""
+
+
+class JobFailed(JobmasterError):
+    """The job ended failed (or cancelled); carries the remote error.
+
+    Attributes:
+        job_id: the job's id.
+        error_type: the exception's class name in the worker.
+        error_message: its message.
+        remote_traceback: the traceback as the worker formatted it.
+    """
+
+    def __init__(
+        self, job_id: str, error_type: str, error_message: str, remote_traceback: str | None
+    ) -> None:
+        self.job_id = job_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.remote_traceback = remote_traceback
+        super().__init__(f"job {job_id} failed: {error_type}: {error_message}")
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+        return text
+
+
+class JobCancelled(JobFailed):
+    """The job was cancelled before it could succeed."""
+
+
+class ResultExpired(JobmasterError, LookupError):
+    """The job succeeded but its result's time to live has passed."""
+
+
+class RetryLater(Exception):
+    """Raised by a handler to end this attempt and run the job again after ``delay`` seconds.
+
+    The attempt counts towards ``Retry.max_attempts``; when none are left the job fails.
+    """
+
+    def __init__(self, delay: float = 0.0, reason: str = "") -> None:
+        if delay < 0:
+            raise ValueError(f"RetryLater delay must be >= 0 seconds, got {delay}")
+        self.delay = delay
+        super().__init__(reason or f"retry requested in {delay:g}s")

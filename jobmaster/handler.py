@@ -1,0 +1,220 @@
+"""JobHandler: what ``@registry.job`` returns; enqueues calls checked against the handler."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from jobmaster.codec import pack
+from jobmaster.definition import QUEUE_PATTERN, JobDefinition
+from jobmaster.errors import InvalidArguments
+from jobmaster.handle import JobHandle
+from jobmaster.records import job_record
+from jobmaster.signature import HandlerSignature
+from jobmaster.store import NewJob
+
+if TYPE_CHECKING:
+    from jobmaster.registry import Registry
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+_QUEUE_RE = re.compile(QUEUE_PATTERN)
+
+
+class JobOptions(Generic[P, R]):
+    """Per-enqueue options, kept apart from the job's own arguments."""
+
+    def __init__(
+        self,
+        handler: JobHandler[P, R],
+        *,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        job_id: str | None = None,
+        queue: str | None = None,
+    ) -> None:
+        definition = handler.definition
+        self.handler = handler
+        self.delay_ms = _delay_ms(delay, at)
+        self.priority = definition.priority if priority is None else _priority(priority)
+        self.job_id = None if job_id is None else _job_id(job_id)
+        self.queue = definition.queue if queue is None else _queue(queue)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
+        return (await self._enqueue([(args, kwargs)], self.job_id))[0]
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        return self.handler.registry.run_sync(self.enqueue(*args, **kwargs))
+
+    async def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[JobHandle[R]]:
+        """Enqueue many jobs in one pipelined batch; all are validated before any is written.
+
+        Each call is a sequence of positional arguments or a mapping of keyword arguments.
+        """
+        if self.job_id is not None:
+            raise InvalidArguments("job_id= names one job; it cannot be used with enqueue_many")
+        bound: list[tuple[Sequence[Any], Mapping[str, Any]]] = []
+        for call in calls:
+            if isinstance(call, Mapping):
+                bound.append(((), call))
+            elif isinstance(call, Sequence) and not isinstance(call, str | bytes):
+                bound.append((call, {}))
+            else:
+                raise InvalidArguments(
+                    f"enqueue_many takes tuples of positional arguments or dicts of keyword "
+                    f"arguments, got {call!r}"
+                )
+        return await self._enqueue(bound, None)
+
+    def enqueue_many_sync(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[JobHandle[R]]:
+        return self.handler.registry.run_sync(self.enqueue_many(calls))
+
+    async def _enqueue(
+        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
+    ) -> list[JobHandle[R]]:
+        handler = self.handler
+        signature, name = handler.signature, handler.definition.name
+        created_ms = int(time.time() * 1000)
+        jobs = []
+        for number, (args, kwargs) in enumerate(calls):
+            try:
+                arguments = signature.encode_call(args, kwargs)
+            except InvalidArguments as exc:
+                if len(calls) == 1:
+                    raise
+                raise InvalidArguments(f"call #{number}: {exc}") from None
+            record = pack(job_record(name, pack(arguments), self.priority, created_ms))
+            jobs.append(NewJob(job_id or uuid.uuid4().hex, record, self.priority, self.delay_ms))
+        store = handler.registry.connection().store
+        created = await store.enqueue(self.queue, jobs)
+        return [
+            JobHandle(handler.registry, job.id, self.queue, created=c, signature=signature)
+            for job, c in zip(jobs, created, strict=True)
+        ]
+
+
+class JobHandler(Generic[P, R]):
+    """A registered job: its definition, its function and the ways to enqueue it.
+
+    Calling the handler object calls the function directly, in-process.
+    """
+
+    def __init__(
+        self, registry: Registry, fn: Callable[..., Any], definition: JobDefinition
+    ) -> None:
+        self.registry = registry
+        self.fn = fn
+        self.definition = definition
+        self.signature = HandlerSignature(fn, definition.name)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._defaults: JobOptions[P, R] = JobOptions(self)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", definition.name)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __repr__(self) -> str:
+        return f"<JobHandler {self.definition.name!r} queue={self.definition.queue!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        job_id: str | None = None,
+        queue: str | None = None,
+    ) -> JobOptions[P, R]:
+        """Options for one enqueue, which never collide with the job's own arguments.
+
+        Args:
+            delay: run no sooner than this many seconds from now.
+            at: run no sooner than this time (timezone-aware).
+            priority: 0..9, higher first (default: the definition's).
+            job_id: your own id; enqueueing an id that exists writes nothing and returns
+                a handle to the existing job (``handle.created`` is False).
+            queue: another queue than the definition's.
+        """
+        return JobOptions(self, delay=delay, at=at, priority=priority, job_id=job_id, queue=queue)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Validate the arguments against the handler's signature and enqueue a job.
+
+        Raises:
+            InvalidArguments: the call does not fit the signature; nothing was written.
+        """
+        return (await self._defaults._enqueue([(args, kwargs)], None))[0]
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """:meth:`enqueue` for synchronous code."""
+        return self.registry.run_sync(self.enqueue(*args, **kwargs))
+
+    async def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[JobHandle[R]]:
+        """Enqueue many jobs in one pipelined batch; see :meth:`JobOptions.enqueue_many`."""
+        return await self._defaults.enqueue_many(calls)
+
+    def enqueue_many_sync(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[JobHandle[R]]:
+        return self.registry.run_sync(self.enqueue_many(calls))
+
+
+def _delay_ms(delay: float | timedelta | None, at: datetime | None) -> int:
+    if delay is not None and at is not None:
+        raise InvalidArguments("give delay= or at=, not both")
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise InvalidArguments(f"at= must be a datetime, got {at!r}")
+        if at.tzinfo is None:
+            raise InvalidArguments(
+                f"at= must be timezone-aware (e.g. datetime.now(UTC)), got naive {at}"
+            )
+        return max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
+    if delay is None:
+        return 0
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise InvalidArguments(f"delay= must be a number of seconds >= 0, got {delay!r}")
+    return int(seconds * 1000)
+
+
+def _priority(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise InvalidArguments(f"priority= must be an integer from 0 to 9, got {priority!r}")
+    return priority
+
+
+def _job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+        raise InvalidArguments(
+            f"job_id= must be 1-200 characters of letters, digits and _.:@/+=-, got {job_id!r}"
+        )
+    return job_id
+
+
+def _queue(queue: str) -> str:
+    if not isinstance(queue, str) or not _QUEUE_RE.match(queue):
+        raise InvalidArguments(
+            f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
+        )
+    return queue

@@ -1,0 +1,143 @@
+"""Every Redis key jobmaster uses, built from the namespace.
+
+Nobody outside this module and :mod:`jobmaster.store` builds a key string.
+
+Records written by Python (job records, arguments, results, log lines, progress) are
+msgpack; records that the Lua scripts edit (status, attempts, events) are JSON objects,
+because every Redis (and its emulations) ships ``cjson``. A job record that starts with
+``{`` is JSON: it was written by the claim script for an invalid stream entry.
+
+All keys of one queue share the hash tag ``{<queue>}`` so that every script touches
+one slot and the same code runs on Redis Cluster. Job, attempt, log and result records
+are fields of per-queue hashes (not keys of their own), so scripts receive every key
+they touch in ``KEYS`` and never build key names themselves::
+
+    <ns>:queues                      set     names of every queue that ever had a job
+    <ns>:workers                     zset    worker id -> last heartbeat (ms)
+    <ns>:worker:<id>                 string  msgpack WorkerInfo, expires with the heartbeat
+
+    <ns>:{<q>}:stream:<band>         stream  one entry {id: job id} per runnable job, one
+                                             stream per priority band 0..9, consumer
+                                             group "workers"; entries are XDELed on ack
+    <ns>:{<q>}:jobs                  hash    job id -> msgpack {n: name, a: args (bin),
+                                             p: priority, c: created ms} (set at enqueue)
+    <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
+                                             b: band, e: stream entry, t: lease token,
+                                             d: due ms, f: finished ms, x: error type,
+                                             m: error message, l: lost count} (edited by Lua)
+    <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
+                                             p: pid, s: started, f: finished, o: outcome,
+                                             x/m/tb: error type, message, traceback}
+    <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
+    <ns>:{<q>}:progress              hash    "<job id>:<n>" -> msgpack progress value
+    <ns>:{<q>}:results               hash    job id -> msgpack result
+    <ns>:{<q>}:result_expiry         zset    job id -> ms when its result is dropped
+
+    <ns>:{<q>}:queued                zset    job id -> enqueue ms      (state queued)
+    <ns>:{<q>}:scheduled             zset    job id -> due ms          (state scheduled)
+    <ns>:{<q>}:active                zset    job id -> lease expiry ms (state active)
+    <ns>:{<q>}:succeeded             zset    job id -> finished ms     (state succeeded)
+    <ns>:{<q>}:failed                zset    job id -> finished ms     (state failed)
+    <ns>:{<q>}:cancelled             zset    job id -> finished ms     (state cancelled)
+
+    <ns>:{<q>}:events                stream  capped; one entry per script call, field d =
+                                             JSON [[job id, state], ...]
+    <ns>:{<q>}:timers                stream  capped; a wake-up entry whenever a job becomes
+                                             due earlier than every other scheduled job
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+PRIORITY_BANDS = 10
+"""Priorities are integers 0..9; each is a band (a stream) read highest first."""
+
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue; all share the hash tag of the queue."""
+
+    namespace: str
+    queue: str
+
+    @cached_property
+    def _base(self) -> str:
+        return f"{self.namespace}:{{{self.queue}}}"
+
+    def stream(self, band: int) -> str:
+        return f"{self._base}:stream:{band}"
+
+    @cached_property
+    def streams(self) -> tuple[str, ...]:
+        """Streams of every band, lowest band first (index = band)."""
+        return tuple(self.stream(band) for band in range(PRIORITY_BANDS))
+
+    @cached_property
+    def jobs(self) -> str:
+        return f"{self._base}:jobs"
+
+    @cached_property
+    def status(self) -> str:
+        return f"{self._base}:status"
+
+    @cached_property
+    def attempts(self) -> str:
+        return f"{self._base}:attempts"
+
+    @cached_property
+    def logs(self) -> str:
+        return f"{self._base}:logs"
+
+    @cached_property
+    def progress(self) -> str:
+        return f"{self._base}:progress"
+
+    @cached_property
+    def results(self) -> str:
+        return f"{self._base}:results"
+
+    @cached_property
+    def result_expiry(self) -> str:
+        return f"{self._base}:result_expiry"
+
+    def index(self, state: str) -> str:
+        """The sorted set that lists the queue's jobs in ``state``."""
+        return f"{self._base}:{state}"
+
+    @cached_property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+    @cached_property
+    def timers(self) -> str:
+        return f"{self._base}:timers"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The key layout of one namespace."""
+
+    namespace: str = "jobmaster"
+
+    def queue(self, name: str) -> QueueKeys:
+        return QueueKeys(self.namespace, name)
+
+    @cached_property
+    def queues(self) -> str:
+        return f"{self.namespace}:queues"
+
+    @cached_property
+    def workers(self) -> str:
+        return f"{self.namespace}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.namespace}:worker:{worker_id}"
+
+
+def attempt_field(job_id: str, number: int) -> str:
+    """The field of an attempt in the per-queue attempts, logs and progress hashes."""
+    return f"{job_id}:{number}"

@@ -1,0 +1,63 @@
+-- Prelude shared by every script (prepended by jobmaster.scripts when loading).
+-- Records edited here are JSON objects (cjson); see jobmaster/keys.py for their fields.
+local rcall = redis.call
+
+-- The server's clock in milliseconds: every host agrees on it, whatever its own clock says.
+local function now_ms()
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Append one entry listing [job id, state] changes to the capped events stream.
+local function emit(events, maxlen, changes)
+  if #changes > 0 then
+    rcall('XADD', events, 'MAXLEN', '~', maxlen, '*', 'd', cjson.encode(changes))
+  end
+end
+
+-- Put a job in the scheduled set; wake the schedulers if it is now the earliest one.
+local function schedule(scheduled, timers, id, due)
+  local first = rcall('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
+  if first[2] == nil or due < tonumber(first[2]) then
+    rcall('XADD', timers, 'MAXLEN', '~', 16, '*', 'due', due)
+  end
+  rcall('ZADD', scheduled, due, id)
+end
+
+-- Add a runnable entry for a job to a band's stream, creating stream and group if needed.
+local function add_entry(stream, group, id)
+  if rcall('EXISTS', stream) == 0 then
+    rcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  end
+  return rcall('XADD', stream, '*', 'id', id)
+end
+
+-- Acknowledge and delete a job's stream entry, if it has one.
+local function drop_entry(stream, group, entry)
+  if entry then
+    rcall('XACK', stream, group, entry)
+    rcall('XDEL', stream, entry)
+  end
+end
+
+-- Close an attempt record with an outcome and, optionally, an error.
+local function close_attempt(attempts, field, number, now, outcome, etype, emsg, tb)
+  local raw = rcall('HGET', attempts, field)
+  local at = raw and cjson.decode(raw) or {n = number}
+  at.f = now
+  at.o = outcome
+  if etype ~= '' then
+    at.x = etype
+    at.m = emsg
+    if tb ~= '' then at.tb = tb end
+  end
+  rcall('HSET', attempts, field, cjson.encode(at))
+end
+
+-- The entries of an XREADGROUP reply on one stream ({{stream, entries}}; some Redis
+-- emulations return {stream, entries}).
+local function read_entries(reply)
+  if type(reply) ~= 'table' or reply[1] == nil then return {} end
+  if type(reply[1]) == 'table' then return reply[1][2] end
+  return reply[2]
+end

@@ -1,0 +1,75 @@
+--[[ Record the end of attempts whose lease the caller still holds, then prune old jobs.
+KEYS[1] jobs  KEYS[2] status  KEYS[3] active  KEYS[4] scheduled  KEYS[5] attempts
+KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10] events
+KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
+KEYS[15..24] streams of bands 0..9
+ARGV[1] consumer group  ARGV[2] retention (ms)  ARGV[3] events maxlen
+ARGV[4..] ten values per job: id, lease token, attempt outcome, next state
+  (succeeded|failed|cancelled|scheduled), delay ms (for scheduled), result (msgpack or ''),
+  result ttl ms (-1: kept as long as the job), error type, error message, traceback
+Returns: one integer per job, 1 when recorded, 0 when the lease was no longer held
+(the attempt was taken over; nothing is written for it). ]]
+local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local results, result_expiry = KEYS[8], KEYS[9]
+local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local index = {succeeded = KEYS[12], failed = KEYS[13], cancelled = KEYS[14]}
+local out, changes = {}, {}
+
+for i = 4, #ARGV, 10 do
+  local id, token, outcome, next_state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local etype, emsg, tb = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  local raw = rcall('HGET', status, id)
+  local st = raw and cjson.decode(raw)
+  if not st or st.t ~= token then
+    out[#out + 1] = 0
+  else
+    drop_entry(KEYS[15 + st.b], group, st.e)
+    rcall('ZREM', active, id)
+    close_attempt(attempts, id .. ':' .. st.a, st.a, now, outcome, etype, emsg, tb)
+    st.t, st.e, st.s = nil, nil, next_state
+    if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
+    if next_state == 'scheduled' then
+      st.d = now + tonumber(ARGV[i + 4])
+      schedule(scheduled, KEYS[11], id, st.d)
+    else
+      st.f = now
+      rcall('ZADD', index[next_state], now, id)
+      if next_state == 'succeeded' then
+        rcall('HSET', results, id, ARGV[i + 5])
+        local ttl = tonumber(ARGV[i + 6])
+        if ttl >= 0 then rcall('ZADD', result_expiry, now + ttl, id) end
+      end
+    end
+    rcall('HSET', status, id, cjson.encode(st))
+    changes[#changes + 1] = {id, next_state}
+    out[#out + 1] = 1
+  end
+end
+emit(KEYS[10], maxlen, changes)
+
+-- Retention: forget finished jobs older than the retention, and results past their ttl.
+local limit = math.max(100, 2 * #out)
+for _, idx in ipairs({KEYS[12], KEYS[13], KEYS[14]}) do
+  local old = rcall('ZRANGEBYSCORE', idx, '-inf', now - retention, 'LIMIT', 0, limit)
+  for _, id in ipairs(old) do
+    local raw = rcall('HGET', status, id)
+    local n = raw and cjson.decode(raw).a or 0
+    for a = 1, n do
+      local field = id .. ':' .. a
+      rcall('HDEL', attempts, field)
+      rcall('HDEL', KEYS[6], field)
+      rcall('HDEL', KEYS[7], field)
+    end
+    rcall('HDEL', jobs, id)
+    rcall('HDEL', status, id)
+    rcall('HDEL', results, id)
+    rcall('ZREM', result_expiry, id)
+    rcall('ZREM', idx, id)
+  end
+end
+local expired = rcall('ZRANGEBYSCORE', result_expiry, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  rcall('HDEL', results, id)
+  rcall('ZREM', result_expiry, id)
+end
+return out

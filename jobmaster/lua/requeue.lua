@@ -1,0 +1,31 @@
+--[[ Hand running jobs back to their queue at once (a worker shutting down).
+KEYS[1] status  KEYS[2] active  KEYS[3] queued  KEYS[4] attempts  KEYS[5] events
+KEYS[6..15] streams of bands 0..9
+ARGV[1] consumer group  ARGV[2] reason  ARGV[3] events maxlen
+ARGV[4..] two values per job: id, lease token
+Each attempt is closed as 'lost' with the reason; the job gets a new stream entry.
+Returns: one integer per job, 1 when handed back, 0 when the lease was no longer held. ]]
+local status, active, queued, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, group, reason, maxlen = now_ms(), ARGV[1], ARGV[2], ARGV[3]
+local out, changes = {}, {}
+for i = 4, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local raw = rcall('HGET', status, id)
+  local st = raw and cjson.decode(raw)
+  if not st or st.t ~= token then
+    out[#out + 1] = 0
+  else
+    local stream = KEYS[6 + st.b]
+    drop_entry(stream, group, st.e)
+    close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'WorkerShutdown', reason, '')
+    st.s, st.t = 'queued', nil
+    st.e = add_entry(stream, group, id)
+    rcall('HSET', status, id, cjson.encode(st))
+    rcall('ZREM', active, id)
+    rcall('ZADD', queued, now, id)
+    changes[#changes + 1] = {id, 'queued'}
+    out[#out + 1] = 1
+  end
+end
+emit(KEYS[5], maxlen, changes)
+return out

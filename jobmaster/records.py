@@ -1,0 +1,117 @@
+"""Decoding of the records the Lua scripts and producers write (see keys.py for fields)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jobmaster.codec import DecodeError, load_json, load_record, unpack, unpack_stream
+from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
+
+
+def from_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def job_record(name: str, arguments: bytes, priority: int, created_ms: int) -> dict[str, Any]:
+    """The immutable part of a job, written once at enqueue."""
+    return {"n": name, "a": arguments, "p": priority, "c": created_ms}
+
+
+def decode_arguments(record: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a job record; invalid stream entries keep their raw fields instead."""
+    if "a" not in record:
+        return {"raw": record.get("raw")}
+    args = unpack(record["a"])
+    if not isinstance(args, dict):
+        raise DecodeError(f"job arguments must be a map, got {type(args).__name__}")
+    return args
+
+
+def _error(record: dict[str, Any]) -> ErrorInfo | None:
+    if "x" not in record:
+        return None
+    return ErrorInfo(type=record["x"], message=record.get("m", ""), traceback=record.get("tb"))
+
+
+def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:
+    """Log lines of an attempt and whether some were dropped for the size limit."""
+    if not data:
+        return [], False
+    lines: list[LogLine] = []
+    truncated = False
+    for item in unpack_stream(data):
+        if item is None:
+            truncated = True
+            continue
+        at, level, event, fields = item
+        lines.append(LogLine(at=from_ms(at), level=level, event=event, fields=fields or {}))
+    return lines, truncated
+
+
+def decode_attempt(raw: bytes, logs: bytes | None = None, progress: bytes | None = None) -> Attempt:
+    at = load_json(raw)
+    lines, truncated = decode_log(logs)
+    return Attempt(
+        number=at["n"],
+        worker_id=at.get("w", ""),
+        hostname=at.get("h", ""),
+        pid=at.get("p", 0),
+        started_at=from_ms(at.get("s", 0)),
+        finished_at=from_ms(at["f"]) if "f" in at else None,
+        outcome=AttemptOutcome(at["o"]) if "o" in at else None,
+        error=_error(at),
+        logs=lines,
+        logs_truncated=truncated,
+        progress=unpack(progress) if progress else None,
+    )
+
+
+def decode_job(
+    job_id: str,
+    queue: str,
+    record_raw: bytes,
+    status_raw: bytes,
+    result_raw: bytes | None,
+    attempts: list[Attempt],
+) -> Job:
+    record = load_record(record_raw)
+    status = load_json(status_raw)
+    state = JobState(status["s"])
+    return Job(
+        id=job_id,
+        name=record["n"],
+        queue=queue,
+        state=state,
+        arguments=decode_arguments(record),
+        priority=record.get("p", 0),
+        created_at=from_ms(record["c"]),
+        scheduled_for=from_ms(status["d"]) if "d" in status else None,
+        finished_at=from_ms(status["f"]) if "f" in status else None,
+        result=unpack(result_raw) if result_raw is not None else None,
+        error=_error(status),
+        attempts=attempts,
+    )
+
+
+def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
+    record = load_record(record_raw)
+    status = load_json(status_raw)
+    return JobSummary(
+        id=job_id,
+        name=record["n"],
+        queue=queue,
+        state=JobState(status["s"]),
+        priority=record.get("p", 0),
+        created_at=from_ms(record["c"]),
+        attempts=status.get("a", 0),
+        error=_error(status),
+    )
+
+
+def attempt_count(status_raw: bytes) -> int:
+    return int(load_json(status_raw).get("a", 0))
+
+
+def status_state(status_raw: bytes) -> JobState:
+    return JobState(load_json(status_raw)["s"])

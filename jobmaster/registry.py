@@ -1,0 +1,267 @@
+"""Registry: the application's job definitions and its Redis settings."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from jobmaster.context import Context
+from jobmaster.definition import OPTIONS, JobDefinition, Retry
+from jobmaster.errors import ConfigError, InvalidArguments, JobNotFound, UnknownJob
+from jobmaster.handle import JobHandle
+from jobmaster.handler import JobHandler
+from jobmaster.models import Job, JobState, JobSummary
+from jobmaster.overrides import JobConfig
+from jobmaster.settings import Settings, _explain
+from jobmaster.store import Store
+from jobmaster.sync_runner import SyncRunner
+from jobmaster.waiting import JobWaiter
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_DECORATOR_OPTIONS = ("name", *OPTIONS, "retry")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A store and a result waiter bound to one event loop."""
+
+    store: Store
+    waiter: JobWaiter
+
+
+class _JobDecorator:
+    def __init__(self, registry: Registry, options: dict[str, Any]) -> None:
+        self._registry = registry
+        self._options = options
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], Awaitable[R]]) -> JobHandler[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R]) -> JobHandler[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> JobHandler[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> JobHandler[P, R]: ...
+    def __call__(self, fn: Callable[..., Any]) -> JobHandler[Any, Any]:
+        return self._registry._register(fn, self._options)
+
+
+class Registry:
+    """The set of jobs of an application and where their data lives.
+
+    Args:
+        redis_url: the Redis to use (default: ``$JOBMASTER_REDIS_URL``, else localhost).
+        namespace: prefix of every key, so that several apps can share one Redis.
+        retention: seconds finished jobs and their attempts are kept (default 7 days).
+        lease: seconds a worker holds a job between renewals (default 30).
+        config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
+            (default: the working directory and its parents).
+        environ: the environment to read JOBMASTER_* variables from (default: os.environ).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        retention: float | None = None,
+        lease: float | None = None,
+        config_dir: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = Settings.load(
+            environ, redis_url=redis_url, namespace=namespace, retention=retention, lease=lease
+        )
+        self.job_config = JobConfig.discover(
+            Path(config_dir) if config_dir is not None else None, environ
+        )
+        self.jobs: dict[str, JobHandler[Any, Any]] = {}
+        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Connection] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sync: SyncRunner | None = None
+        self._sync_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.settings.namespace!r} jobs={sorted(self.jobs)}>"
+
+    # -- declaring jobs -----------------------------------------------------------------------
+
+    def job(self, _fn: Any = None, /, **options: Any) -> _JobDecorator:
+        """Declare a job handler: ``@registry.job(queue=..., timeout=..., retry=Retry(...))``.
+
+        Options: name (default: the function's name), queue, priority (0..9), timeout
+        (seconds), retry (a :class:`Retry`), result_ttl (seconds). Configuration files and
+        JOBMASTER_JOBS__* variables override them (see :mod:`jobmaster.overrides`).
+        """
+        if _fn is not None:
+            raise TypeError("use @registry.job() with parentheses, options as keywords")
+        unknown = sorted(set(options) - set(_DECORATOR_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"unknown job option(s) {', '.join(map(repr, unknown))}; "
+                f"valid options: {', '.join(_DECORATOR_OPTIONS)}"
+            )
+        return _JobDecorator(self, options)
+
+    def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> JobHandler[Any, Any]:
+        if not callable(fn):
+            raise TypeError(f"@registry.job() decorates a function, got {fn!r}")
+        name = str(options.get("name") or getattr(fn, "__name__", ""))
+        if name in self.jobs:
+            raise ConfigError(
+                f"a job named {name!r} is already registered; pass name= to tell them apart"
+            )
+        given = {k: v for k, v in options.items() if v is not None and k != "name"}
+        retry = given.get("retry")
+        if retry is not None and not isinstance(retry, Retry):
+            raise ConfigError(f"retry= takes a jobmaster.Retry(...), got {retry!r}")
+        try:
+            definition = JobDefinition(name=name, **given)
+        except ValidationError as exc:
+            raise ConfigError(f"job {name!r}: {_explain(exc)}") from None
+        definition = self.job_config.apply(definition)
+        handler: JobHandler[Any, Any] = JobHandler(self, fn, definition)
+        self.jobs[definition.name] = handler
+        return handler
+
+    def get(self, name: str) -> JobHandler[Any, Any]:
+        """The handler registered under ``name``."""
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jobs)) or "(none)"
+            raise UnknownJob(f"no job named {name!r}; registered jobs: {known}") from None
+
+    def queues(self) -> list[str]:
+        """The queues this registry's jobs go to by default, in a stable order."""
+        return sorted({h.definition.queue for h in self.jobs.values()})
+
+    def check_config(self) -> None:
+        """Fail if a configuration file configures a job this registry does not define."""
+        unknown = self.job_config.configured_names() - set(self.jobs)
+        if unknown:
+            raise ConfigError(
+                f"configuration names job(s) {', '.join(sorted(unknown))} that the registry "
+                f"does not define; defined: {', '.join(sorted(self.jobs)) or '(none)'}"
+            )
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connection(self) -> Connection:
+        """The store and waiter of the running event loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        conn = self._connections.get(loop)
+        if conn is None:
+            settings = self.settings
+            store = Store(
+                Redis.from_url(settings.redis_url),
+                settings.namespace,
+                events_maxlen=settings.events_maxlen,
+                log_bytes=settings.log_bytes,
+            )
+            conn = self._connections[loop] = Connection(store, JobWaiter(store))
+        return conn
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of this registry from synchronous code."""
+        with self._sync_lock:
+            if self._sync is None:
+                self._sync = SyncRunner()
+        return self._sync.run(coro)
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (and the synchronous runner's, if any)."""
+        conn = self._connections.pop(asyncio.get_running_loop(), None)
+        if conn is not None:
+            await conn.waiter.close()
+            await conn.store.close()
+
+    def close(self) -> None:
+        """Close the connections opened by the ``*_sync`` methods."""
+        with self._sync_lock:
+            runner, self._sync = self._sync, None
+        if runner is not None:
+            runner.run(self.aclose())
+            runner.close()
+
+    async def __aenter__(self) -> Registry:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- producing and inspecting by name -------------------------------------------------------
+
+    async def enqueue(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | Sequence[Any] | None = None,
+        **options: Any,
+    ) -> JobHandle[Any]:
+        """Enqueue a job by name: ``await registry.enqueue("add", {"a": 1, "b": 2})``.
+
+        ``arguments`` is a mapping of keyword arguments or a sequence of positional ones;
+        ``options`` are those of :meth:`JobHandler.options`.
+        """
+        handler = self.get(name)
+        opts = handler.options(**options)
+        if arguments is None:
+            return await opts.enqueue()
+        if isinstance(arguments, Mapping):
+            return await opts.enqueue(**arguments)
+        if isinstance(arguments, Sequence) and not isinstance(arguments, str | bytes):
+            return await opts.enqueue(*arguments)
+        raise InvalidArguments(
+            f"arguments must be a mapping (keywords) or a list (positional), got {arguments!r}"
+        )
+
+    def handle(self, job_id: str, queue: str) -> JobHandle[Any]:
+        """A handle to an existing job whose queue is known."""
+        return JobHandle(self, job_id, queue)
+
+    async def find(self, job_id: str) -> JobHandle[Any]:
+        """A handle to an existing job, looked up by id across every queue."""
+        queue = await self.connection().store.locate(job_id)
+        if queue is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return JobHandle(self, job_id, queue)
+
+    async def get_job(self, job_id: str) -> Job:
+        """A job with its state and attempts, from any process, by id."""
+        return await (await self.find(job_id)).info()
+
+    async def known_queues(self) -> list[str]:
+        """Every queue that has had a job in this namespace."""
+        return await self.connection().store.queues()
+
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobSummary]:
+        """A page of a queue's jobs in one state, newest first (scheduled: soonest first)."""
+        if limit < 1 or offset < 0:
+            raise ValueError("limit must be >= 1 and offset >= 0")
+        return await self.connection().store.list_jobs(
+            queue, JobState(state), offset=offset, limit=limit
+        )
+
+    async def count_jobs(self, queue: str) -> dict[JobState, int]:
+        """Jobs per state in a queue (one cheap count per state)."""
+        return await self.connection().store.counts(queue)

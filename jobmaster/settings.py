@@ -1,0 +1,68 @@
+"""Settings of a registry and its workers: keyword arguments, else JOBMASTER_* variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobmaster.errors import ConfigError
+
+ENV_PREFIX = "JOBMASTER_"
+JOBS_ENV_PREFIX = "JOBMASTER_JOBS__"
+"""Per-job overrides: JOBMASTER_JOBS__<NAME>__<OPTION> (see definition.py)."""
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseModel):
+    """Where the data lives and how long it is kept. Durations are in seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    redis_url: str = DEFAULT_REDIS_URL
+    namespace: str = Field(default="jobmaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    retention: float = Field(default=7 * 86400, gt=0)
+    """How long finished jobs, their attempts and logs are kept."""
+    lease: float = Field(default=30.0, gt=0)
+    """How long a worker holds a job without renewing; renewed every lease/3."""
+    events_maxlen: int = Field(default=10_000, ge=100)
+    """Entries kept in each queue's events stream (each lists one batch of changes)."""
+    log_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Most bytes of log lines kept per attempt; later lines are dropped and marked."""
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+        """Explicit keyword arguments (not None) win over JOBMASTER_* variables."""
+        env = os.environ if environ is None else environ
+        valid = sorted(cls.model_fields)
+        values: dict[str, Any] = {}
+        for var, value in env.items():
+            if not var.startswith(ENV_PREFIX) or var.startswith(JOBS_ENV_PREFIX):
+                continue
+            name = var[len(ENV_PREFIX) :].lower()
+            if name not in cls.model_fields:
+                raise ConfigError(
+                    f"unknown setting {var}; valid: "
+                    + ", ".join(ENV_PREFIX + v.upper() for v in valid)
+                    + f" and {JOBS_ENV_PREFIX}<JOB>__<OPTION>"
+                )
+            values[name] = value
+        for name, value in explicit.items():
+            if name not in cls.model_fields:
+                raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(valid)}")
+            if value is not None:
+                values[name] = value
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid settings: {_explain(exc)}") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+        for e in exc.errors()
+    )

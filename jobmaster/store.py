@@ -1,0 +1,427 @@
+"""The only module that talks to Redis: typed async methods over the Lua scripts.
+
+Every key comes from :mod:`jobmaster.keys`; every state change is one script call
+(:mod:`jobmaster.scripts`), batched over many jobs where the caller has many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobmaster.codec import load_json, pack, unpack
+from jobmaster.keys import Keys, QueueKeys, attempt_field
+from jobmaster.models import Attempt, Job, JobState, JobSummary, WorkerInfo
+from jobmaster.records import (
+    attempt_count,
+    decode_attempt,
+    decode_job,
+    decode_summary,
+    status_state,
+)
+from jobmaster.scripts import Scripts
+
+GROUP = "workers"
+"""The consumer group every worker of every queue belongs to."""
+
+ENQUEUE_CHUNK = 1000
+"""Jobs per enqueue script call: large batches are split so no call blocks Redis long."""
+
+_ASCENDING_STATES = frozenset({JobState.SCHEDULED})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    record: bytes
+    band: int
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: str
+    attempt: int
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    jobs: list[ClaimedJob]
+    newest: list[bytes]
+    """When nothing was claimed: the newest entry id of each band, to wait from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The end of an attempt, as the worker reports it."""
+
+    job_id: str
+    token: str
+    outcome: str
+    next_state: str
+    delay_ms: int = 0
+    result: bytes = b""
+    result_ttl_ms: int = -1
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+
+    def argv(self) -> tuple[Any, ...]:
+        return (
+            self.job_id,
+            self.token,
+            self.outcome,
+            self.next_state,
+            self.delay_ms,
+            self.result,
+            self.result_ttl_ms,
+            self.error_type,
+            self.error_message,
+            self.traceback,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Log lines and progress of a running attempt, to be appended to its record."""
+
+    job_id: str
+    attempt: int
+    lines: bytes = b""
+    progress: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    promoted: int
+    next_due_ms: int
+    """Milliseconds until the next scheduled job is due, -1 when there is none."""
+    timers_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    queue: str
+    job_id: str
+    state: JobState
+
+
+class _QueueKeyLists:
+    """The KEYS list of every script for one queue, computed once."""
+
+    def __init__(self, k: QueueKeys) -> None:
+        idx = k.index
+        s = k.streams
+        self.enqueue = (k.jobs, k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
+        self.claim = (
+            k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
+        )  # fmt: skip
+        self.finish = (
+            k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
+            k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
+            idx("cancelled"), *s,
+        )  # fmt: skip
+        self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
+        self.requeue = (k.status, idx("active"), idx("queued"), k.attempts, k.events, *s)
+        self.renew = (k.status, idx("active"))
+        self.record_output = (k.logs, k.progress)
+
+
+class Store:
+    """Typed access to one namespace of jobmaster data in one Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = "jobmaster",
+        *,
+        events_maxlen: int = 10_000,
+        log_bytes: int = 256 * 1024,
+    ) -> None:
+        self.redis = redis
+        self.keys = Keys(namespace)
+        self.events_maxlen = events_maxlen
+        self.log_bytes = log_bytes
+        self._scripts = Scripts(redis)
+        self._key_lists: dict[str, _QueueKeyLists] = {}
+        self._known_queues: set[str] = set()
+
+    def _k(self, queue: str) -> _QueueKeyLists:
+        lists = self._key_lists.get(queue)
+        if lists is None:
+            lists = self._key_lists[queue] = _QueueKeyLists(self.keys.queue(queue))
+        return lists
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        """Create jobs; for each, False when its id already existed (nothing written)."""
+        keys = self._k(queue).enqueue
+        script = self._scripts.enqueue
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        if len(chunks) == 1 and queue in self._known_queues:
+            created = await script(keys, self._enqueue_argv(chunks[0]))
+            return [bool(c) for c in created]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if queue not in self._known_queues:
+                pipe.sadd(self.keys.queues, queue)
+            for chunk in chunks:
+                await script(keys, self._enqueue_argv(chunk), client=pipe)
+            replies = await pipe.execute()
+        self._known_queues.add(queue)
+        return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
+
+    def _enqueue_argv(self, jobs: Sequence[NewJob]) -> list[Any]:
+        argv: list[Any] = [GROUP, self.events_maxlen]
+        for job in jobs:
+            argv += (job.id, job.record, job.band, job.delay_ms)
+        return argv
+
+    # -- the worker's hot path ---------------------------------------------------------------
+
+    async def ensure_groups(self, queue: str) -> None:
+        """Create the streams and consumer group of every band of a queue (idempotent)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.queues, queue)
+            for stream in k.streams:
+                pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                raise reply
+        self._known_queues.add(queue)
+
+    async def claim(
+        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int
+    ) -> Claim:
+        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts."""
+        claimed, newest = await self._scripts.claim(
+            self._k(queue).claim,
+            (GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen),
+        )
+        jobs = [
+            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2])
+            for i in range(0, len(claimed), 3)
+        ]
+        return Claim(jobs, newest)
+
+    async def finish(
+        self, queue: str, completions: Sequence[Completion], retention_ms: int
+    ) -> list[bool]:
+        """Record ended attempts; False where the lease was no longer held (nothing written)."""
+        argv: list[Any] = [GROUP, retention_ms, self.events_maxlen]
+        for completion in completions:
+            argv += completion.argv()
+        recorded = await self._scripts.finish(self._k(queue).finish, argv)
+        return [bool(r) for r in recorded]
+
+    async def renew(self, queue: str, leases: Iterable[Lease], lease_ms: int) -> list[str]:
+        """Extend leases; returns the ids of jobs whose lease this worker no longer holds."""
+        argv: list[Any] = [lease_ms]
+        for lease in leases:
+            argv += (lease.job_id, lease.token)
+        if len(argv) == 1:
+            return []
+        lost = await self._scripts.renew(self._k(queue).renew, argv)
+        return [job_id.decode() for job_id in lost]
+
+    async def requeue(self, queue: str, leases: Sequence[Lease], reason: str) -> list[bool]:
+        """Hand running jobs back to the queue at once, closing their attempts as lost."""
+        argv: list[Any] = [GROUP, reason, self.events_maxlen]
+        for lease in leases:
+            argv += (lease.job_id, lease.token)
+        done = await self._scripts.requeue(self._k(queue).requeue, argv)
+        return [bool(d) for d in done]
+
+    async def promote(self, queue: str, limit: int = 1000) -> Promotion:
+        """Move due scheduled jobs to their stream; says when the next one is due."""
+        promoted, next_due, timers_id = await self._scripts.promote(
+            self._k(queue).promote, (limit, GROUP, self.events_maxlen)
+        )
+        return Promotion(int(promoted), int(next_due), timers_id)
+
+    async def record_output(self, queue: str, outputs: Sequence[Output]) -> None:
+        """Append log lines and set progress of running attempts."""
+        argv: list[Any] = [self.log_bytes]
+        for out in outputs:
+            argv += (attempt_field(out.job_id, out.attempt), out.lines, out.progress)
+        await self._scripts.record_output(self._k(queue).record_output, argv)
+
+    async def wait_for_entries(
+        self, newest: Mapping[str, Sequence[bytes]], timeout_ms: int
+    ) -> bool:
+        """Block until an entry newer than ``newest`` (per queue, per band) is added."""
+        streams: dict[Any, Any] = {}
+        for queue, ids in newest.items():
+            for band, stream in enumerate(self.keys.queue(queue).streams):
+                streams[stream] = ids[band] if band < len(ids) else b"0-0"
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
+        """Block until a job becomes due earlier than expected on one of the queues."""
+        streams: dict[Any, Any] = {
+            self.keys.queue(queue).timers: last for queue, last in newest.items()
+        }
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def newest_event_ids(self, queues: Iterable[str]) -> dict[str, bytes]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            names = list(queues)
+            for queue in names:
+                pipe.xrevrange(self.keys.queue(queue).events, count=1)
+            replies = await pipe.execute()
+        return {q: (r[0][0] if r else b"0-0") for q, r in zip(names, replies, strict=True)}
+
+    async def read_events(
+        self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
+    ) -> list[Event]:
+        """Events after ``positions`` (updated in place), waiting up to ``block_ms``."""
+        by_stream = {self.keys.queue(q).events: q for q in positions}
+        streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
+        reply: Any = await self.redis.xread(streams, count=count, block=block_ms)
+        events: list[Event] = []
+        for stream, entries in reply or []:
+            queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                positions[queue] = entry_id
+                for job_id, state in load_json(fields[b"d"]):
+                    events.append(Event(queue, job_id, JobState(state)))
+        return events
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def heartbeat(self, info: WorkerInfo, ttl_ms: int) -> None:
+        """Publish a worker's state; it disappears ``ttl_ms`` after the last heartbeat."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.worker(info.id), pack(info.model_dump()), px=ttl_ms)
+            pipe.zadd(self.keys.workers, {info.id: int(info.last_seen * 1000)})
+            await pipe.execute()
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.worker(worker_id))
+            pipe.zrem(self.keys.workers, worker_id)
+            await pipe.execute()
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers (those whose heartbeat has not expired); forgets dead ones."""
+        ids: Any = await self.redis.zrange(self.keys.workers, 0, -1)
+        if not ids:
+            return []
+        raws: Any = await self.redis.mget([self.keys.worker(i.decode()) for i in ids])
+        dead = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if dead:
+            await self.redis.zrem(self.keys.workers, *dead)
+        return [WorkerInfo.model_validate(unpack(raw)) for raw in raws if raw is not None]
+
+    # -- inspection --------------------------------------------------------------------------
+
+    async def queues(self) -> list[str]:
+        names: Any = await self.redis.smembers(self.keys.queues)
+        return sorted(n.decode() for n in names)
+
+    async def locate(self, job_id: str) -> str | None:
+        """The queue holding a job, or None."""
+        names = await self.queues()
+        if not names:
+            return None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in names:
+                pipe.hexists(self.keys.queue(queue).status, job_id)
+            found = await pipe.execute()
+        return next((q for q, f in zip(names, found, strict=True) if f), None)
+
+    async def state(self, queue: str, job_id: str) -> JobState | None:
+        raw: Any = await self.redis.hget(self.keys.queue(queue).status, job_id)
+        return status_state(raw) if raw else None
+
+    async def job(self, queue: str, job_id: str, *, with_logs: bool = True) -> Job | None:
+        """A job with every attempt (and their log lines), or None when it does not exist."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.jobs, job_id)
+            pipe.hget(k.status, job_id)
+            pipe.hget(k.results, job_id)
+            record_raw, status_raw, result_raw = await pipe.execute()
+        if record_raw is None or status_raw is None:
+            return None
+        attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
+        return decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
+
+    async def _attempts(
+        self, k: QueueKeys, job_id: str, count: int, with_logs: bool
+    ) -> list[Attempt]:
+        if count == 0:
+            return []
+        fields = [attempt_field(job_id, n) for n in range(1, count + 1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(k.attempts, fields)
+            pipe.hmget(k.logs, fields) if with_logs else pipe.echo(b"")
+            pipe.hmget(k.progress, fields)
+            raw_attempts, raw_logs, raw_progress = await pipe.execute()
+        if not with_logs:
+            raw_logs = [None] * count
+        return [
+            decode_attempt(a, logs, progress)
+            for a, logs, progress in zip(raw_attempts, raw_logs, raw_progress, strict=True)
+            if a is not None
+        ]
+
+    async def result(self, queue: str, job_id: str) -> bytes | None:
+        raw: Any = await self.redis.hget(self.keys.queue(queue).results, job_id)
+        return raw if raw is None else bytes(raw)
+
+    async def count(self, queue: str, state: JobState) -> int:
+        return int(await self.redis.zcard(self.keys.queue(queue).index(state.value)))
+
+    async def counts(self, queue: str) -> dict[JobState, int]:
+        """Jobs per state in a queue: one ZCARD per state, in one round trip."""
+        states = [s for s in JobState if s is not JobState.BLOCKED]
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.zcard(k.index(state.value))
+            replies = await pipe.execute()
+        return {s: int(n) for s, n in zip(states, replies, strict=True)}
+
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobSummary]:
+        """One page of a queue's jobs in a state: newest first (scheduled: soonest due first)."""
+        k = self.keys.queue(queue)
+        index = k.index(state.value)
+        stop = offset + limit - 1
+        ids: Any
+        if state in _ASCENDING_STATES:
+            ids = await self.redis.zrange(index, offset, stop)
+        else:
+            ids = await self.redis.zrevrange(index, offset, stop)
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(k.jobs, ids)
+            pipe.hmget(k.status, ids)
+            records, statuses = await pipe.execute()
+        return [
+            decode_summary(job_id.decode(), queue, record, status)
+            for job_id, record, status in zip(ids, records, statuses, strict=True)
+            if record is not None and status is not None
+        ]

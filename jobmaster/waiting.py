@@ -1,0 +1,109 @@
+"""Waiting for jobs to finish, without polling: one blocking reader of the events streams
+per store, shared by every waiter in the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+
+import structlog
+
+from jobmaster.errors import JobNotFound, ResultTimeout
+from jobmaster.models import JobState
+from jobmaster.store import Store
+
+log = structlog.get_logger("jobmaster.waiting")
+
+RECHECK_SECONDS = 5.0
+"""A waiter re-reads its job's state this often in case events were trimmed unread."""
+BLOCK_MS = 5000
+
+
+class JobWaiter:
+    """Resolves waiters as the events stream reports their jobs finished."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._positions: dict[str, bytes] = {}
+        self._waiters: defaultdict[tuple[str, str], list[asyncio.Future[JobState]]] = defaultdict(
+            list
+        )
+        self._reader: asyncio.Task[None] | None = None
+
+    async def wait(self, queue: str, job_id: str, timeout: float | None) -> JobState:
+        """The job's final state, once it has one; :class:`ResultTimeout` after ``timeout``."""
+        if queue not in self._positions:
+            # The position is taken before the state is read, so no later event is missed.
+            self._positions.update(await self._store.newest_event_ids([queue]))
+            self._restart_reader()
+        elif self._reader is None or self._reader.done():
+            self._restart_reader()
+        future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
+        key = (queue, job_id)
+        self._waiters[key].append(future)
+        try:
+            return await self._await(queue, job_id, future, timeout)
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(future)
+                if not waiters:
+                    del self._waiters[key]
+
+    async def _await(
+        self, queue: str, job_id: str, future: asyncio.Future[JobState], timeout: float | None
+    ) -> JobState:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            state = await self._store.state(queue, job_id)
+            if state is None:
+                raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+            if state.is_final:
+                return state
+            remaining = RECHECK_SECONDS if deadline is None else deadline - loop.time()
+            if remaining <= 0:
+                raise ResultTimeout(
+                    f"job {job_id} did not finish within {timeout:g}s (it is {state.value})"
+                )
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(future), min(remaining, RECHECK_SECONDS)
+                )
+            except TimeoutError:
+                continue
+
+    def _restart_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        delay = 0.05
+        while self._waiters:
+            try:
+                events = await self._store.read_events(self._positions, BLOCK_MS)
+                delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dropped connection: waiters re-check on their own
+                log.warning("events read failed; retrying", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for event in events:
+                if not event.state.is_final:
+                    continue
+                for future in self._waiters.get((event.queue, event.job_id), ()):
+                    if not future.done():
+                        future.set_result(event.state)
+        self._positions.clear()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None

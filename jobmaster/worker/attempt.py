@@ -1,0 +1,163 @@
+"""Running one attempt of one job, and turning how it ended into a Completion."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import traceback
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jobmaster.codec import DecodeError, load_record, pack
+from jobmaster.context import Context, LineEcho
+from jobmaster.definition import JobDefinition
+from jobmaster.errors import InvalidArguments, RetryLater
+from jobmaster.models import AttemptOutcome, JobState
+from jobmaster.records import decode_arguments
+from jobmaster.store import Completion
+
+if TYPE_CHECKING:
+    from jobmaster.registry import Registry
+
+
+@dataclass(slots=True)
+class RunningJob:
+    """A job this worker holds the lease of."""
+
+    queue: str
+    job_id: str
+    attempt: int
+    token: str
+    name: str = ""
+    ctx: Context | None = None
+    task: asyncio.Task[None] | None = None
+    lease_lost: bool = False
+
+
+class AttemptTimeout(TimeoutError):
+    """The attempt ran longer than its job's timeout."""
+
+
+def failed(
+    job: RunningJob,
+    exc: BaseException,
+    definition: JobDefinition | None,
+    *,
+    outcome: AttemptOutcome = AttemptOutcome.FAILED,
+    retryable: bool = True,
+) -> Completion:
+    """The completion of an attempt that raised: retried later, or the job fails."""
+    delay = 0.0
+    retry = False
+    if definition is not None and retryable:
+        policy = definition.retry
+        if isinstance(exc, RetryLater):
+            retry, delay = job.attempt < policy.max_attempts, exc.delay
+        elif policy.retries(exc, job.attempt):
+            retry, delay = True, policy.delay(job.attempt)
+    return Completion(
+        job_id=job.job_id,
+        token=job.token,
+        outcome=outcome.value,
+        next_state=(JobState.SCHEDULED if retry else JobState.FAILED).value,
+        delay_ms=int(delay * 1000),
+        error_type=type(exc).__qualname__,
+        error_message=str(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+async def run_attempt(
+    registry: Registry,
+    job: RunningJob,
+    record: bytes,
+    *,
+    executor: Executor | None,
+    echo: LineEcho | None,
+    retention_s: float,
+) -> Completion:
+    """Decode, validate and run one claimed job; every way it can end becomes a Completion."""
+    try:
+        data = load_record(record)
+        job.name = data["n"]
+        arguments = decode_arguments(data)
+    except (DecodeError, KeyError, TypeError) as exc:
+        return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)
+    handler = registry.jobs.get(job.name)
+    if handler is None:
+        known = ", ".join(sorted(registry.jobs)) or "(none)"
+        error = LookupError(f"no handler named {job.name!r} in this worker; it has: {known}")
+        return failed(job, error, None)
+    definition = handler.definition
+    signature = handler.signature
+    try:
+        positional, keywords = signature.call_arguments(signature.validate(arguments))
+    except InvalidArguments as exc:
+        return failed(job, exc, definition, retryable=False)
+    if signature.takes_context:
+        job.ctx = Context(job.job_id, job.name, job.queue, job.attempt, echo)
+        positional.insert(0, job.ctx)
+    timeout = definition.timeout
+    try:
+        if handler.is_async:
+            value = await _run_async(handler.fn, positional, keywords, timeout)
+        else:
+            value = await _run_sync(handler.fn, positional, keywords, timeout, executor, job.ctx)
+    except AttemptTimeout as exc:
+        return failed(job, exc, definition, outcome=AttemptOutcome.TIMED_OUT)
+    except Exception as exc:
+        return failed(job, exc, definition)
+    try:
+        result = pack(signature.encode_result(value))
+    except Exception as exc:
+        unstorable = TypeError(f"the result of {job.name} cannot be stored: {exc}")
+        return failed(job, unstorable, definition, retryable=False)
+    ttl = definition.result_ttl
+    return Completion(
+        job_id=job.job_id,
+        token=job.token,
+        outcome=AttemptOutcome.SUCCEEDED.value,
+        next_state=JobState.SUCCEEDED.value,
+        result=result,
+        result_ttl_ms=-1 if ttl is None or ttl >= retention_s else int(ttl * 1000),
+    )
+
+
+async def _run_async(
+    fn: Any, positional: list[Any], keywords: dict[str, Any], timeout: float | None
+) -> Any:
+    if timeout is None:
+        return await fn(*positional, **keywords)
+    try:
+        async with asyncio.timeout(timeout) as scope:
+            return await fn(*positional, **keywords)
+    except TimeoutError:
+        if scope.expired():
+            raise AttemptTimeout(f"the attempt exceeded its timeout of {timeout:g}s") from None
+        raise
+
+
+async def _run_sync(
+    fn: Any,
+    positional: list[Any],
+    keywords: dict[str, Any],
+    timeout: float | None,
+    executor: Executor | None,
+    ctx: Context | None,
+) -> Any:
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(executor, functools.partial(fn, *positional, **keywords))
+    try:
+        if timeout is None:
+            return await future
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if not done:
+            # A thread cannot be stopped from outside: the handler is told to stop through
+            # ctx.cancelled, and the attempt ends now.
+            raise AttemptTimeout(f"the attempt exceeded its timeout of {timeout:g}s")
+        return future.result()
+    except BaseException:
+        if ctx is not None:
+            ctx.cancelled.set()
+        raise

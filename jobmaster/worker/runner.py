@@ -1,0 +1,490 @@
+"""The worker: fetches into free slots, runs attempts, records how they end.
+
+Every background loop is started in :meth:`Worker.run`: fetching, flushing completions and
+output, renewing leases, promoting due jobs and heartbeating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from jobmaster.definition import QUEUE_PATTERN
+from jobmaster.errors import ConfigError
+from jobmaster.models import WorkerInfo
+from jobmaster.registry import Registry
+from jobmaster.store import Completion, Lease, Output, Store
+from jobmaster.worker.attempt import RunningJob, run_attempt
+
+BLOCK_MS = 5_000
+"""Longest blocking read for new entries or timers (shorter waits come from due times)."""
+OUTPUT_INTERVAL = 0.25
+"""How often log lines and progress of running attempts are written."""
+HEARTBEAT_INTERVAL = 5.0
+RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class Worker:
+    """Runs a registry's jobs from its queues.
+
+    Args:
+        registry: the jobs this worker can run and where their data lives.
+        queues: queues to consume, in priority order (default: every queue the registry's
+            jobs use).
+        concurrency: attempts run at once (async in the loop, sync in threads).
+        burst: stop once nothing is queued, due or running.
+        burst_scheduled: in burst mode, also wait for scheduled jobs (delays, retries).
+        lease: seconds a job is held between renewals (default: the registry's setting).
+        grace: seconds running attempts get to finish at shutdown before they are
+            cancelled and handed back.
+        install_signal_handlers: stop on SIGTERM/SIGINT (a second signal: stop now).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 100,
+        burst: bool = False,
+        burst_scheduled: bool = False,
+        lease: float | None = None,
+        grace: float = 30.0,
+        install_signal_handlers: bool = True,
+        echo_job_logs: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        if grace < 0:
+            raise ConfigError(f"grace must be >= 0 seconds, got {grace}")
+        self.registry = registry
+        self.queues = list(queues) if queues else registry.queues()
+        if not self.queues:
+            raise ConfigError("the registry defines no jobs and no queues were given")
+        bad = [q for q in self.queues if not re.match(QUEUE_PATTERN, q)]
+        if bad:
+            raise ConfigError(f"invalid queue name(s): {', '.join(map(repr, bad))}")
+        self.concurrency = concurrency
+        self.burst = burst
+        self.burst_scheduled = burst_scheduled
+        self.lease = registry.settings.lease if lease is None else lease
+        if self.lease <= 0:
+            raise ConfigError(f"lease must be > 0 seconds, got {self.lease}")
+        self.grace = grace
+        self.install_signal_handlers = install_signal_handlers
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.hostname}-{self.pid}-{uuid.uuid4().hex[:8]}"
+        self.jobs_done = 0
+        self.started_at = time.time()
+        self.log = structlog.get_logger("jobmaster.worker").bind(worker=self.id)
+        self._echo = self._echo_line if echo_job_logs else None
+        self._lease_ms = int(self.lease * 1000)
+        self._retention_ms = int(registry.settings.retention * 1000)
+        self._running: dict[tuple[str, str], RunningJob] = {}
+        self._completions: defaultdict[str, list[tuple[RunningJob, Completion]]] = defaultdict(list)
+        self._outputs: defaultdict[str, list[Output]] = defaultdict(list)
+        self._executor: ThreadPoolExecutor | None = None
+        self._store: Store | None = None
+        self._stopping = False
+        self._handing_back = False
+        self._fetch_waiting = False
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._timers_read: asyncio.Future[bool] | None = None
+        self._slot_freed = asyncio.Event()
+        self._flush_wanted = asyncio.Event()
+        self._hurry = asyncio.Event()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the worker is not running")
+        return self._store
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until stopped (or, in burst mode, until there is nothing left to do)."""
+        settings = self.registry.settings
+        self.registry.check_config()
+        self._store = Store(
+            Redis.from_url(settings.redis_url),
+            settings.namespace,
+            events_maxlen=settings.events_maxlen,
+            log_bytes=settings.log_bytes,
+        )
+        if any(not h.is_async for h in self.registry.jobs.values()):
+            self._executor = ThreadPoolExecutor(self.concurrency, "jobmaster-sync")
+        loop = asyncio.get_running_loop()
+        if self.install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        upkeep: list[asyncio.Future[Any]] = []
+        try:
+            await self._with_retries("start", self._register_queues)
+            upkeep = [
+                loop.create_task(self._flush_loop(), name="jobmaster-flush"),
+                loop.create_task(self._renew_loop(), name="jobmaster-renew"),
+                loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
+            ]
+            if not self.burst:
+                upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
+            self.log.info(
+                "worker started",
+                queues=self.queues,
+                concurrency=self.concurrency,
+                burst=self.burst,
+            )
+            self._fetch_task = loop.create_task(self._fetch_loop(), name="jobmaster-fetch")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetch_task
+            await self._drain()
+        finally:
+            for task in upkeep:
+                task.cancel()
+            if self._timers_read is not None:
+                self._timers_read.cancel()
+                upkeep.append(self._timers_read)
+            await asyncio.gather(*upkeep, return_exceptions=True)
+            await self._flush_until_empty()
+            with contextlib.suppress(Exception):
+                await self.store.remove_worker(self.id)
+            if self.install_signal_handlers:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            await self.store.close()
+            self.log.info("worker stopped", jobs_done=self.jobs_done)
+
+    def stop(self) -> None:
+        """Stop fetching; running attempts get the grace period to finish."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._slot_freed.set()
+        if self._fetch_task is not None and self._fetch_waiting:
+            self._fetch_task.cancel()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stopping:
+            self.log.warning("second signal: handing back running jobs now", signal=sig.name)
+            self._hurry.set()
+            return
+        self.log.info("signal received: finishing running jobs", signal=sig.name, grace=self.grace)
+        self.stop()
+
+    async def _register_queues(self) -> None:
+        for queue in self.queues:
+            await self.store.ensure_groups(queue)
+
+    async def _drain(self) -> None:
+        """Let running attempts finish within the grace period, then hand the rest back."""
+        tasks = [job.task for job in self._running.values() if job.task is not None]
+        if tasks:
+            waits: list[asyncio.Future[Any]] = [
+                asyncio.gather(*tasks, return_exceptions=True),
+                asyncio.ensure_future(self._hurry.wait()),
+            ]
+            await asyncio.wait(waits, timeout=self.grace, return_when=asyncio.FIRST_COMPLETED)
+            waits[1].cancel()
+        leftover = list(self._running.values())
+        if not leftover:
+            return
+        self._handing_back = True
+        for job in leftover:
+            if job.ctx is not None:
+                job.ctx.cancelled.set()
+            if job.task is not None:
+                job.task.cancel()
+        await asyncio.gather(*(j.task for j in leftover if j.task), return_exceptions=True)
+        by_queue: defaultdict[str, list[Lease]] = defaultdict(list)
+        for job in leftover:
+            by_queue[job.queue].append(Lease(job.job_id, job.token))
+        for queue, leases in by_queue.items():
+            await self._with_retries(
+                "hand back",
+                lambda q=queue, ls=leases: self.store.requeue(q, ls, "worker shutting down"),
+            )
+        self.log.info("handed back running jobs", count=len(leftover))
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._slot_freed.clear()
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                await self._slot_freed.wait()
+                continue
+            try:
+                if not await self._fetch_once(free):
+                    return
+                failures = 0
+            except asyncio.CancelledError:
+                if self._stopping:
+                    return
+                raise
+            except Exception as exc:  # Redis went away: keep the process, back off, go on
+                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+                failures += 1
+                self.log.warning("fetch failed; retrying", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def _fetch_once(self, free: int) -> bool:
+        """Claim into free slots, or block until there is work; False when a burst is over."""
+        claimed, newest = await self._claim(free)
+        if claimed:
+            return True
+        if self.burst:
+            return await self._burst_continues()
+        await self._interruptible(self.store.wait_for_entries(newest, BLOCK_MS))
+        return True
+
+    async def _interruptible(self, wait: Any) -> None:
+        """A blocking read that :meth:`stop` may cancel (nothing is lost by cancelling it)."""
+        self._fetch_waiting = True
+        try:
+            await wait
+        finally:
+            self._fetch_waiting = False
+
+    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]]]:
+        total = 0
+        newest: dict[str, list[bytes]] = {}
+        for queue in self.queues:
+            if free <= 0:
+                break
+            claim = await self.store.claim(
+                queue, self.id, free, self._lease_ms, self.hostname, self.pid
+            )
+            for claimed in claim.jobs:
+                self._start(queue, claimed.id, claimed.attempt, claimed.record)
+            free -= len(claim.jobs)
+            total += len(claim.jobs)
+            if not claim.jobs:
+                newest[queue] = claim.newest
+        return total, newest
+
+    async def _burst_continues(self) -> bool:
+        """In burst mode, with nothing claimable: wait for what may still bring work."""
+        if self._running:
+            await self._slot_freed.wait()
+            return True
+        next_due = -1
+        timers: dict[str, bytes] = {}
+        for queue in self.queues:
+            promotion = await self.store.promote(queue)
+            if promotion.promoted:
+                return True
+            timers[queue] = promotion.timers_id
+            if promotion.next_due_ms >= 0:
+                due = promotion.next_due_ms
+                next_due = due if next_due < 0 else min(next_due, due)
+        if self.burst_scheduled and next_due >= 0:
+            await self._interruptible(self._wait_for_timers(timers, min(next_due, BLOCK_MS)))
+            return True
+        return False
+
+    def _start(self, queue: str, job_id: str, attempt: int, record: bytes) -> None:
+        job = RunningJob(queue, job_id, attempt, f"{self.id}/{attempt}")
+        self._running[(queue, job_id)] = job
+        job.task = asyncio.get_running_loop().create_task(self._execute(job, record))
+
+    async def _execute(self, job: RunningJob, record: bytes) -> None:
+        completion = None
+        try:
+            completion = await run_attempt(
+                self.registry,
+                job,
+                record,
+                executor=self._executor,
+                echo=self._echo,
+                retention_s=self.registry.settings.retention,
+            )
+        except asyncio.CancelledError:
+            if not (self._handing_back or job.lease_lost):
+                raise
+        finally:
+            del self._running[(job.queue, job.job_id)]
+            self._slot_freed.set()
+        if completion is not None and not job.lease_lost:
+            self._take_output(job)
+            self._completions[job.queue].append((job, completion))
+            self._flush_wanted.set()
+
+    def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        method = getattr(self.log, level, self.log.info)
+        method(event, **fields)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _take_output(self, job: RunningJob) -> None:
+        if job.ctx is None:
+            return
+        lines, progress = job.ctx.take_output()
+        if lines or progress:
+            self._outputs[job.queue].append(Output(job.job_id, job.attempt, lines, progress))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if any(job.ctx is not None for job in self._running.values()):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_wanted.wait(), OUTPUT_INTERVAL)
+                for job in self._running.values():
+                    self._take_output(job)
+            else:
+                await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            await self._with_retries("record", self._flush)
+
+    async def _flush(self) -> None:
+        """Write pending output, then pending completions, queue by queue."""
+        outputs, self._outputs = self._outputs, defaultdict(list)
+        completions, self._completions = self._completions, defaultdict(list)
+        try:
+            for queue, batch in list(outputs.items()):
+                await self.store.record_output(queue, batch)
+                del outputs[queue]
+            for queue, done in list(completions.items()):
+                recorded = await self.store.finish(queue, [c for _, c in done], self._retention_ms)
+                del completions[queue]
+                self.jobs_done += len(done)
+                for (job, _), ok in zip(done, recorded, strict=True):
+                    if not ok:
+                        self.log.warning(
+                            "attempt ended after its lease was lost; its result was discarded",
+                            job_id=job.job_id,
+                            attempt=job.attempt,
+                        )
+        except BaseException:
+            for queue, batch in outputs.items():  # keep what was not written, in order
+                self._outputs[queue][:0] = batch
+            for queue, done in completions.items():
+                self._completions[queue][:0] = done
+            raise
+
+    async def _flush_until_empty(self) -> None:
+        for job in self._running.values():
+            self._take_output(job)
+        if self._outputs or self._completions:
+            await self._with_retries("record", self._flush, attempts=len(RETRY_DELAYS))
+
+    # -- upkeep --------------------------------------------------------------------------------
+
+    def _leases(self) -> dict[str, list[Lease]]:
+        """Leases to keep: running attempts and ended ones not yet recorded."""
+        leases: defaultdict[str, list[Lease]] = defaultdict(list)
+        for job in self._running.values():
+            leases[job.queue].append(Lease(job.job_id, job.token))
+        for queue, done in self._completions.items():
+            leases[queue].extend(Lease(job.job_id, job.token) for job, _ in done)
+        return leases
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            await self._with_retries("renew", self._renew, attempts=3)
+
+    async def _renew(self) -> None:
+        for queue, leases in self._leases().items():
+            for job_id in await self.store.renew(queue, leases, self._lease_ms):
+                job = self._running.get((queue, job_id))
+                if job is None:
+                    continue
+                self.log.warning("lease lost; abandoning the attempt", job_id=job_id)
+                job.lease_lost = True
+                if job.ctx is not None:
+                    job.ctx.cancelled.set()
+                if job.task is not None:
+                    job.task.cancel()
+
+    async def _promote_loop(self) -> None:
+        """Move due scheduled jobs to their streams, then sleep until the next one is due or
+        an earlier one is added (a blocking read of the timers streams)."""
+        timers: dict[str, bytes] = {}
+
+        async def promote_and_wait() -> None:
+            wait_ms = BLOCK_MS
+            for queue in self.queues:
+                promotion = await self.store.promote(queue)
+                timers[queue] = promotion.timers_id
+                if promotion.next_due_ms >= 0:
+                    wait_ms = min(wait_ms, promotion.next_due_ms)
+            if wait_ms > 0:
+                await self._wait_for_timers(timers, wait_ms)
+
+        try:
+            while True:
+                await self._with_retries("promote", promote_and_wait)
+        finally:
+            if self._timers_read is not None:
+                self._timers_read.cancel()
+
+    async def _wait_for_timers(self, timers: dict[str, bytes], wait_ms: int) -> None:
+        """Wait ``wait_ms`` or until a timers stream gets an entry newer than ``timers``.
+
+        The due time is kept by the event loop, not by the server: Redis checks blocking
+        timeouts only on its ``hz`` tick (100 ms by default). The blocking read stays
+        pending across waits rather than being cancelled (which would drop its connection).
+        """
+        read = self._timers_read
+        if read is None or read.done():
+            if read is not None:
+                read.result()  # a failed read raises here, for the caller to retry
+            read = self._timers_read = asyncio.ensure_future(
+                self.store.wait_for_timers(dict(timers), BLOCK_MS)
+            )
+        await asyncio.wait({read}, timeout=wait_ms / 1000)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._with_retries("heartbeat", self._heartbeat, attempts=1)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _heartbeat(self) -> None:
+        info = WorkerInfo(
+            id=self.id,
+            hostname=self.hostname,
+            pid=self.pid,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            busy=len(self._running),
+            jobs_done=self.jobs_done,
+            started_at=self.started_at,
+            last_seen=time.time(),
+        )
+        await self.store.heartbeat(info, ttl_ms=int(HEARTBEAT_INTERVAL * 3000))
+
+    async def _with_retries(self, what: str, action: Any, attempts: int | None = None) -> None:
+        """Run ``action`` until it succeeds (or ``attempts`` run out), backing off between
+        tries: a worker outlives a Redis restart or a network blip."""
+        tries = 0
+        while True:
+            try:
+                await action()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                tries += 1
+                if attempts is not None and tries >= attempts:
+                    self.log.error(f"{what} failed; giving up", error=repr(exc), tries=tries)
+                    return
+                delay = RETRY_DELAYS[min(tries - 1, len(RETRY_DELAYS) - 1)]
+                self.log.warning(f"{what} failed; retrying", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
