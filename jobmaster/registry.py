@@ -19,7 +19,7 @@ from jobmaster.definition import OPTIONS, JobDefinition, Retry
 from jobmaster.errors import ConfigError, InvalidArguments, JobNotFound, UnknownJob
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
-from jobmaster.models import Job, JobState, JobSummary
+from jobmaster.models import Job, JobState, JobSummary, WorkerInfo
 from jobmaster.overrides import JobConfig
 from jobmaster.settings import Settings, _explain
 from jobmaster.store import Store
@@ -88,6 +88,8 @@ class Registry:
             Path(config_dir) if config_dir is not None else None, environ
         )
         self.jobs: dict[str, JobHandler[Any, Any]] = {}
+        self.redis_factory: Callable[[], Redis] = self._connect
+        """Makes a Redis client for each event loop and worker (replaceable in tests)."""
         self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Connection] = (
             weakref.WeakKeyDictionary()
         )
@@ -160,18 +162,25 @@ class Registry:
 
     # -- connections ----------------------------------------------------------------------------
 
+    def _connect(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url)
+
+    def new_store(self) -> Store:
+        """A store on a new Redis client (the caller closes it)."""
+        settings = self.settings
+        return Store(
+            self.redis_factory(),
+            settings.namespace,
+            events_maxlen=settings.events_maxlen,
+            log_bytes=settings.log_bytes,
+        )
+
     def connection(self) -> Connection:
         """The store and waiter of the running event loop (created on first use)."""
         loop = asyncio.get_running_loop()
         conn = self._connections.get(loop)
         if conn is None:
-            settings = self.settings
-            store = Store(
-                Redis.from_url(settings.redis_url),
-                settings.namespace,
-                events_maxlen=settings.events_maxlen,
-                log_bytes=settings.log_bytes,
-            )
+            store = self.new_store()
             conn = self._connections[loop] = Connection(store, JobWaiter(store))
         return conn
 
@@ -265,3 +274,7 @@ class Registry:
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""
         return await self.connection().store.counts(queue)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live worker processes, from their heartbeats."""
+        return await self.connection().store.workers()

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
@@ -34,6 +33,8 @@ BLOCK_MS = 5_000
 OUTPUT_INTERVAL = 0.25
 """How often log lines and progress of running attempts are written."""
 HEARTBEAT_INTERVAL = 5.0
+BURST_POLL = 0.1
+"""Longest sleep of a burst worker waiting for scheduled jobs to become due."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
@@ -118,14 +119,8 @@ class Worker:
 
     async def run(self) -> None:
         """Run until stopped (or, in burst mode, until there is nothing left to do)."""
-        settings = self.registry.settings
         self.registry.check_config()
-        self._store = Store(
-            Redis.from_url(settings.redis_url),
-            settings.namespace,
-            events_maxlen=settings.events_maxlen,
-            log_bytes=settings.log_bytes,
-        )
+        self._store = self.registry.new_store()
         if any(not h.is_async for h in self.registry.jobs.values()):
             self._executor = ThreadPoolExecutor(self.concurrency, "jobmaster-sync")
         loop = asyncio.get_running_loop()
@@ -286,17 +281,17 @@ class Worker:
             await self._slot_freed.wait()
             return True
         next_due = -1
-        timers: dict[str, bytes] = {}
         for queue in self.queues:
             promotion = await self.store.promote(queue)
             if promotion.promoted:
                 return True
-            timers[queue] = promotion.timers_id
             if promotion.next_due_ms >= 0:
                 due = promotion.next_due_ms
                 next_due = due if next_due < 0 else min(next_due, due)
         if self.burst_scheduled and next_due >= 0:
-            await self._interruptible(self._wait_for_timers(timers, min(next_due, BLOCK_MS)))
+            # A burst never blocks on Redis: it sleeps until the next due time (at most
+            # BURST_POLL), since its own attempts may schedule earlier retries meanwhile.
+            await asyncio.sleep(min(next_due / 1000, BURST_POLL))
             return True
         return False
 

@@ -1,0 +1,13 @@
+.PHONY: demo test lint bench
+
+demo:
+	scripts/demo
+
+test:
+	scripts/test
+
+lint:
+	scripts/setup && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy --strict jobmaster
+
+bench:
+	scripts/bench

@@ -1,0 +1,364 @@
+"""Throughput and latency of jobmaster alone, on a private redis-server.
+
+Phases of each run (each in its own namespace; the server is flushed between runs):
+
+1. single enqueue: ``await noop.enqueue(i)`` one at a time;
+2. bulk enqueue: ``await noop.enqueue_many(...)`` in batches, which also fills the queue;
+3. processing: one burst worker process (default concurrency) empties that queue; it
+   reports its own time around ``await worker.run()``; every job must end succeeded;
+4. Redis calls per job during processing, from ``INFO commandstats`` before and after;
+5. latency: enqueue one job, then ``await handle.result()``, against an idle worker.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_core.py [--jobs N] [--runs N] [--samples N] [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from rich.console import Console
+from rich.table import Table
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
+
+from bench_app import QUEUE, RESULT_MARKER, make_registry  # noqa: E402
+
+import jobmaster  # noqa: E402
+from jobmaster import JobState  # noqa: E402
+from jobmaster.embedded import EmbeddedRedis  # noqa: E402
+
+BATCH = 1000
+"""Jobs per ``enqueue_many`` call."""
+WARMUP = 20
+"""Round trips before the latency samples (the first one waits for the worker to start)."""
+CHILD_TIMEOUT = 600.0
+"""Longest a burst worker may take before the benchmark gives up."""
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    digits: int
+
+
+METRICS = (
+    Metric("enqueue_single", "enqueue, one at a time", "jobs/s", 0),
+    Metric("enqueue_bulk", f"enqueue_many, {BATCH} per call", "jobs/s", 0),
+    Metric("process", "processing, 1 worker process (time inside worker)", "jobs/s", 0),
+    Metric("process_wall", "processing incl. worker process start-up", "jobs/s", 0),
+    Metric("round_trips_per_job", "round trips per job (EVALSHA + XREAD calls)", "calls", 3),
+    Metric("evalsha_per_job", "EVALSHA calls per job", "calls", 3),
+    Metric("calls_per_job", "all commands per job (incl. those run inside scripts)", "calls", 2),
+    Metric("latency_p50", "enqueue to result (round trip), p50", "ms", 2),
+    Metric("latency_p99", "enqueue to result (round trip), p99", "ms", 2),
+)
+
+
+T = TypeVar("T")
+
+
+class BenchmarkError(RuntimeError):
+    """A phase did not do what it should: the figures would be meaningless."""
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(coro_fn())
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a worker process: it imports jobmaster and bench_app."""
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT), str(BENCH_DIR)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def worker_command(url: str, namespace: str, *, burst: bool) -> list[str]:
+    command = [sys.executable, "-m", "bench_app", url, namespace]
+    return [*command, "--burst"] if burst else command
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command so far (``INFO commandstats``)."""
+    stats: dict[str, dict[str, Any]] = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Commands run between two snapshots, without the snapshots' own INFO calls."""
+    delta = {name: n - before.get(name, 0) for name, n in after.items() if name != "info"}
+    return {name: n for name, n in sorted(delta.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
+def percentile(samples: list[float], pct: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
+
+
+# -- phases -------------------------------------------------------------------------------------
+
+
+async def enqueue_single(url: str, namespace: str, jobs: int) -> float:
+    """Jobs per second enqueued one ``await enqueue()`` at a time."""
+    async with make_registry(url, namespace) as registry:
+        noop = registry.get("noop")
+        await noop.enqueue(-1)  # connects and registers the queue outside the timing
+        started = time.perf_counter()
+        for i in range(jobs):
+            await noop.enqueue(i)
+        elapsed = time.perf_counter() - started
+    return jobs / elapsed
+
+
+async def enqueue_bulk(url: str, namespace: str, jobs: int) -> float:
+    """Jobs per second enqueued by ``enqueue_many`` in batches of ``BATCH``."""
+    async with make_registry(url, namespace) as registry:
+        noop = registry.get("noop")
+        await registry.count_jobs(QUEUE)  # connects outside the timing
+        started = time.perf_counter()
+        for first in range(0, jobs, BATCH):
+            handles = await noop.enqueue_many(
+                [(i,) for i in range(first, min(first + BATCH, jobs))]
+            )
+            if not all(h.created for h in handles):
+                raise BenchmarkError("enqueue_many reported jobs that already existed")
+        elapsed = time.perf_counter() - started
+        counts = await registry.count_jobs(QUEUE)
+    if counts[JobState.QUEUED] != jobs:
+        raise BenchmarkError(f"{jobs} jobs enqueued in bulk, but the queue holds {counts}")
+    return jobs / elapsed
+
+
+def process(url: str, namespace: str, jobs: int) -> dict[str, Any]:
+    """Empty the queue filled by :func:`enqueue_bulk` with one burst worker process."""
+    client = redis.Redis.from_url(url)
+    try:
+        before = command_calls(client)
+        started = time.perf_counter()
+        child = subprocess.run(
+            worker_command(url, namespace, burst=True),
+            cwd=REPO_ROOT,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        calls = calls_between(before, command_calls(client))
+    finally:
+        client.close()
+    figures = _child_figures(child)
+    counts = run_async(lambda: _counts(url, namespace))
+    unfinished = {s.value: n for s, n in counts.items() if s is not JobState.SUCCEEDED and n}
+    if figures["jobs_done"] != jobs or counts[JobState.SUCCEEDED] != jobs or unfinished:
+        raise BenchmarkError(
+            f"expected {jobs} succeeded jobs; the worker finished {figures['jobs_done']}, "
+            f"the queue counts {counts[JobState.SUCCEEDED]} succeeded and {unfinished or 'no'} "
+            "others"
+        )
+    round_trips = calls.get("evalsha", 0) + calls.get("xread", 0)
+    return {
+        "process": jobs / figures["elapsed_s"],
+        "process_wall": jobs / wall,
+        "round_trips_per_job": round_trips / jobs,
+        "evalsha_per_job": calls.get("evalsha", 0) / jobs,
+        "calls_per_job": sum(calls.values()) / jobs,
+        "worker_elapsed_s": figures["elapsed_s"],
+        "commands": calls,
+    }
+
+
+def _child_figures(child: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = [ln for ln in child.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
+    if child.returncode != 0 or not lines:
+        raise BenchmarkError(
+            f"the worker process exited with {child.returncode} without its figures\n"
+            f"stdout:\n{child.stdout[-3000:]}\nstderr:\n{child.stderr[-3000:]}"
+        )
+    figures: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT_MARKER))
+    return figures
+
+
+async def _counts(url: str, namespace: str) -> dict[JobState, int]:
+    async with make_registry(url, namespace) as registry:
+        return await registry.count_jobs(QUEUE)
+
+
+def latency(url: str, namespace: str, samples: int) -> dict[str, Any]:
+    """Enqueue one job and wait for its result, ``samples`` times, against an idle worker."""
+    with tempfile.TemporaryFile("w+") as output:
+        worker = subprocess.Popen(
+            worker_command(url, namespace, burst=False),
+            cwd=REPO_ROOT,
+            env=child_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            timings = run_async(lambda: _round_trips(url, namespace, samples))
+        except BaseException:
+            worker.kill()
+            worker.wait()
+            output.seek(0)
+            console.print(f"[red]worker output:[/red]\n{output.read()[-3000:]}")
+            raise
+        worker.send_signal(signal.SIGTERM)
+        try:
+            code = worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            raise BenchmarkError("the latency worker did not stop on SIGTERM") from None
+        if code != 0:
+            output.seek(0)
+            raise BenchmarkError(f"the latency worker exited with {code}:\n{output.read()}")
+    timings_ms = [t * 1000 for t in timings]
+    return {
+        "latency_p50": percentile(timings_ms, 50),
+        "latency_p99": percentile(timings_ms, 99),
+        "latency_mean": statistics.fmean(timings_ms),
+        "latency_max": max(timings_ms),
+    }
+
+
+async def _round_trips(url: str, namespace: str, samples: int) -> list[float]:
+    async with make_registry(url, namespace) as registry:
+        noop = registry.get("noop")
+        for i in range(WARMUP):
+            await (await noop.enqueue(i)).result(timeout=60)
+        timings = []
+        for i in range(samples):
+            started = time.perf_counter()
+            handle = await noop.enqueue(i)
+            await handle.result(timeout=30)
+            timings.append(time.perf_counter() - started)
+        return timings
+
+
+# -- driver -------------------------------------------------------------------------------------
+
+
+def one_run(url: str, run: int, jobs: int, samples: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (
+            "single enqueue",
+            lambda: {"enqueue_single": run_async(lambda: enqueue_single(url, f"b{run}s", jobs))},
+        ),
+        (
+            "bulk enqueue",
+            lambda: {"enqueue_bulk": run_async(lambda: enqueue_bulk(url, f"bench{run}", jobs))},
+        ),
+        ("processing", lambda: process(url, f"bench{run}", jobs)),
+        ("latency", lambda: latency(url, f"b{run}lat", samples)),
+    ]
+    for name, step in steps:
+        with console.status(f"run {run + 1}: {name}"):
+            results.update(step())
+    return results
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {m.key: statistics.median(r[m.key] for r in runs) for m in METRICS}
+
+
+def show(runs: list[dict[str, Any]], medians: dict[str, float], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("median", justify="right", style="bold")
+    table.add_column("unit")
+    table.add_column("runs", justify="right", style="dim")
+    for m in METRICS:
+        each = ", ".join(f"{r[m.key]:,.{m.digits}f}" for r in runs)
+        table.add_row(m.label, f"{medians[m.key]:,.{m.digits}f}", m.unit, each)
+    console.print(table)
+    console.print(
+        "Round trips per job counts the EVALSHA and XREAD calls the worker sends; "
+        "'all commands' also counts the commands run inside the Lua scripts (Redis 7 "
+        "counts those in INFO commandstats), plus heartbeats and start-up."
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000, help="jobs per phase (default 20000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs; medians are shown (default 3)")
+    parser.add_argument(
+        "--samples", type=int, default=1000, help="latency samples per run (default 1000)"
+    )
+    parser.add_argument("--quick", action="store_true", help="5000 jobs, 500 samples, 1 run")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.runs, args.samples = 5000, 1, 500
+    if args.jobs < 1 or args.runs < 1 or args.samples < 100:
+        parser.error("--jobs and --runs must be >= 1, --samples >= 100")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    runs: list[dict[str, Any]] = []
+    with EmbeddedRedis() as server:
+        if server.port == 6379:
+            raise BenchmarkError("refusing to benchmark on the default Redis port")
+        client = redis.Redis.from_url(server.url)
+        redis_version = str(client.info("server")["redis_version"])
+        for run in range(args.runs):
+            client.flushall()
+            runs.append(one_run(server.url, run, args.jobs, args.samples))
+        client.close()
+    medians = summarize(runs)
+    title = (
+        f"jobmaster {jobmaster.__version__}: {args.jobs:,} jobs x {args.runs} run(s)\n"
+        f"Redis {redis_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
+    show(runs, medians, title)
+    if args.json is not None:
+        report = {
+            "jobmaster": jobmaster.__version__,
+            "redis": redis_version,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "jobs": args.jobs,
+            "runs": args.runs,
+            "latency_samples": args.samples,
+            "batch": BATCH,
+            "medians": medians,
+            "per_run": runs,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

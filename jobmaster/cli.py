@@ -1,0 +1,315 @@
+"""The ``jobmaster`` command: run workers, enqueue jobs and inspect them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from jobmaster.errors import JobmasterError
+from jobmaster.models import Job, JobState
+from jobmaster.registry import Registry
+from jobmaster.worker import Worker
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A command-line mistake, reported as one line and exit status 2."""
+
+
+def load_registry(spec: str) -> Registry:
+    """Import ``module:attribute`` (or ``module``, using its ``registry``) as a Registry."""
+    module_name, _, attribute = spec.partition(":")
+    attribute = attribute or "registry"
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UsageError(
+                f"cannot import {module_name!r} (from {spec!r}); run from the directory that "
+                f"contains it or add that directory to PYTHONPATH"
+            ) from None
+        raise
+    registry = getattr(module, attribute, None)
+    if not isinstance(registry, Registry):
+        found = type(registry).__name__ if registry is not None else "nothing"
+        raise UsageError(f"{spec!r} must name a jobmaster.Registry, found {found}")
+    return registry
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
+    return value
+
+
+def _queues(text: str) -> list[str]:
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one queue name")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobmaster", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run a worker process")
+    worker.add_argument("app", help="module:registry of the application")
+    worker.add_argument("--queues", type=_queues, help="comma-separated, highest priority first")
+    worker.add_argument("--concurrency", type=_positive_int, default=100)
+    worker.add_argument("--burst", action="store_true", help="exit when nothing is left")
+    worker.add_argument("--lease", type=_seconds, help="lease length in seconds")
+    worker.add_argument("--grace", type=_seconds, default=30.0, help="shutdown grace period")
+    worker.set_defaults(run=_worker)
+
+    enqueue = commands.add_parser("enqueue", help="enqueue a job by name")
+    enqueue.add_argument("app", help="module:registry of the application")
+    enqueue.add_argument("name", help="the job's name")
+    enqueue.add_argument("--args", default="{}", help="JSON object (keywords) or array")
+    enqueue.add_argument("--delay", type=_seconds)
+    enqueue.add_argument("--priority", type=int)
+    enqueue.add_argument("--job-id")
+    enqueue.add_argument("--queue")
+    enqueue.add_argument("--wait", type=_seconds, help="wait this long for the result")
+    enqueue.set_defaults(run=_enqueue)
+
+    jobs = commands.add_parser("jobs", help="list and show jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_commands.add_parser("list", help="jobs of a queue in a state, newest first")
+    listing.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    listing.add_argument("--queue", default="default")
+    listing.add_argument("--state", default="failed", choices=[s.value for s in JobState])
+    listing.add_argument("--limit", type=_positive_int, default=20)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.set_defaults(run=_jobs_list)
+    show = jobs_commands.add_parser("show", help="a job with every attempt and its logs")
+    show.add_argument("job_id")
+    show.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    show.set_defaults(run=_jobs_show)
+
+    queues = commands.add_parser("queues", help="jobs per state in every queue")
+    queues.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    queues.set_defaults(run=_queues_command)
+
+    workers = commands.add_parser("workers", help="live workers")
+    workers.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    workers.set_defaults(run=_workers_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = getattr(logging, args.log_level.upper())
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+    try:
+        code: int = args.run(args)
+    except (UsageError, JobmasterError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2 if isinstance(exc, UsageError) else 1
+    return code
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return load_registry(args.app) if getattr(args, "app", None) else Registry()
+
+
+def _run(registry: Registry, action: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    async def with_cleanup() -> int:
+        try:
+            return await action()
+        finally:
+            await registry.aclose()
+
+    return asyncio.run(with_cleanup())
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> int:
+    registry = load_registry(args.app)
+    worker = Worker(
+        registry,
+        queues=args.queues,
+        concurrency=args.concurrency,
+        burst=args.burst,
+        lease=args.lease,
+        grace=args.grace,
+    )
+    asyncio.run(worker.run())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.name.startswith("jobmaster-sync") and t.is_alive() for t in threading.enumerate()):
+        # A sync handler that ignored ctx.cancelled still runs in a thread; its job was
+        # handed back already, so the process ends without waiting for it.
+        os._exit(0)
+    return 0
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    registry = load_registry(args.app)
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--args is not valid JSON: {exc}") from None
+    options = {
+        k: v
+        for k, v in {
+            "delay": args.delay,
+            "priority": args.priority,
+            "job_id": args.job_id,
+            "queue": args.queue,
+        }.items()
+        if v is not None
+    }
+
+    async def action() -> int:
+        handle = await registry.enqueue(args.name, arguments, **options)
+        note = "" if handle.created else " (a job with this id already existed)"
+        console.print(f"{handle.id}{note}", highlight=False)
+        if args.wait is not None:
+            result = await handle.result(timeout=args.wait)
+            console.print_json(json.dumps(result, default=str))
+        return 0
+
+    return _run(registry, action)
+
+
+def _jobs_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        state = JobState(args.state)
+        jobs = await registry.list_jobs(args.queue, state, offset=args.offset, limit=args.limit)
+        counts = await registry.count_jobs(args.queue)
+        table = Table(title=f"{args.queue}: {counts[state]} {state.value}")
+        for column in ("id", "name", "priority", "created", "attempts", "error"):
+            table.add_column(column)
+        for job in jobs:
+            error = f"{job.error.type}: {job.error.message}" if job.error else ""
+            table.add_row(
+                job.id,
+                job.name,
+                str(job.priority),
+                job.created_at.isoformat(timespec="seconds"),
+                str(job.attempts),
+                error[:80],
+            )
+        console.print(table)
+        return 0
+
+    return _run(registry, action)
+
+
+def _jobs_show(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        render_job(await registry.get_job(args.job_id))
+        return 0
+
+    return _run(registry, action)
+
+
+def render_job(job: Job) -> None:
+    """Print a job and a table of its attempts (with errors and log lines)."""
+    console.print(
+        f"[bold]{job.id}[/bold] {job.name} on {job.queue}: [bold]{job.state.value}[/bold]",
+        highlight=False,
+    )
+    console.print(f"arguments: {json.dumps(job.arguments, default=str)}", highlight=False)
+    if job.state is JobState.SUCCEEDED:
+        console.print(f"result: {json.dumps(job.result, default=str)}", highlight=False)
+    if job.error:
+        console.print(f"error: {job.error.type}: {job.error.message}", highlight=False)
+    table = Table(title="attempts")
+    for column in ("#", "worker", "host/pid", "started", "finished", "outcome", "error", "logs"):
+        table.add_column(column)
+    for a in job.attempts:
+        table.add_row(
+            str(a.number),
+            a.worker_id,
+            f"{a.hostname}/{a.pid}",
+            a.started_at.isoformat(timespec="milliseconds"),
+            a.finished_at.isoformat(timespec="milliseconds") if a.finished_at else "",
+            a.outcome.value if a.outcome else "running",
+            f"{a.error.type}: {a.error.message}" if a.error else "",
+            "\n".join(f"{line.level} {line.event} {line.fields or ''}" for line in a.logs),
+        )
+    console.print(table)
+    last = next((a for a in reversed(job.attempts) if a.error and a.error.traceback), None)
+    if last is not None and last.error is not None and last.error.traceback:
+        console.print(f"traceback of attempt {last.number}:", highlight=False)
+        console.print(last.error.traceback.rstrip(), highlight=False, markup=False)
+
+
+def _queues_command(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        names = sorted(set(await registry.known_queues()) | set(registry.queues()))
+        states = [s for s in JobState if s is not JobState.BLOCKED]
+        table = Table(title="queues")
+        table.add_column("queue")
+        for state in states:
+            table.add_column(state.value, justify="right")
+        for name in names:
+            counts = await registry.count_jobs(name)
+            table.add_row(name, *(str(counts[s]) for s in states))
+        console.print(table)
+        return 0
+
+    return _run(registry, action)
+
+
+def _workers_command(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        table = Table(title="live workers")
+        for column in ("id", "host", "pid", "queues", "busy", "done", "last seen"):
+            table.add_column(column)
+        for w in await registry.workers():
+            table.add_row(
+                w.id,
+                w.hostname,
+                str(w.pid),
+                ",".join(w.queues),
+                f"{w.busy}/{w.concurrency}",
+                str(w.jobs_done),
+                f"{w.last_seen:.0f}",
+            )
+        console.print(table)
+        return 0
+
+    return _run(registry, action)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Fixtures: one private redis-server for the session (never the machine's own Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from jobmaster import Registry
+from jobmaster.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client, to look at what is really in Redis."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def registry(redis_url: str, tmp_path: Path) -> AsyncIterator[Registry]:
+    """An empty registry on the test Redis, with no configuration files or variables."""
+    reg = Registry(redis_url, config_dir=tmp_path, environ={})
+    yield reg
+    await reg.aclose()
+    reg.close()
+
+
+async def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01
+) -> Any:
+    """Wait for an async or sync predicate to become truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def start_worker(
+    app: str, redis_url: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """A real `jobmaster worker` process for `app` (module:registry importable from cwd)."""
+    environment = {
+        **os.environ,
+        "JOBMASTER_REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(cwd or ROOT / "tests")]),
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobmaster.cli", "worker", app, *args],
+        cwd=cwd or ROOT / "tests",
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
