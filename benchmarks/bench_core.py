@@ -67,13 +67,20 @@ class Metric:
 METRICS = (
     Metric("enqueue_single", "enqueue, one at a time", "jobs/s", 0),
     Metric("enqueue_bulk", f"enqueue_many, {BATCH} per call", "jobs/s", 0),
-    Metric("process", "processing, 1 worker process (time inside worker)", "jobs/s", 0),
-    Metric("process_wall", "processing incl. worker process start-up", "jobs/s", 0),
-    Metric("round_trips_per_job", "round trips per job (EVALSHA + XREAD calls)", "calls", 3),
+    Metric("process", "processing, 1 worker process (1)", "jobs/s", 0),
+    Metric("process_wall", "processing incl. start-up (2)", "jobs/s", 0),
+    Metric("round_trips_per_job", "round trips per job (3)", "calls", 3),
     Metric("evalsha_per_job", "EVALSHA calls per job", "calls", 3),
-    Metric("calls_per_job", "all commands per job (incl. those run inside scripts)", "calls", 2),
-    Metric("latency_p50", "enqueue to result (round trip), p50", "ms", 2),
-    Metric("latency_p99", "enqueue to result (round trip), p99", "ms", 2),
+    Metric("calls_per_job", "all commands per job (4)", "calls", 2),
+    Metric("latency_p50", "enqueue to result (round trip)", "ms p50", 2),
+    Metric("latency_p99", "enqueue to result (round trip)", "ms p99", 2),
+)
+NOTES = (
+    "(1) time measured in the worker process, around `await worker.run()`",
+    "(2) the parent's wall time, including the worker process start-up",
+    "(3) EVALSHA + XREAD calls: the requests the worker sends",
+    "(4) all of INFO commandstats: includes commands run inside the Lua scripts",
+    "    (Redis 7 counts those), heartbeats and worker start-up",
 )
 
 
@@ -301,11 +308,8 @@ def show(runs: list[dict[str, Any]], medians: dict[str, float], title: str) -> N
         each = ", ".join(f"{r[m.key]:,.{m.digits}f}" for r in runs)
         table.add_row(m.label, f"{medians[m.key]:,.{m.digits}f}", m.unit, each)
     console.print(table)
-    console.print(
-        "Round trips per job counts the EVALSHA and XREAD calls the worker sends; "
-        "'all commands' also counts the commands run inside the Lua scripts (Redis 7 "
-        "counts those in INFO commandstats), plus heartbeats and start-up."
-    )
+    for note in NOTES:
+        console.print(note, highlight=False, markup=False)
 
 
 def parse_args() -> argparse.Namespace:

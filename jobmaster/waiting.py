@@ -21,24 +21,26 @@ BLOCK_MS = 5000
 
 
 class JobWaiter:
-    """Resolves waiters as the events stream reports their jobs finished."""
+    """Resolves waiters as the events streams report their jobs finished.
+
+    One reader task per queue with waiters; it stops when the queue has none left.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._positions: dict[str, bytes] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
         self._waiters: defaultdict[tuple[str, str], list[asyncio.Future[JobState]]] = defaultdict(
             list
         )
-        self._reader: asyncio.Task[None] | None = None
 
     async def wait(self, queue: str, job_id: str, timeout: float | None) -> JobState:
         """The job's final state, once it has one; :class:`ResultTimeout` after ``timeout``."""
-        if queue not in self._positions:
+        reader = self._readers.get(queue)
+        if reader is None or reader.done():
             # The position is taken before the state is read, so no later event is missed.
             self._positions.update(await self._store.newest_event_ids([queue]))
-            self._restart_reader()
-        elif self._reader is None or self._reader.done():
-            self._restart_reader()
+            self._readers[queue] = asyncio.get_running_loop().create_task(self._read(queue))
         future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
         key = (queue, job_id)
         self._waiters[key].append(future)
@@ -75,20 +77,21 @@ class JobWaiter:
             except TimeoutError:
                 continue
 
-    def _restart_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+    def _has_waiters(self, queue: str) -> bool:
+        return any(q == queue for q, _ in self._waiters)
 
-    async def _read(self) -> None:
+    async def _read(self, queue: str) -> None:
         delay = 0.05
-        while self._waiters:
+        positions = {queue: self._positions[queue]}
+        while self._has_waiters(queue):
             try:
-                events = await self._store.read_events(self._positions, BLOCK_MS)
+                events = await self._store.read_events(positions, BLOCK_MS)
                 delay = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection: waiters re-check on their own
+                if not self._has_waiters(queue):
+                    break
                 log.warning("events read failed; retrying", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -99,11 +102,10 @@ class JobWaiter:
                 for future in self._waiters.get((event.queue, event.job_id), ()):
                     if not future.done():
                         future.set_result(event.state)
-        self._positions.clear()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        readers = list(self._readers.values())
+        self._readers.clear()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
