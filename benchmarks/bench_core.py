@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -52,6 +53,9 @@ WARMUP = 20
 """Round trips before the latency samples (the first one waits for the worker to start)."""
 CHILD_TIMEOUT = 600.0
 """Longest a burst worker may take before the benchmark gives up."""
+
+WARNING_LINE = re.compile(r"\[(warning|error|critical)\s*\]")
+"""How structlog's console renderer marks a warning (or worse) in a worker's output."""
 
 console = Console()
 
@@ -123,6 +127,11 @@ def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, in
     """Commands run between two snapshots, without the snapshots' own INFO calls."""
     delta = {name: n - before.get(name, 0) for name, n in after.items() if name != "info"}
     return {name: n for name, n in sorted(delta.items(), key=lambda kv: -kv[1]) if n > 0}
+
+
+def worker_warnings(output: str) -> list[str]:
+    """The lines a worker process logged at warning level or above."""
+    return [line for line in output.splitlines() if WARNING_LINE.search(line)]
 
 
 def percentile(samples: list[float], pct: int) -> float:
@@ -200,6 +209,7 @@ def process(url: str, namespace: str, jobs: int) -> dict[str, Any]:
         "calls_per_job": sum(calls.values()) / jobs,
         "worker_elapsed_s": figures["elapsed_s"],
         "commands": calls,
+        "process_worker_warnings": worker_warnings(child.stdout + child.stderr),
     }
 
 
@@ -245,15 +255,17 @@ def latency(url: str, namespace: str, samples: int) -> dict[str, Any]:
             worker.kill()
             worker.wait()
             raise BenchmarkError("the latency worker did not stop on SIGTERM") from None
+        output.seek(0)
+        logged = output.read()
         if code != 0:
-            output.seek(0)
-            raise BenchmarkError(f"the latency worker exited with {code}:\n{output.read()}")
+            raise BenchmarkError(f"the latency worker exited with {code}:\n{logged}")
     timings_ms = [t * 1000 for t in timings]
     return {
         "latency_p50": percentile(timings_ms, 50),
         "latency_p99": percentile(timings_ms, 99),
         "latency_mean": statistics.fmean(timings_ms),
         "latency_max": max(timings_ms),
+        "latency_worker_warnings": worker_warnings(logged),
     }
 
 
@@ -310,20 +322,29 @@ def show(runs: list[dict[str, Any]], medians: dict[str, float], title: str) -> N
     console.print(table)
     for note in NOTES:
         console.print(note, highlight=False, markup=False)
+    for run, results in enumerate(runs, 1):
+        for phase in ("process", "latency"):
+            for line in results[f"{phase}_worker_warnings"]:
+                console.print(f"run {run}, {phase} worker: {line}", style="yellow", markup=False)
+
+
+DEFAULTS = {"jobs": 20_000, "runs": 3, "samples": 1000}
+QUICK = {"jobs": 5000, "runs": 1, "samples": 500}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=20_000, help="jobs per phase (default 20000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs; medians are shown (default 3)")
+    parser.add_argument("--jobs", type=int, help="jobs per phase (default 20000)")
+    parser.add_argument("--runs", type=int, help="runs; medians are shown (default 3)")
+    parser.add_argument("--samples", type=int, help="latency samples per run (default 1000)")
     parser.add_argument(
-        "--samples", type=int, default=1000, help="latency samples per run (default 1000)"
+        "--quick", action="store_true", help="defaults of 5000 jobs, 1 run, 500 samples"
     )
-    parser.add_argument("--quick", action="store_true", help="5000 jobs, 500 samples, 1 run")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
     args = parser.parse_args()
-    if args.quick:
-        args.jobs, args.runs, args.samples = 5000, 1, 500
+    for name, default in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.jobs < 1 or args.runs < 1 or args.samples < 100:
         parser.error("--jobs and --runs must be >= 1, --samples >= 100")
     return args

@@ -31,6 +31,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _DECORATOR_OPTIONS = ("name", *OPTIONS, "retry")
+SOCKET_TIMEOUT = 30.0
+"""Seconds a command may take before its connection is considered dead."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,10 @@ class Registry:
     # -- connections ----------------------------------------------------------------------------
 
     def _connect(self) -> Redis:
-        return Redis.from_url(self.settings.redis_url)
+        # Blocking reads wait up to BLOCK_MS (5 s): the socket timeout must outlast them.
+        return Redis.from_url(
+            self.settings.redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=5
+        )
 
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""

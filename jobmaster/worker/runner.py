@@ -103,11 +103,15 @@ class Worker:
         self._stopping = False
         self._handing_back = False
         self._fetch_waiting = False
+        self._fetch_failures = 0
         self._fetch_task: asyncio.Task[None] | None = None
         self._timers_read: asyncio.Future[bool] | None = None
         self._slot_freed = asyncio.Event()
         self._flush_wanted = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._recorded = asyncio.Event()
+        self._unrecorded = 0
+        """Attempts that ended but whose completion is not yet written."""
 
     @property
     def store(self) -> Store:
@@ -219,7 +223,6 @@ class Worker:
     # -- fetching ------------------------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        failures = 0
         while not self._stopping:
             self._slot_freed.clear()
             free = self.concurrency - len(self._running)
@@ -229,20 +232,20 @@ class Worker:
             try:
                 if not await self._fetch_once(free):
                     return
-                failures = 0
             except asyncio.CancelledError:
                 if self._stopping:
                     return
                 raise
             except Exception as exc:  # Redis went away: keep the process, back off, go on
-                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
-                failures += 1
+                delay = RETRY_DELAYS[min(self._fetch_failures, len(RETRY_DELAYS) - 1)]
+                self._fetch_failures += 1
                 self.log.warning("fetch failed; retrying", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
         claimed, newest = await self._claim(free)
+        self._fetch_failures = 0
         if claimed:
             return True
         if self.burst:
@@ -279,6 +282,10 @@ class Worker:
         """In burst mode, with nothing claimable: wait for what may still bring work."""
         if self._running:
             await self._slot_freed.wait()
+            return True
+        if self._unrecorded:  # a retry may be scheduled once these are recorded
+            self._recorded.clear()
+            await self._recorded.wait()
             return True
         next_due = -1
         for queue in self.queues:
@@ -320,6 +327,7 @@ class Worker:
         if completion is not None and not job.lease_lost:
             self._take_output(job)
             self._completions[job.queue].append((job, completion))
+            self._unrecorded += 1
             self._flush_wanted.set()
 
     def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:
@@ -359,6 +367,8 @@ class Worker:
                 recorded = await self.store.finish(queue, [c for _, c in done], self._retention_ms)
                 del completions[queue]
                 self.jobs_done += len(done)
+                self._unrecorded -= len(done)
+                self._recorded.set()
                 for (job, _), ok in zip(done, recorded, strict=True):
                     if not ok:
                         self.log.warning(
@@ -439,8 +449,9 @@ class Worker:
         """
         read = self._timers_read
         if read is None or read.done():
-            if read is not None:
-                read.result()  # a failed read raises here, for the caller to retry
+            self._timers_read = None
+            if read is not None and not read.cancelled():
+                read.result()  # a failed read raises here, once, for the caller to retry
             read = self._timers_read = asyncio.ensure_future(
                 self.store.wait_for_timers(dict(timers), BLOCK_MS)
             )

@@ -1,0 +1,95 @@
+"""The `jobmaster` command line: enqueue, inspect, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def jobmaster(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "JOBMASTER_REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "jobmaster.cli", *args],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+APP = "apps.procapp:registry"
+
+
+def test_enqueue_by_name_runs_and_waits_for_the_result(redis_url: str) -> None:
+    enqueued = jobmaster(redis_url, "enqueue", APP, "add", "--args", '{"a": 2, "b": 3}')
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = enqueued.stdout.strip()
+    assert len(job_id) == 32
+
+    listed = jobmaster(redis_url, "jobs", "list", "--state", "queued")
+    assert job_id in listed.stdout
+
+    worker = jobmaster(redis_url, "worker", APP, "--burst")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    shown = jobmaster(redis_url, "jobs", "show", job_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "succeeded" in shown.stdout
+    assert "result: 5" in shown.stdout
+
+    queues = jobmaster(redis_url, "queues")
+    assert "default" in queues.stdout
+
+
+def test_enqueue_with_positional_arguments_and_options(redis_url: str) -> None:
+    done = jobmaster(
+        redis_url, "enqueue", APP, "add", "--args", "[1, 2]", "--job-id", "mine", "--delay", "60"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "mine"
+    again = jobmaster(redis_url, "enqueue", APP, "add", "--args", "[1, 2]", "--job-id", "mine")
+    assert "already existed" in again.stdout
+    listed = jobmaster(redis_url, "jobs", "list", "--state", "scheduled")
+    assert "mine" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["enqueue", APP, "add", "--args", '{"a": "x", "b": 1}'], "valid integer", 1),
+        (["enqueue", APP, "add", "--args", "{not json"], "--args is not valid JSON", 2),
+        (["enqueue", APP, "nope"], "no job named 'nope'", 1),
+        (["enqueue", "apps.missing:registry", "add"], "cannot import 'apps.missing'", 2),
+        (["enqueue", "apps.procapp:nothing", "add"], "must name a jobmaster.Registry", 2),
+        (["jobs", "show", "does-not-exist"], "no job with id 'does-not-exist'", 1),
+        (["worker", APP, "--concurrency", "0"], "must be >= 1", 2),
+    ],
+)
+def test_bad_input_is_explained(redis_url: str, args: list[str], message: str, code: int) -> None:
+    done = jobmaster(redis_url, *args)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stderr.replace("\n", " ")
+    assert "Traceback" not in done.stderr
+
+
+def test_failed_job_shows_its_traceback(redis_url: str) -> None:
+    enqueued = jobmaster(redis_url, "enqueue", APP, "explode", "--args", '["<b>boom</b>"]')
+    job_id = enqueued.stdout.strip()
+    jobmaster(redis_url, "worker", APP, "--burst")
+    shown = jobmaster(redis_url, "jobs", "show", job_id)
+    assert "failed" in shown.stdout
+    assert "ValueError: <b>boom</b>" in shown.stdout
+    assert "Traceback (most recent call last)" in shown.stdout
+    listed = jobmaster(redis_url, "jobs", "list", "--state", "failed")
+    assert job_id in listed.stdout
