@@ -39,5 +39,6 @@ class Scripts:
         self.finish = _Script(redis, "finish")
         self.promote = _Script(redis, "promote")
         self.requeue = _Script(redis, "requeue")
+        self.reclaim = _Script(redis, "reclaim")
         self.renew = _Script(redis, "renew")
         self.record_output = _Script(redis, "record_output")

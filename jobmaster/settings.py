@@ -28,6 +28,8 @@ class Settings(BaseModel):
     """How long finished jobs, their attempts and logs are kept."""
     lease: float = Field(default=30.0, gt=0)
     """How long a worker holds a job without renewing; renewed every lease/3."""
+    max_lost: int = Field(default=3, ge=1, le=100)
+    """Lost attempts (worker died or stalled) after which a job ends failed."""
     events_maxlen: int = Field(default=10_000, ge=100)
     """Entries kept in each queue's events stream (each lists one batch of changes)."""
     log_bytes: int = Field(default=256 * 1024, ge=1024)

@@ -110,6 +110,14 @@ class Promotion:
 
 
 @dataclass(frozen=True, slots=True)
+class Reclaim:
+    requeued: list[str]
+    failed: list[str]
+    next_expiry_ms: int
+    """Milliseconds until the next lease expires, -1 when no job is active."""
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     queue: str
     job_id: str
@@ -133,6 +141,9 @@ class _QueueKeyLists:
         )  # fmt: skip
         self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
         self.requeue = (k.status, idx("active"), idx("queued"), k.attempts, k.events, *s)
+        self.reclaim = (
+            k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
+        )  # fmt: skip
         self.renew = (k.status, idx("active"))
         self.record_output = (k.logs, k.progress)
 
@@ -246,6 +257,16 @@ class Store:
             argv += (lease.job_id, lease.token)
         done = await self._scripts.requeue(self._k(queue).requeue, argv)
         return [bool(d) for d in done]
+
+    async def reclaim(self, queue: str, max_lost: int, limit: int = 1000) -> Reclaim:
+        """Take back jobs whose lease expired: requeue them, or fail them once their
+        attempts were lost ``max_lost`` times."""
+        requeued, failed, next_expiry = await self._scripts.reclaim(
+            self._k(queue).reclaim, (GROUP, max_lost, limit, self.events_maxlen)
+        )
+        return Reclaim(
+            [i.decode() for i in requeued], [i.decode() for i in failed], int(next_expiry)
+        )
 
     async def promote(self, queue: str, limit: int = 1000) -> Promotion:
         """Move due scheduled jobs to their stream; says when the next one is due."""

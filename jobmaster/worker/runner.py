@@ -33,6 +33,8 @@ BLOCK_MS = 5_000
 OUTPUT_INTERVAL = 0.25
 """How often log lines and progress of running attempts are written."""
 HEARTBEAT_INTERVAL = 5.0
+RECLAIM_MARGIN_MS = 5
+"""Wake a little after the earliest lease expiry rather than just before it."""
 BURST_POLL = 0.1
 """Longest sleep of a burst worker waiting for scheduled jobs to become due."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -138,6 +140,7 @@ class Worker:
                 loop.create_task(self._flush_loop(), name="jobmaster-flush"),
                 loop.create_task(self._renew_loop(), name="jobmaster-renew"),
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
+                loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
@@ -456,6 +459,33 @@ class Worker:
                 self.store.wait_for_timers(dict(timers), BLOCK_MS)
             )
         await asyncio.wait({read}, timeout=wait_ms / 1000)
+
+    async def _reclaim_loop(self) -> None:
+        """Take back the jobs of workers that died or stalled, as their leases expire.
+
+        Sleeps until the earliest lease of the worker's queues expires (at most one lease
+        length), so a killed worker's jobs run again about one lease after its last renewal.
+        """
+        wait_ms = 0
+
+        async def reclaim() -> None:
+            nonlocal wait_ms
+            wait_ms = self._lease_ms
+            for queue in self.queues:
+                result = await self.store.reclaim(queue, self.registry.settings.max_lost)
+                if result.requeued or result.failed:
+                    self.log.warning(
+                        "took back jobs whose lease expired",
+                        queue=queue,
+                        requeued=len(result.requeued),
+                        failed=result.failed,
+                    )
+                if result.next_expiry_ms >= 0:
+                    wait_ms = min(wait_ms, result.next_expiry_ms + RECLAIM_MARGIN_MS)
+
+        while True:
+            await self._with_retries("reclaim", reclaim)
+            await asyncio.sleep(wait_ms / 1000)
 
     async def _heartbeat_loop(self) -> None:
         while True:

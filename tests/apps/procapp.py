@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 from jobmaster import Context, Registry, Retry
@@ -34,3 +36,24 @@ def sync_sleepy(ctx: Context, seconds: float) -> float:
 @registry.job(retry=Retry(max_attempts=1))
 def explode(message: str) -> None:
     raise ValueError(message)
+
+
+@registry.job(retry=Retry(max_attempts=1))
+def kill_worker() -> None:
+    """A poison job: it kills the process that runs it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@registry.job(retry=Retry(max_attempts=1))
+def spin(seconds: float) -> int:
+    """CPU-bound: holds the GIL in pure Python for `seconds`."""
+    deadline = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < deadline:
+        count += 1
+    return count
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def record(n: int) -> int:
+    return n
