@@ -21,6 +21,7 @@ from jobmaster.errors import JobmasterError
 from jobmaster.models import Job, JobState
 from jobmaster.registry import Registry
 from jobmaster.worker import Worker
+from jobmaster.worker.supervisor import Supervisor
 
 console = Console()
 err_console = Console(stderr=True)
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when nothing is left")
     worker.add_argument("--lease", type=_seconds, help="lease length in seconds")
     worker.add_argument("--grace", type=_seconds, default=30.0, help="shutdown grace period")
+    worker.add_argument(
+        "--processes", type=_positive_int, default=1, help="worker processes under a supervisor"
+    )
     worker.set_defaults(run=_worker)
 
     enqueue = commands.add_parser("enqueue", help="enqueue a job by name")
@@ -153,7 +157,9 @@ def _run(registry: Registry, action: Callable[[], Coroutine[Any, Any, int]]) -> 
 
 
 def _worker(args: argparse.Namespace) -> int:
-    registry = load_registry(args.app)
+    registry = load_registry(args.app)  # fails here, once, if the app cannot be imported
+    if args.processes > 1:
+        return Supervisor(_child_arguments(args), args.processes, burst=args.burst).run()
     worker = Worker(
         registry,
         queues=args.queues,
@@ -170,6 +176,19 @@ def _worker(args: argparse.Namespace) -> int:
         # handed back already, so the process ends without waiting for it.
         os._exit(0)
     return 0
+
+
+def _child_arguments(args: argparse.Namespace) -> list[str]:
+    """The worker command line of one supervised process."""
+    child = ["--log-level", args.log_level, "worker", args.app]
+    child += ["--concurrency", str(args.concurrency), "--grace", str(args.grace)]
+    if args.queues:
+        child += ["--queues", ",".join(args.queues)]
+    if args.lease is not None:
+        child += ["--lease", str(args.lease)]
+    if args.burst:
+        child.append("--burst")
+    return child
 
 
 def _enqueue(args: argparse.Namespace) -> int:

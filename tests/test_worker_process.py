@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jobmaster import AttemptOutcome, JobState, Registry
+from jobmaster.models import WorkerInfo
 from tests.conftest import start_worker, wait_until
 
 APP = "apps.procapp:registry"
@@ -114,3 +115,58 @@ async def test_second_signal_skips_the_grace_period(app: Registry, redis_url: st
     assert code == 0, out
     assert "second signal" in out
     assert (await handle.info()).state is JobState.QUEUED
+
+
+async def test_supervisor_restarts_a_dead_child_and_forwards_signals(
+    app: Registry, redis_url: str
+) -> None:
+    import os
+
+    supervisor = start_worker(APP, redis_url, "--processes", "2", "--grace", "5")
+    workers = await wait_until(lambda: _workers(app, 2), timeout=15)
+    victim = workers[0].pid
+    os.kill(victim, signal.SIGKILL)
+    replaced = await wait_until(
+        lambda: _workers(app, 2, without=victim), timeout=15
+    )  # the dead one's heartbeat expires; a new child took its slot
+    assert victim not in {w.pid for w in replaced}
+
+    from tests.apps.procapp import add
+
+    handles = await add.enqueue_many([(i, 1) for i in range(20)])
+    assert [await h.result(timeout=10) for h in handles] == [i + 1 for i in range(20)]
+    supervisor.send_signal(signal.SIGTERM)
+    code, out = finish(supervisor)
+    assert code == 0, out
+    assert "worker process died; restarting it" in out
+    children = [w.pid for w in replaced]
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def _workers(app: Registry, n: int, without: int | None = None) -> list[WorkerInfo]:
+    live = [w for w in await app.workers() if w.pid != without]
+    alive = [w for w in live if _alive(w.pid)]
+    return alive if len(alive) == n else []
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_supervised_burst_workers_exit_when_done(app: Registry, redis_url: str) -> None:
+    from tests.apps.procapp import add
+
+    handles = await add.enqueue_many([(i, 2) for i in range(200)])
+    code, out = finish(start_worker(APP, redis_url, "--processes", "2", "--burst"))
+    assert code == 0, out
+    jobs = [await h.info() for h in handles]
+    assert all(j.state is JobState.SUCCEEDED for j in jobs)
+    assert len({j.attempts[0].pid for j in jobs}) >= 1
