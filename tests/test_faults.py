@@ -79,7 +79,9 @@ async def test_a_poison_job_fails_after_a_bounded_number_of_lost_attempts(
         assert deaths < 10, "the poison job kept being delivered"
         worker = start_worker(APP, redis_url, "--lease", "0.3", "--grace", "0")
         # each worker first takes the job back from the dead one (once its lease expired)
-        await wait_until(lambda: worker.poll() is not None or _failed(poison.state()), timeout=30)
+        await wait_until(
+            lambda w=worker: w.poll() is not None or _failed(poison.state()), timeout=30
+        )
         if worker.poll() is None:
             stop(worker)
             break
