@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import time
 import uuid
@@ -193,7 +194,12 @@ def _delay_ms(delay: float | timedelta | None, at: datetime | None) -> int:
     if delay is None:
         return 0
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
         raise InvalidArguments(f"delay= must be a number of seconds >= 0, got {delay!r}")
     return int(seconds * 1000)
 
@@ -205,7 +211,7 @@ def _priority(priority: int) -> int:
 
 
 def _job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
         raise InvalidArguments(
             f"job_id= must be 1-200 characters of letters, digits and _.:@/+=-, got {job_id!r}"
         )
@@ -213,7 +219,7 @@ def _job_id(job_id: str) -> str:
 
 
 def _queue(queue: str) -> str:
-    if not isinstance(queue, str) or not _QUEUE_RE.match(queue):
+    if not isinstance(queue, str) or not _QUEUE_RE.fullmatch(queue):
         raise InvalidArguments(
             f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
         )

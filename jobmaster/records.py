@@ -28,6 +28,21 @@ def decode_arguments(record: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
+def _readable_record(raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A job record and its arguments for inspection: what cannot be decoded is shown as
+    ``{"undecodable": "<hex>"}`` rather than hiding the job."""
+    try:
+        record = load_record(raw)
+        if not isinstance(record, dict):
+            raise DecodeError("a job record must be a map")
+    except DecodeError:
+        return {"n": "", "c": 0}, {"undecodable": raw[:256].hex()}
+    try:
+        return record, decode_arguments(record)
+    except DecodeError:
+        return record, {"undecodable": bytes(record.get("a", b""))[:256].hex()}
+
+
 def _error(record: dict[str, Any]) -> ErrorInfo | None:
     if "x" not in record:
         return None
@@ -75,17 +90,17 @@ def decode_job(
     result_raw: bytes | None,
     attempts: list[Attempt],
 ) -> Job:
-    record = load_record(record_raw)
+    record, arguments = _readable_record(record_raw)
     status = load_json(status_raw)
     state = JobState(status["s"])
     return Job(
         id=job_id,
-        name=record["n"],
+        name=record.get("n", ""),
         queue=queue,
         state=state,
-        arguments=decode_arguments(record),
+        arguments=arguments,
         priority=record.get("p", 0),
-        created_at=from_ms(record["c"]),
+        created_at=from_ms(record.get("c", 0)),
         scheduled_for=from_ms(status["d"]) if "d" in status else None,
         finished_at=from_ms(status["f"]) if "f" in status else None,
         result=unpack(result_raw) if result_raw is not None else None,
@@ -95,15 +110,15 @@ def decode_job(
 
 
 def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
-    record = load_record(record_raw)
+    record, _ = _readable_record(record_raw)
     status = load_json(status_raw)
     return JobSummary(
         id=job_id,
-        name=record["n"],
+        name=record.get("n", ""),
         queue=queue,
         state=JobState(status["s"]),
         priority=record.get("p", 0),
-        created_at=from_ms(record["c"]),
+        created_at=from_ms(record.get("c", 0)),
         attempts=status.get("a", 0),
         error=_error(status),
     )

@@ -12,11 +12,17 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from jobmaster.context import Context
 from jobmaster.definition import OPTIONS, JobDefinition, Retry
-from jobmaster.errors import ConfigError, InvalidArguments, JobNotFound, UnknownJob
+from jobmaster.errors import (
+    ConfigError,
+    InvalidArguments,
+    JobmasterError,
+    JobNotFound,
+    UnknownJob,
+)
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
 from jobmaster.models import Job, JobState, JobSummary, WorkerInfo
@@ -33,6 +39,8 @@ T = TypeVar("T")
 _DECORATOR_OPTIONS = ("name", *OPTIONS, "retry")
 SOCKET_TIMEOUT = 30.0
 """Seconds a command may take before its connection is considered dead."""
+MAX_CONNECTIONS = 50
+"""Connections per event loop (and per worker); more concurrent calls queue for one."""
 
 
 @dataclass(frozen=True)
@@ -166,9 +174,15 @@ class Registry:
 
     def _connect(self) -> Redis:
         # Blocking reads wait up to BLOCK_MS (5 s): the socket timeout must outlast them.
-        return Redis.from_url(
-            self.settings.redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=5
+        # Beyond MAX_CONNECTIONS, callers wait for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=5,
         )
+        return Redis.from_pool(pool)
 
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
@@ -251,16 +265,23 @@ class Registry:
         """A handle to an existing job whose queue is known."""
         return JobHandle(self, job_id, queue)
 
-    async def find(self, job_id: str) -> JobHandle[Any]:
-        """A handle to an existing job, looked up by id across every queue."""
-        queue = await self.connection().store.locate(job_id)
-        if queue is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return JobHandle(self, job_id, queue)
+    async def find(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
+        """A handle to an existing job, looked up by id across every queue (or in one)."""
+        queues = [queue] if queue is not None else await self.connection().store.locate(job_id)
+        if queue is not None and await self.connection().store.state(queue, job_id) is None:
+            queues = []
+        if not queues:
+            where = f" in queue {queue!r}" if queue is not None else ""
+            raise JobNotFound(f"no job with id {job_id!r}{where}")
+        if len(queues) > 1:
+            raise JobmasterError(
+                f"job id {job_id!r} exists in queues {', '.join(queues)}; pass queue= to choose"
+            )
+        return JobHandle(self, job_id, queues[0])
 
-    async def get_job(self, job_id: str) -> Job:
+    async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """A job with its state and attempts, from any process, by id."""
-        return await (await self.find(job_id)).info()
+        return await (await self.find(job_id, queue)).info()
 
     async def known_queues(self) -> list[str]:
         """Every queue that has had a job in this namespace."""

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from jobmaster.context import Context
 from jobmaster.errors import InvalidArguments
@@ -85,7 +85,22 @@ class HandlerSignature:
 
     def dump(self, validated: BaseModel) -> dict[str, Any]:
         """The wire form of validated arguments: JSON-like values keyed by parameter name."""
-        return validated.model_dump(mode="json", by_alias=True)
+        try:
+            return validated.model_dump(mode="json", by_alias=True)
+        except (PydanticSerializationError, ValueError) as exc:  # UnicodeDecodeError too
+            raise InvalidArguments(
+                f"{self.job_name}(): argument {self._unstorable(validated)!r} cannot be stored "
+                f"as JSON-like data: {exc}"
+            ) from None
+
+    def _unstorable(self, validated: BaseModel) -> str:
+        """The first parameter whose value does not serialise (only called on errors)."""
+        for name, field in zip(self.names, self._fields, strict=True):
+            try:
+                validated.model_dump(mode="json", include={field})
+            except (PydanticSerializationError, ValueError):
+                return name
+        return "?"
 
     def encode_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return self.dump(self.validate(self.bind(args, kwargs)))

@@ -180,6 +180,8 @@ class Store:
 
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
         """Create jobs; for each, False when its id already existed (nothing written)."""
+        if not jobs:
+            return []
         keys = self._k(queue).enqueue
         script = self._scripts.enqueue
         chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
@@ -303,14 +305,6 @@ class Store:
 
     # -- events ------------------------------------------------------------------------------
 
-    async def newest_event_ids(self, queues: Iterable[str]) -> dict[str, bytes]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            names = list(queues)
-            for queue in names:
-                pipe.xrevrange(self.keys.queue(queue).events, count=1)
-            replies = await pipe.execute()
-        return {q: (r[0][0] if r else b"0-0") for q, r in zip(names, replies, strict=True)}
-
     async def read_events(
         self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
     ) -> list[Event]:
@@ -359,16 +353,25 @@ class Store:
         names: Any = await self.redis.smembers(self.keys.queues)
         return sorted(n.decode() for n in names)
 
-    async def locate(self, job_id: str) -> str | None:
-        """The queue holding a job, or None."""
+    async def locate(self, job_id: str) -> list[str]:
+        """The queues holding a job with this id (ids are unique within a queue)."""
         names = await self.queues()
         if not names:
-            return None
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for queue in names:
                 pipe.hexists(self.keys.queue(queue).status, job_id)
             found = await pipe.execute()
-        return next((q for q, f in zip(names, found, strict=True) if f), None)
+        return [q for q, f in zip(names, found, strict=True) if f]
+
+    async def position_and_state(self, queue: str, job_id: str) -> tuple[bytes, JobState | None]:
+        """The newest event id of a queue and a job's state, read atomically (MULTI)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(k.events, count=1)
+            pipe.hget(k.status, job_id)
+            newest, raw = await pipe.execute()
+        return (newest[0][0] if newest else b"0-0"), (status_state(raw) if raw else None)
 
     async def state(self, queue: str, job_id: str) -> JobState | None:
         raw: Any = await self.redis.hget(self.keys.queue(queue).status, job_id)
@@ -407,8 +410,18 @@ class Store:
         ]
 
     async def result(self, queue: str, job_id: str) -> bytes | None:
-        raw: Any = await self.redis.hget(self.keys.queue(queue).results, job_id)
-        return raw if raw is None else bytes(raw)
+        """A job's stored result; None once its ttl has passed (even before it is pruned)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.results, job_id)
+            pipe.zscore(k.result_expiry, job_id)
+            pipe.time()
+            raw, expires_ms, (seconds, micros) = await pipe.execute()
+        if raw is None or (
+            expires_ms is not None and expires_ms <= seconds * 1000 + micros // 1000
+        ):
+            return None
+        return bytes(raw)
 
     async def count(self, queue: str, state: JobState) -> int:
         return int(await self.redis.zcard(self.keys.queue(queue).index(state.value)))

@@ -40,7 +40,8 @@ async def run_jobs(
         install_signal_handlers=False,
         echo_job_logs=False,
     )
-    await asyncio.wait_for(worker.run(), timeout)
+    async with asyncio.timeout(timeout):
+        await worker.run()
     return worker.jobs_done
 
 

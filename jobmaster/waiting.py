@@ -35,16 +35,25 @@ class JobWaiter:
         )
 
     async def wait(self, queue: str, job_id: str, timeout: float | None) -> JobState:
-        """The job's final state, once it has one; :class:`ResultTimeout` after ``timeout``."""
-        reader = self._readers.get(queue)
-        if reader is None or reader.done():
-            # The position is taken before the state is read, so no later event is missed.
-            self._positions.update(await self._store.newest_event_ids([queue]))
-            self._readers[queue] = asyncio.get_running_loop().create_task(self._read(queue))
+        """The job's final state, once it has one; :class:`ResultTimeout` after ``timeout``.
+
+        The waiter is registered before the job's state is read, and a new reader starts
+        from a position read together with that state: no final event can slip between.
+        A job that has already finished starts no reader.
+        """
         future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
         key = (queue, job_id)
         self._waiters[key].append(future)
         try:
+            position, state = await self._store.position_and_state(queue, job_id)
+            if state is None:
+                raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+            if state.is_final:
+                return state
+            reader = self._readers.get(queue)
+            if reader is None or reader.done():
+                self._positions[queue] = position
+                self._readers[queue] = asyncio.get_running_loop().create_task(self._read(queue))
             return await self._await(queue, job_id, future, timeout)
         finally:
             waiters = self._waiters.get(key)
@@ -60,22 +69,22 @@ class JobWaiter:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
+            remaining = RECHECK_SECONDS if deadline is None else deadline - loop.time()
+            if remaining > 0:
+                try:
+                    async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                        return await asyncio.shield(future)
+                except TimeoutError:
+                    pass
             state = await self._store.state(queue, job_id)
             if state is None:
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             if state.is_final:
                 return state
-            remaining = RECHECK_SECONDS if deadline is None else deadline - loop.time()
-            if remaining <= 0:
+            if deadline is not None and loop.time() >= deadline:
                 raise ResultTimeout(
                     f"job {job_id} did not finish within {timeout:g}s (it is {state.value})"
                 )
-            try:
-                return await asyncio.wait_for(
-                    asyncio.shield(future), min(remaining, RECHECK_SECONDS)
-                )
-            except TimeoutError:
-                continue
 
     def _has_waiters(self, queue: str) -> bool:
         return any(q == queue for q, _ in self._waiters)

@@ -7,6 +7,10 @@ Returns: one integer per job, 1 when created, 0 when the id already existed. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, maxlen = now_ms(), ARGV[1], ARGV[2]
 local out, changes = {}, {}
+-- Index scores grow by a microsecond per job, so "newest first" holds within a batch and
+-- within a millisecond.
+local top = rcall('ZREVRANGE', queued, 0, 0, 'WITHSCORES')[2]
+local score = top and math.max(now, tonumber(top) + 0.001) or now
 for i = 3, #ARGV, 4 do
   local id, record, band = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local due = now + tonumber(ARGV[i + 3])
@@ -22,7 +26,8 @@ for i = 3, #ARGV, 4 do
     else
       st.s = 'queued'
       st.e = add_entry(KEYS[7 + band], group, id)
-      rcall('ZADD', queued, now, id)
+      rcall('ZADD', queued, string.format('%.3f', score), id)
+      score = score + 0.001
     end
     rcall('HSET', status, id, cjson.encode(st))
     changes[#changes + 1] = {id, st.s}

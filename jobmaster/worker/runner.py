@@ -35,6 +35,7 @@ OUTPUT_INTERVAL = 0.25
 HEARTBEAT_INTERVAL = 5.0
 RECLAIM_MARGIN_MS = 5
 """Wake a little after the earliest lease expiry rather than just before it."""
+UPKEEP_STOP_SECONDS = 5.0
 BURST_POLL = 0.1
 """Longest sleep of a burst worker waiting for scheduled jobs to become due."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -77,7 +78,7 @@ class Worker:
         self.queues = list(queues) if queues else registry.queues()
         if not self.queues:
             raise ConfigError("the registry defines no jobs and no queues were given")
-        bad = [q for q in self.queues if not re.match(QUEUE_PATTERN, q)]
+        bad = [q for q in self.queues if not re.fullmatch(QUEUE_PATTERN, q)]
         if bad:
             raise ConfigError(f"invalid queue name(s): {', '.join(map(repr, bad))}")
         self.concurrency = concurrency
@@ -106,6 +107,8 @@ class Worker:
         self._handing_back = False
         self._fetch_waiting = False
         self._fetch_failures = 0
+        self._closing = False
+        self._flush_task: asyncio.Task[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._timers_read: asyncio.Future[bool] | None = None
         self._slot_freed = asyncio.Event()
@@ -136,8 +139,9 @@ class Worker:
         upkeep: list[asyncio.Future[Any]] = []
         try:
             await self._with_retries("start", self._register_queues)
+            self._flush_task = loop.create_task(self._flush_loop(), name="jobmaster-flush")
             upkeep = [
-                loop.create_task(self._flush_loop(), name="jobmaster-flush"),
+                self._flush_task,
                 loop.create_task(self._renew_loop(), name="jobmaster-renew"),
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
                 loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
@@ -155,12 +159,7 @@ class Worker:
                 await self._fetch_task
             await self._drain()
         finally:
-            for task in upkeep:
-                task.cancel()
-            if self._timers_read is not None:
-                self._timers_read.cancel()
-                upkeep.append(self._timers_read)
-            await asyncio.gather(*upkeep, return_exceptions=True)
+            await self._stop_upkeep(upkeep)
             await self._flush_until_empty()
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
@@ -171,6 +170,22 @@ class Worker:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             await self.store.close()
             self.log.info("worker stopped", jobs_done=self.jobs_done)
+
+    async def _stop_upkeep(self, upkeep: list[asyncio.Future[Any]]) -> None:
+        """Stop the background loops: the flush loop on a flag (after its current batch),
+        the others by cancellation, waiting a bounded time (a cancellation swallowed by a
+        client library must not keep the process alive)."""
+        self._closing = True
+        self._flush_wanted.set()
+        if self._timers_read is not None:
+            upkeep.append(self._timers_read)
+        for task in upkeep:
+            if task is not self._flush_task:
+                task.cancel()
+        if upkeep:
+            _, pending = await asyncio.wait(upkeep, timeout=UPKEEP_STOP_SECONDS)
+            if pending:
+                self.log.warning("background tasks did not stop in time", count=len(pending))
 
     def stop(self) -> None:
         """Stop fetching; running attempts get the grace period to finish."""
@@ -347,10 +362,13 @@ class Worker:
             self._outputs[job.queue].append(Output(job.job_id, job.attempt, lines, progress))
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             if any(job.ctx is not None for job in self._running.values()):
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races its timeout, and this loop is cancelled at shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_wanted.wait(), OUTPUT_INTERVAL)
+                    async with asyncio.timeout(OUTPUT_INTERVAL):
+                        await self._flush_wanted.wait()
                 for job in self._running.values():
                     self._take_output(job)
             else:

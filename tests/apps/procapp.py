@@ -57,3 +57,9 @@ def spin(seconds: float) -> int:
 @registry.job(retry=Retry(max_attempts=1))
 async def record(n: int) -> int:
     return n
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def work(n: int, ms: float) -> int:
+    await asyncio.sleep(ms / 1000)
+    return n
