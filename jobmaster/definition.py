@@ -74,6 +74,9 @@ class JobDefinition(BaseModel):
         queue: the queue its jobs go to unless ``options(queue=...)`` says otherwise.
         priority: 0..9; higher runs first within a queue.
         timeout: seconds an attempt may run before it is cancelled (None: no limit).
+        idle_timeout: seconds an attempt may go without progress (``ctx.progress``,
+            ``ctx.heartbeat()`` or a log line; for a handler without a Context, since it
+            started) before it is cancelled (None: no limit).
         retry: the retry policy.
         result_ttl: seconds the result is kept (None: as long as the job record).
     """
@@ -84,6 +87,7 @@ class JobDefinition(BaseModel):
     queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     priority: int = Field(default=0, ge=0, le=9)
     timeout: float | None = Field(default=None, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
     retry: Retry = Retry()
     result_ttl: float | None = Field(default=None, ge=0)
 

@@ -170,3 +170,18 @@ async def test_supervised_burst_workers_exit_when_done(app: Registry, redis_url:
     jobs = [await h.info() for h in handles]
     assert all(j.state is JobState.SUCCEEDED for j in jobs)
     assert len({j.attempts[0].pid for j in jobs}) >= 1
+
+
+async def test_a_killed_worker_disappears_from_the_live_list(app: Registry, redis_url: str) -> None:
+    worker = start_worker(APP, redis_url, "--lease", "1")
+    listed = await wait_until(lambda: app.workers(), timeout=15)
+    assert [w.pid for w in listed] == [worker.pid]
+    assert listed[0].queues == ["default"]
+    assert listed[0].concurrency == 100
+    worker.kill()
+    worker.communicate(timeout=10)
+    await wait_until(lambda: _none_listed(app), timeout=10)
+
+
+async def _none_listed(app: Registry) -> bool:
+    return not await app.workers()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import traceback
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.codec import DecodeError, load_record, pack
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from jobmaster.registry import Registry
 
 
+class AttemptTimeout(TimeoutError):
+    """The attempt ran longer than its job's timeout."""
+
+
+class IdleTimeout(AttemptTimeout):
+    """The attempt made no progress for longer than its job's idle_timeout."""
+
+
 @dataclass(slots=True)
 class RunningJob:
     """A job this worker holds the lease of."""
@@ -33,10 +42,22 @@ class RunningJob:
     ctx: Context | None = None
     task: asyncio.Task[None] | None = None
     lease_lost: bool = False
+    idle_timeout: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    abort: AttemptTimeout | None = None
+    """Why the worker cancelled the attempt, when it did so to end it (not to hand it back)."""
 
+    @property
+    def last_activity(self) -> float:
+        return self.ctx.last_activity if self.ctx is not None else self.started
 
-class AttemptTimeout(TimeoutError):
-    """The attempt ran longer than its job's timeout."""
+    def end(self, reason: AttemptTimeout) -> None:
+        """End the attempt from outside its handler: cancel it and record ``reason``."""
+        self.abort = reason
+        if self.ctx is not None:
+            self.ctx.cancelled.set()
+        if self.task is not None:
+            self.task.cancel()
 
 
 def failed(
@@ -99,6 +120,7 @@ async def run_attempt(
         job.ctx = Context(job.job_id, job.name, job.queue, job.attempt, echo)
         positional.insert(0, job.ctx)
     timeout = definition.timeout
+    job.idle_timeout = definition.idle_timeout
     try:
         if handler.is_async:
             value = await _run_async(handler.fn, positional, keywords, timeout)
@@ -106,6 +128,13 @@ async def run_attempt(
             value = await _run_sync(handler.fn, positional, keywords, timeout, executor, job.ctx)
     except AttemptTimeout as exc:
         return failed(job, exc, definition, outcome=AttemptOutcome.TIMED_OUT)
+    except asyncio.CancelledError:
+        if job.abort is None:
+            raise  # handed back, or its lease was lost
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return failed(job, job.abort, definition, outcome=AttemptOutcome.TIMED_OUT)
     except Exception as exc:
         return failed(job, exc, definition)
     try:

@@ -26,16 +26,19 @@ from jobmaster.errors import ConfigError
 from jobmaster.models import WorkerInfo
 from jobmaster.registry import Registry
 from jobmaster.store import Completion, Lease, Output, Store
-from jobmaster.worker.attempt import RunningJob, run_attempt
+from jobmaster.worker.attempt import IdleTimeout, RunningJob, run_attempt
 
 BLOCK_MS = 5_000
 """Longest blocking read for new entries or timers (shorter waits come from due times)."""
 OUTPUT_INTERVAL = 0.25
 """How often log lines and progress of running attempts are written."""
 HEARTBEAT_INTERVAL = 5.0
+"""Longest time between heartbeats; a worker beats every min(this, lease / 3)."""
 RECLAIM_MARGIN_MS = 5
 """Wake a little after the earliest lease expiry rather than just before it."""
 UPKEEP_STOP_SECONDS = 5.0
+WATCHDOG_INTERVAL = 0.5
+"""Longest time between checks of idle attempts."""
 BURST_POLL = 0.1
 """Longest sleep of a burst worker waiting for scheduled jobs to become due."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -145,6 +148,7 @@ class Worker:
                 loop.create_task(self._renew_loop(), name="jobmaster-renew"),
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
                 loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
+                loop.create_task(self._watchdog_loop(), name="jobmaster-watchdog"),
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
@@ -505,10 +509,31 @@ class Worker:
             await self._with_retries("reclaim", reclaim)
             await asyncio.sleep(wait_ms / 1000)
 
+    async def _watchdog_loop(self) -> None:
+        """End attempts that made no progress for longer than their job's idle_timeout."""
+        while True:
+            watched = [j for j in self._running.values() if j.idle_timeout and j.abort is None]
+            if not watched:
+                await asyncio.sleep(WATCHDOG_INTERVAL)
+                continue
+            now = time.monotonic()
+            for job in watched:
+                if now - job.last_activity > (job.idle_timeout or 0):
+                    self.log.warning("no progress; ending the attempt", job_id=job.job_id)
+                    job.end(
+                        IdleTimeout(
+                            f"the attempt made no progress (ctx.progress, ctx.heartbeat() or "
+                            f"a log line) for {job.idle_timeout:g}s"
+                        )
+                    )
+            next_check = min(j.last_activity + (j.idle_timeout or 0) for j in watched) - now
+            await asyncio.sleep(min(max(next_check, 0.01), WATCHDOG_INTERVAL))
+
     async def _heartbeat_loop(self) -> None:
+        interval = min(HEARTBEAT_INTERVAL, self.lease / 3)
         while True:
             await self._with_retries("heartbeat", self._heartbeat, attempts=1)
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await asyncio.sleep(interval)
 
     async def _heartbeat(self) -> None:
         info = WorkerInfo(
@@ -522,7 +547,9 @@ class Worker:
             started_at=self.started_at,
             last_seen=time.time(),
         )
-        await self.store.heartbeat(info, ttl_ms=int(HEARTBEAT_INTERVAL * 3000))
+        # Listed for as long as it could still hold a lease: one lease after the last beat.
+        ttl = max(self.lease, 3 * min(HEARTBEAT_INTERVAL, self.lease / 3))
+        await self.store.heartbeat(info, ttl_ms=int(ttl * 1000))
 
     async def _with_retries(self, what: str, action: Any, attempts: int | None = None) -> None:
         """Run ``action`` until it succeeds (or ``attempts`` run out), backing off between
