@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -77,6 +77,8 @@ class JobDefinition(BaseModel):
         idle_timeout: seconds an attempt may go without progress (``ctx.progress``,
             ``ctx.heartbeat()`` or a log line; for a handler without a Context, since it
             started) before it is cancelled (None: no limit).
+        executor: where a sync handler runs: "thread" (the default) or "process" (a
+            child process per attempt, for handlers that hold the GIL; it can be killed).
         retry: the retry policy.
         result_ttl: seconds the result is kept (None: as long as the job record).
     """
@@ -88,6 +90,7 @@ class JobDefinition(BaseModel):
     priority: int = Field(default=0, ge=0, le=9)
     timeout: float | None = Field(default=None, gt=0)
     idle_timeout: float | None = Field(default=None, gt=0)
+    executor: Literal["thread", "process"] | None = None
     retry: Retry = Retry()
     result_ttl: float | None = Field(default=None, ge=0)
 

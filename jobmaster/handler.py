@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.codec import pack
 from jobmaster.definition import QUEUE_PATTERN, JobDefinition
-from jobmaster.errors import InvalidArguments
+from jobmaster.errors import ConfigError, InvalidArguments
 from jobmaster.handle import JobHandle
 from jobmaster.records import job_record
 from jobmaster.signature import HandlerSignature
@@ -121,6 +121,8 @@ class JobHandler(Generic[P, R]):
         self.definition = definition
         self.signature = HandlerSignature(fn, definition.name)
         self.is_async = inspect.iscoroutinefunction(fn)
+        if definition.executor == "process":
+            _check_process_handler(fn, self)
         self._defaults: JobOptions[P, R] = JobOptions(self)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", definition.name)
@@ -224,3 +226,19 @@ def _queue(queue: str) -> str:
             f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
         )
     return queue
+
+
+def _check_process_handler(fn: Callable[..., Any], handler: JobHandler[Any, Any]) -> None:
+    name = handler.definition.name
+    if handler.is_async:
+        raise ConfigError(f"job {name!r}: executor='process' runs sync handlers; this is async")
+    if handler.signature.takes_context:
+        raise ConfigError(
+            f"job {name!r}: an executor='process' handler cannot take a Context "
+            f"(the context lives in the worker process)"
+        )
+    if fn.__module__ == "__main__" or "<locals>" in fn.__qualname__:
+        raise ConfigError(
+            f"job {name!r}: an executor='process' handler must be a module-level function of "
+            f"an importable module (the child process imports it by name)"
+        )

@@ -17,8 +17,10 @@ from jobmaster.errors import InvalidArguments, RetryLater
 from jobmaster.models import AttemptOutcome, JobState
 from jobmaster.records import decode_arguments
 from jobmaster.store import Completion
+from jobmaster.worker.process_executor import ProcessHandlerError, run_in_process
 
 if TYPE_CHECKING:
+    from jobmaster.handler import JobHandler
     from jobmaster.registry import Registry
 
 
@@ -71,10 +73,16 @@ def failed(
     """The completion of an attempt that raised: retried later, or the job fails."""
     delay = 0.0
     retry = False
+    error_type = type(exc).__qualname__
+    trace = "".join(traceback.format_exception(exc))
+    if isinstance(exc, ProcessHandlerError):  # raised in a child: decided there
+        error_type, trace = exc.type_name, exc.remote_traceback
     if definition is not None and retryable:
         policy = definition.retry
         if isinstance(exc, RetryLater):
             retry, delay = job.attempt < policy.max_attempts, exc.delay
+        elif isinstance(exc, ProcessHandlerError):
+            retry, delay = exc.retry, policy.delay(job.attempt)
         elif policy.retries(exc, job.attempt):
             retry, delay = True, policy.delay(job.attempt)
     return Completion(
@@ -83,9 +91,9 @@ def failed(
         outcome=outcome.value,
         next_state=(JobState.SCHEDULED if retry else JobState.FAILED).value,
         delay_ms=int(delay * 1000),
-        error_type=type(exc).__qualname__,
+        error_type=error_type,
         error_message=str(exc),
-        traceback="".join(traceback.format_exception(exc)),
+        traceback=trace,
     )
 
 
@@ -99,33 +107,26 @@ async def run_attempt(
     retention_s: float,
 ) -> Completion:
     """Decode, validate and run one claimed job; every way it can end becomes a Completion."""
-    try:
-        data = load_record(record)
-        job.name = data["n"]
-        arguments = decode_arguments(data)
-    except (DecodeError, KeyError, TypeError) as exc:
-        return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)
-    handler = registry.jobs.get(job.name)
-    if handler is None:
-        known = ", ".join(sorted(registry.jobs)) or "(none)"
-        error = LookupError(f"no handler named {job.name!r} in this worker; it has: {known}")
-        return failed(job, error, None)
+    prepared = _prepare(registry, job, record)
+    if isinstance(prepared, Completion):
+        return prepared
+    handler, arguments, positional, keywords = prepared
     definition = handler.definition
-    signature = handler.signature
-    try:
-        positional, keywords = signature.call_arguments(signature.validate(arguments))
-    except InvalidArguments as exc:
-        return failed(job, exc, definition, retryable=False)
-    if signature.takes_context:
+    if handler.signature.takes_context:
         job.ctx = Context(job.job_id, job.name, job.queue, job.attempt, echo)
         positional.insert(0, job.ctx)
-    timeout = definition.timeout
     job.idle_timeout = definition.idle_timeout
+    in_process = definition.executor == "process"
     try:
-        if handler.is_async:
-            value = await _run_async(handler.fn, positional, keywords, timeout)
+        if in_process:  # the child validates and encodes; the value is already wire data
+            call = [handler, arguments, job.attempt]
+            value = await _run_async(run_in_process, call, {}, definition.timeout)
+        elif handler.is_async:
+            value = await _run_async(handler.fn, positional, keywords, definition.timeout)
         else:
-            value = await _run_sync(handler.fn, positional, keywords, timeout, executor, job.ctx)
+            value = await _run_sync(
+                handler.fn, positional, keywords, definition.timeout, executor, job.ctx
+            )
     except AttemptTimeout as exc:
         return failed(job, exc, definition, outcome=AttemptOutcome.TIMED_OUT)
     except asyncio.CancelledError:
@@ -137,8 +138,45 @@ async def run_attempt(
         return failed(job, job.abort, definition, outcome=AttemptOutcome.TIMED_OUT)
     except Exception as exc:
         return failed(job, exc, definition)
+    return _succeeded(job, handler, value, retention_s, encoded=in_process)
+
+
+def _prepare(
+    registry: Registry, job: RunningJob, record: bytes
+) -> Completion | tuple[JobHandler[Any, Any], dict[str, Any], list[Any], dict[str, Any]]:
+    """The handler and validated call of a claimed job, or the completion that fails it."""
     try:
-        result = pack(signature.encode_result(value))
+        data = load_record(record)
+        job.name = data["n"]
+        arguments = decode_arguments(data)
+    except (DecodeError, KeyError, TypeError) as exc:
+        return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)
+    handler = registry.jobs.get(job.name)
+    if handler is None:
+        known = ", ".join(sorted(registry.jobs)) or "(none)"
+        error = LookupError(f"no handler named {job.name!r} in this worker; it has: {known}")
+        return failed(job, error, None)
+    signature = handler.signature
+    try:
+        positional, keywords = signature.call_arguments(signature.validate(arguments))
+    except InvalidArguments as exc:
+        return failed(job, exc, handler.definition, retryable=False)
+    return handler, arguments, positional, keywords
+
+
+def _succeeded(
+    job: RunningJob,
+    handler: JobHandler[Any, Any],
+    value: Any,
+    retention_s: float,
+    *,
+    encoded: bool,
+) -> Completion:
+    """The completion of an attempt that returned ``value`` (already wire data if
+    ``encoded``)."""
+    definition = handler.definition
+    try:
+        result = pack(value if encoded else handler.signature.encode_result(value))
     except Exception as exc:
         unstorable = TypeError(f"the result of {job.name} cannot be stored: {exc}")
         return failed(job, unstorable, definition, retryable=False)

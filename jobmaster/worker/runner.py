@@ -27,6 +27,7 @@ from jobmaster.models import WorkerInfo
 from jobmaster.registry import Registry
 from jobmaster.store import Completion, Lease, Output, Store
 from jobmaster.worker.attempt import IdleTimeout, RunningJob, run_attempt
+from jobmaster.worker.process_executor import preload
 
 BLOCK_MS = 5_000
 """Longest blocking read for new entries or timers (shorter waits come from due times)."""
@@ -135,6 +136,7 @@ class Worker:
         self._store = self.registry.new_store()
         if any(not h.is_async for h in self.registry.jobs.values()):
             self._executor = ThreadPoolExecutor(self.concurrency, "jobmaster-sync")
+        preload([h for h in self.registry.jobs.values() if h.definition.executor == "process"])
         loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -63,3 +63,19 @@ async def record(n: int) -> int:
 async def work(n: int, ms: float) -> int:
     await asyncio.sleep(ms / 1000)
     return n
+
+
+@registry.job(executor="process", retry=Retry(max_attempts=2, backoff=0))
+def crunch(n: int, fail: bool = False) -> dict[str, int]:
+    """CPU-bound, in a child process of its own."""
+    if fail:
+        raise ArithmeticError(f"cannot crunch {n}")
+    total = sum(i * i for i in range(n))
+    return {"total": total, "pid": os.getpid()}
+
+
+@registry.job(executor="process", timeout=0.5, retry=Retry(max_attempts=1))
+def crunch_forever(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
