@@ -130,7 +130,8 @@ class _QueueKeyLists:
     def __init__(self, k: QueueKeys) -> None:
         idx = k.index
         s = k.streams
-        self.enqueue = (k.jobs, k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
+        self.enqueue = (k.jobs, k.status, idx("queued"), idx("scheduled"), k.events, k.timers)
+        self.streams = s
         self.claim = (
             k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
         )  # fmt: skip
@@ -182,26 +183,35 @@ class Store:
         """Create jobs; for each, False when its id already existed (nothing written)."""
         if not jobs:
             return []
-        keys = self._k(queue).enqueue
+        lists = self._k(queue)
         script = self._scripts.enqueue
         chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
         if len(chunks) == 1 and queue in self._known_queues:
-            created = await script(keys, self._enqueue_argv(chunks[0]))
+            created = await script(*self._enqueue_call(lists, chunks[0]))
             return [bool(c) for c in created]
         async with self.redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
                 pipe.sadd(self.keys.queues, queue)
             for chunk in chunks:
-                await script(keys, self._enqueue_argv(chunk), client=pipe)
+                await script(*self._enqueue_call(lists, chunk), client=pipe)
             replies = await pipe.execute()
         self._known_queues.add(queue)
         return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
 
-    def _enqueue_argv(self, jobs: Sequence[NewJob]) -> list[Any]:
+    def _enqueue_call(
+        self, lists: _QueueKeyLists, jobs: Sequence[NewJob]
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS (with only the streams of the bands used) and ARGV of one enqueue call."""
+        keys = list(lists.enqueue)
+        slots: dict[int, int] = {}
         argv: list[Any] = [GROUP, self.events_maxlen]
         for job in jobs:
-            argv += (job.id, job.record, job.band, job.delay_ms)
-        return argv
+            slot = slots.get(job.band)
+            if slot is None:
+                keys.append(lists.streams[job.band])
+                slot = slots[job.band] = len(slots) + 1
+            argv += (job.id, job.record, job.band, slot, job.delay_ms)
+        return keys, argv
 
     # -- the worker's hot path ---------------------------------------------------------------
 
