@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis.exceptions
+
 
 class JobmasterError(Exception):
     """Base of jobmaster's own errors."""
@@ -9,6 +14,27 @@ class JobmasterError(Exception):
 
 class ConfigError(JobmasterError, ValueError):
     """A setting or job option is unknown or has a bad value."""
+
+
+class RedisUnavailable(JobmasterError, ConnectionError):
+    """Redis did not answer, after the client's bounded retries (3, with backoff)."""
+
+
+@contextmanager
+def redis_errors(what: str, url: str) -> Iterator[None]:
+    """Turn a lost or refused Redis connection into :class:`RedisUnavailable`."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise RedisUnavailable(f"{what}: Redis at {_safe(url)} did not answer ({exc})") from exc
+
+
+def _safe(url: str) -> str:
+    """A Redis URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
 
 
 class InvalidArguments(JobmasterError, ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from jobmaster.codec import unpack
-from jobmaster.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired
+from jobmaster.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, redis_errors
 from jobmaster.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -54,9 +54,10 @@ class JobHandle(Generic[R]):
             ResultExpired: the job succeeded but its result is no longer kept.
         """
         conn = self.registry.connection()
-        state = await conn.waiter.wait(self.queue, self.id, timeout)
-        if state is JobState.SUCCEEDED:
+        with redis_errors(f"waiting for job {self.id}", self.registry.settings.redis_url):
+            state = await conn.waiter.wait(self.queue, self.id, timeout)
             raw = await conn.store.result(self.queue, self.id)
+        if state is JobState.SUCCEEDED:
             if raw is None:
                 raise ResultExpired(f"job {self.id} succeeded but its result has expired")
             value = unpack(raw)
@@ -81,13 +82,15 @@ class JobHandle(Generic[R]):
 
     async def info(self) -> Job:
         """The job with its state and every attempt so far."""
-        job = await self.registry.connection().store.job(self.queue, self.id)
+        with redis_errors(f"reading job {self.id}", self.registry.settings.redis_url):
+            job = await self.registry.connection().store.job(self.queue, self.id)
         if job is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return job
 
     async def state(self) -> JobState:
-        state = await self.registry.connection().store.state(self.queue, self.id)
+        with redis_errors(f"reading job {self.id}", self.registry.settings.redis_url):
+            state = await self.registry.connection().store.state(self.queue, self.id)
         if state is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return state

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.codec import pack
 from jobmaster.definition import QUEUE_PATTERN, JobDefinition
-from jobmaster.errors import ConfigError, InvalidArguments
+from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
 from jobmaster.records import job_record
 from jobmaster.signature import HandlerSignature
@@ -100,7 +100,9 @@ class JobOptions(Generic[P, R]):
             record = pack(job_record(name, pack(arguments), self.priority, created_ms))
             jobs.append(NewJob(job_id or uuid.uuid4().hex, record, self.priority, self.delay_ms))
         store = handler.registry.connection().store
-        created = await store.enqueue(self.queue, jobs)
+        url = handler.registry.settings.redis_url
+        with redis_errors("enqueue failed; the job may not have been created", url):
+            created = await store.enqueue(self.queue, jobs)
         return [
             JobHandle(handler.registry, job.id, self.queue, created=c, signature=signature)
             for job, c in zip(jobs, created, strict=True)

@@ -114,3 +114,34 @@ async def test_a_cpu_bound_job_longer_than_the_lease_runs_once(
         outputs = [stop(w) for w in workers]
     job = await handle.info()
     assert [a.outcome for a in job.attempts] == [AttemptOutcome.SUCCEEDED], outputs
+
+
+async def test_producers_get_a_clear_error_when_redis_is_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from jobmaster import RedisUnavailable
+    from jobmaster.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis()
+    server.start()
+    registry = Registry(server.url, config_dir=tmp_path, environ={})
+
+    @registry.job()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    handle = await add.enqueue(1, 2)
+    server.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable, match=r"enqueue failed.*did not answer"):
+            await add.enqueue(3, 4)
+        with pytest.raises(RedisUnavailable, match="reading job"):
+            await handle.info()
+        assert time.monotonic() - started < 15  # a bounded retry, then the error
+        server.start()  # same port: the registry reconnects by itself
+        again = await add.enqueue(5, 6)
+        assert (await again.info()).arguments == {"a": 5, "b": 6}
+    finally:
+        await registry.aclose()
+        server.close()
