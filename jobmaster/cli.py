@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=_positive_int, default=100)
     worker.add_argument("--burst", action="store_true", help="exit when nothing is left")
     worker.add_argument("--lease", type=_seconds, help="lease length in seconds")
+    worker.add_argument(
+        "--heartbeat", type=_seconds, help="seconds between lease renewals (default lease/3)"
+    )
     worker.add_argument("--grace", type=_seconds, default=30.0, help="shutdown grace period")
     worker.add_argument(
         "--processes", type=_positive_int, default=1, help="worker processes under a supervisor"
@@ -166,6 +169,7 @@ def _worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         burst=args.burst,
         lease=args.lease,
+        heartbeat=args.heartbeat,
         grace=args.grace,
     )
     asyncio.run(worker.run())
@@ -186,6 +190,8 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
         child += ["--queues", ",".join(args.queues)]
     if args.lease is not None:
         child += ["--lease", str(args.lease)]
+    if args.heartbeat is not None:
+        child += ["--heartbeat", str(args.heartbeat)]
     if args.burst:
         child.append("--burst")
     return child

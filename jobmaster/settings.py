@@ -27,7 +27,9 @@ class Settings(BaseModel):
     retention: float = Field(default=7 * 86400, gt=0)
     """How long finished jobs, their attempts and logs are kept."""
     lease: float = Field(default=30.0, gt=0)
-    """How long a worker holds a job without renewing; renewed every lease/3."""
+    """How long a worker holds a job without renewing it."""
+    heartbeat: float | None = Field(default=None, gt=0)
+    """Seconds between a worker's lease renewals and heartbeats (default: lease / 3)."""
     max_lost: int = Field(default=3, ge=1, le=100)
     """Lost attempts (worker died or stalled) after which a job ends failed."""
     events_maxlen: int = Field(default=10_000, ge=100)
@@ -58,9 +60,15 @@ class Settings(BaseModel):
             if value is not None:
                 values[name] = value
         try:
-            return cls(**values)
+            settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError(f"invalid settings: {_explain(exc)}") from None
+        if settings.heartbeat is not None and settings.heartbeat >= settings.lease:
+            raise ConfigError(
+                f"heartbeat ({settings.heartbeat:g}s) must be shorter than the lease "
+                f"({settings.lease:g}s), or leases expire between renewals"
+            )
+        return settings
 
 
 def _explain(exc: ValidationError) -> str:

@@ -33,8 +33,6 @@ BLOCK_MS = 5_000
 """Longest blocking read for new entries or timers (shorter waits come from due times)."""
 OUTPUT_INTERVAL = 0.25
 """How often log lines and progress of running attempts are written."""
-HEARTBEAT_INTERVAL = 5.0
-"""Longest time between heartbeats; a worker beats every min(this, lease / 3)."""
 RECLAIM_MARGIN_MS = 5
 """Wake a little after the earliest lease expiry rather than just before it."""
 UPKEEP_STOP_SECONDS = 5.0
@@ -56,6 +54,8 @@ class Worker:
         burst: stop once nothing is queued, due or running.
         burst_scheduled: in burst mode, also wait for scheduled jobs (delays, retries).
         lease: seconds a job is held between renewals (default: the registry's setting).
+        heartbeat: seconds between lease renewals and worker heartbeats (default: the
+            registry's setting, else lease / 3).
         grace: seconds running attempts get to finish at shutdown before they are
             cancelled and handed back.
         install_signal_handlers: stop on SIGTERM/SIGINT (a second signal: stop now).
@@ -70,6 +70,7 @@ class Worker:
         burst: bool = False,
         burst_scheduled: bool = False,
         lease: float | None = None,
+        heartbeat: float | None = None,
         grace: float = 30.0,
         install_signal_handlers: bool = True,
         echo_job_logs: bool = True,
@@ -91,6 +92,12 @@ class Worker:
         self.lease = registry.settings.lease if lease is None else lease
         if self.lease <= 0:
             raise ConfigError(f"lease must be > 0 seconds, got {self.lease}")
+        self.heartbeat = heartbeat or registry.settings.heartbeat or self.lease / 3
+        if not 0 < self.heartbeat < self.lease:
+            raise ConfigError(
+                f"heartbeat ({self.heartbeat:g}s) must be > 0 and shorter than the lease "
+                f"({self.lease:g}s)"
+            )
         self.grace = grace
         self.install_signal_handlers = install_signal_handlers
         self.hostname = socket.gethostname()
@@ -429,7 +436,7 @@ class Worker:
 
     async def _renew_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await asyncio.sleep(self.heartbeat)
             await self._with_retries("renew", self._renew, attempts=3)
 
     async def _renew(self) -> None:
@@ -532,10 +539,9 @@ class Worker:
             await asyncio.sleep(min(max(next_check, 0.01), WATCHDOG_INTERVAL))
 
     async def _heartbeat_loop(self) -> None:
-        interval = min(HEARTBEAT_INTERVAL, self.lease / 3)
         while True:
             await self._with_retries("heartbeat", self._heartbeat, attempts=1)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.heartbeat)
 
     async def _heartbeat(self) -> None:
         info = WorkerInfo(
@@ -550,8 +556,7 @@ class Worker:
             last_seen=time.time(),
         )
         # Listed for as long as it could still hold a lease: one lease after the last beat.
-        ttl = max(self.lease, 3 * min(HEARTBEAT_INTERVAL, self.lease / 3))
-        await self.store.heartbeat(info, ttl_ms=int(ttl * 1000))
+        await self.store.heartbeat(info, ttl_ms=int(self.lease * 1000))
 
     async def _with_retries(self, what: str, action: Any, attempts: int | None = None) -> None:
         """Run ``action`` until it succeeds (or ``attempts`` run out), backing off between
