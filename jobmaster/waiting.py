@@ -117,4 +117,5 @@ class JobWaiter:
         self._readers.clear()
         for reader in readers:
             reader.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
+        if readers:  # bounded: a cancellation swallowed by the client must not hang close
+            await asyncio.wait(readers, timeout=1.0)

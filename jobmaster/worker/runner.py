@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -116,7 +116,7 @@ class Worker:
         self._store: Store | None = None
         self._stopping = False
         self._handing_back = False
-        self._fetch_waiting = False
+        self._stop_requested = asyncio.Event()
         self._fetch_failures = 0
         self._closing = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -206,8 +206,7 @@ class Worker:
             return
         self._stopping = True
         self._slot_freed.set()
-        if self._fetch_task is not None and self._fetch_waiting:
-            self._fetch_task.cancel()
+        self._stop_requested.set()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stopping:
@@ -284,13 +283,21 @@ class Worker:
         await self._interruptible(self.store.wait_for_entries(newest, BLOCK_MS))
         return True
 
-    async def _interruptible(self, wait: Any) -> None:
-        """A blocking read that :meth:`stop` may cancel (nothing is lost by cancelling it)."""
-        self._fetch_waiting = True
-        try:
-            await wait
-        finally:
-            self._fetch_waiting = False
+    async def _interruptible(self, wait: Coroutine[Any, Any, Any]) -> None:
+        """Wait on a blocking read, or until :meth:`stop` is called.
+
+        The read is abandoned rather than awaited after a stop (nothing is lost: it only
+        waits for work): cancelling a blocked read is not reliably prompt in redis-py.
+        """
+        read = asyncio.ensure_future(wait)
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        done, _ = await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if read in done:
+            stop.cancel()
+            read.result()
+        else:
+            read.cancel()
+            read.add_done_callback(_consume)
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]]]:
         total = 0
@@ -576,3 +583,9 @@ class Worker:
                 delay = RETRY_DELAYS[min(tries - 1, len(RETRY_DELAYS) - 1)]
                 self.log.warning(f"{what} failed; retrying", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned future's outcome, so that it is not reported as unretrieved."""
+    if not future.cancelled():
+        future.exception()
