@@ -13,11 +13,22 @@ from jobmaster.errors import (
     ResultExpired,
     ResultTimeout,
     RetryLater,
+    ScheduleExists,
+    ScheduleNotFound,
     UnknownJob,
 )
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, JobOptions
-from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
+from jobmaster.models import (
+    Attempt,
+    AttemptOutcome,
+    ErrorInfo,
+    Job,
+    JobState,
+    JobSummary,
+    LogLine,
+    Schedule,
+)
 from jobmaster.registry import Registry
 from jobmaster.settings import Settings
 
@@ -46,6 +57,9 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RetryLater",
+    "Schedule",
+    "ScheduleExists",
+    "ScheduleNotFound",
     "Settings",
     "UnknownJob",
 ]

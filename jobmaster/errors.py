@@ -90,6 +90,14 @@ class ResultExpired(JobmasterError, LookupError):
     """The job succeeded but its result's time to live has passed."""
 
 
+class ScheduleNotFound(JobmasterError, LookupError):
+    """No schedule has that name."""
+
+
+class ScheduleExists(JobmasterError):
+    """A schedule with that name exists already (use update_schedule to change it)."""
+
+
 class RetryLater(Exception):
     """Raised by a handler to end this attempt and run the job again after ``delay`` seconds.
 

@@ -15,6 +15,7 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:queues                      set     names of every queue that ever had a job
     <ns>:workers                     zset    worker id -> last heartbeat (ms)
     <ns>:worker:<id>                 string  msgpack WorkerInfo, expires with the heartbeat
+    <ns>:schedule_queues             set     names of the queues that hold schedules
 
     <ns>:{<q>}:stream:<band>         stream  one entry {id: job id} per runnable job, one
                                              stream per priority band 0..9, consumer
@@ -44,6 +45,24 @@ they touch in ``KEYS`` and never build key names themselves::
                                              JSON [[job id, state], ...]
     <ns>:{<q>}:timers                stream  capped; a wake-up entry whenever a job becomes
                                              due earlier than every other scheduled job
+
+    Schedules live in the hash tag of their job's queue, so that one script reads a
+    schedule and creates its tick's job (id ``<schedule>@<tick ms>``; "run now" jobs are
+    ``<schedule>@run-<hex>``) atomically:
+
+    <ns>:{<q>}:schedules             hash    schedule name -> msgpack definition {name, job,
+                                             queue, cron, every, tz, args, catch_up,
+                                             catch_up_limit, priority, source} (Python)
+    <ns>:{<q>}:schedule_state        hash    schedule name -> JSON {r: revision, d: next due
+                                             ms (absent while paused), p: paused, l: last
+                                             tick ms, j: last job id} (edited by Lua)
+    <ns>:{<q>}:schedule_due          zset    schedule name -> next due ms (not paused ones)
+    <ns>:{<q>}:schedule_wake         stream  capped; an entry whenever a schedule is saved,
+                                             to wake the scheduler that leads the queue
+    <ns>:{<q>}:scheduler_lease       string  id of the worker whose scheduler leads the
+                                             queue (SET PX: a lease, renewed by its holder)
+    <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
+                                             gap_to: the last stretch when none ran (ms)
 """
 
 from __future__ import annotations
@@ -116,6 +135,30 @@ class QueueKeys:
     def timers(self) -> str:
         return f"{self._base}:timers"
 
+    @cached_property
+    def schedules(self) -> str:
+        return f"{self._base}:schedules"
+
+    @cached_property
+    def schedule_state(self) -> str:
+        return f"{self._base}:schedule_state"
+
+    @cached_property
+    def schedule_due(self) -> str:
+        return f"{self._base}:schedule_due"
+
+    @cached_property
+    def schedule_wake(self) -> str:
+        return f"{self._base}:schedule_wake"
+
+    @cached_property
+    def scheduler_lease(self) -> str:
+        return f"{self._base}:scheduler_lease"
+
+    @cached_property
+    def scheduler(self) -> str:
+        return f"{self._base}:scheduler"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -136,6 +179,10 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.namespace}:worker:{worker_id}"
+
+    @cached_property
+    def schedule_queues(self) -> str:
+        return f"{self.namespace}:schedule_queues"
 
 
 def attempt_field(job_id: str, number: int) -> str:

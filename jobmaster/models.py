@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -127,3 +127,35 @@ class WorkerInfo(_Record):
     """Unix time."""
     last_seen: float
     """Unix time of the last heartbeat."""
+
+
+class Schedule(_Record):
+    """A schedule: a cron expression or an interval that enqueues one job with fixed arguments.
+
+    Ticks of a cron schedule are computed by croniter in ``tz`` (DST as croniter handles
+    it); ticks of an interval schedule fall on multiples of ``every`` seconds since the Unix
+    epoch. Ticks that fell due while no scheduler ran follow ``catch_up``: "skip" them,
+    run the "latest" one, or run "all" of them (the most recent ``catch_up_limit``).
+    """
+
+    name: str
+    job: str
+    queue: str
+    cron: str | None = None
+    every: float | None = None
+    """Seconds between ticks."""
+    tz: str = "UTC"
+    args: dict[str, Any] = {}
+    catch_up: Literal["skip", "latest", "all"] = "latest"
+    catch_up_limit: int = 100
+    priority: int = 0
+    paused: bool = False
+    next_run_at: datetime | None = None
+    """The next tick (None while paused)."""
+    last_run_at: datetime | None = None
+    """The tick of the last job this schedule enqueued (for "run now": when it ran)."""
+    last_job_id: str | None = None
+    last_job_state: JobState | None = None
+    """None when there is no last job, or it is past its retention."""
+    source: Literal["code", "api"] = "api"
+    """"code" (declared in the application, synced at worker start) or "api"."""

@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
@@ -25,8 +26,9 @@ from jobmaster.errors import (
 )
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
-from jobmaster.models import Job, JobState, JobSummary, WorkerInfo
+from jobmaster.models import Job, JobState, JobSummary, Schedule, WorkerInfo
 from jobmaster.overrides import JobConfig
+from jobmaster.schedules import ScheduleBook, ScheduleDefinition, define
 from jobmaster.settings import Settings, _explain
 from jobmaster.store import Store
 from jobmaster.sync_runner import SyncRunner
@@ -36,7 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-_DECORATOR_OPTIONS = ("name", *OPTIONS, "retry")
+_DECORATOR_OPTIONS = ("name", *OPTIONS, "retry", "cron")
 SOCKET_TIMEOUT = 30.0
 """Seconds a command may take before its connection is considered dead."""
 MAX_CONNECTIONS = 50
@@ -105,6 +107,8 @@ class Registry:
         )
         self._sync: SyncRunner | None = None
         self._sync_lock = threading.Lock()
+        self.declared_schedules: dict[str, ScheduleDefinition] = {}
+        """Schedules declared in code, synced to Redis when a worker starts."""
 
     def __repr__(self) -> str:
         return f"<Registry {self.settings.namespace!r} jobs={sorted(self.jobs)}>"
@@ -117,6 +121,8 @@ class Registry:
         Options: name (default: the function's name), queue, priority (0..9), timeout
         (seconds), retry (a :class:`Retry`), result_ttl (seconds). Configuration files and
         JOBMASTER_JOBS__* variables override them (see :mod:`jobmaster.overrides`).
+        cron: a cron expression (UTC) that runs the job, for jobs without required
+        arguments; a schedule named after the job (see :meth:`schedule` for more).
         """
         if _fn is not None:
             raise TypeError("use @registry.job() with parentheses, options as keywords")
@@ -136,7 +142,7 @@ class Registry:
             raise ConfigError(
                 f"a job named {name!r} is already registered; pass name= to tell them apart"
             )
-        given = {k: v for k, v in options.items() if v is not None and k != "name"}
+        given = {k: v for k, v in options.items() if v is not None and k not in ("name", "cron")}
         retry = given.get("retry")
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigError(f"retry= takes a jobmaster.Retry(...), got {retry!r}")
@@ -146,6 +152,8 @@ class Registry:
             raise ConfigError(f"job {name!r}: {_explain(exc)}") from None
         definition = self.job_config.apply(definition)
         handler: JobHandler[Any, Any] = JobHandler(self, fn, definition)
+        if options.get("cron") is not None:
+            self._schedule_job(handler, options["cron"])
         self.jobs[definition.name] = handler
         return handler
 
@@ -169,6 +177,133 @@ class Registry:
                 f"configuration names job(s) {', '.join(sorted(unknown))} that the registry "
                 f"does not define; defined: {', '.join(sorted(self.jobs)) or '(none)'}"
             )
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        job: str | JobHandler[Any, Any],
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        args: Mapping[str, Any] | Sequence[Any] | None = None,
+        tz: str = "UTC",
+        catch_up: str = "latest",
+        catch_up_limit: int = 100,
+        queue: str | None = None,
+    ) -> ScheduleDefinition:
+        """Declare a schedule in code; workers sync it to Redis when they start.
+
+        Args:
+            name: the schedule's name (letters, digits and ``_.:-``), unique in the namespace.
+            job: the job (its handler, or its name; declared before the schedule).
+            cron: a cron expression: 5 fields, or 6 with seconds last (croniter's order).
+            every: or an interval in seconds (>= 1), ticking on multiples of it since the
+                Unix epoch.
+            args: the job's fixed arguments: a mapping of keywords or a list of positionals.
+            tz: the IANA timezone the cron expression is read in (DST as croniter does).
+            catch_up: for ticks that fell due while no scheduler ran: "skip" them, run the
+                "latest" one, or run "all" of them (the most recent ``catch_up_limit``).
+            queue: another queue than the job's.
+
+        Raises:
+            ConfigError: a bad name, expression, timezone, interval or policy, or a name
+                declared twice.
+            InvalidArguments: ``args`` do not fit the job's signature.
+        """
+        if name in self.declared_schedules:
+            raise ConfigError(f"a schedule named {name!r} is already declared")
+        definition = define(
+            self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
+            catch_up_limit=catch_up_limit, queue=queue, source="code",
+        )  # fmt: skip
+        self.declared_schedules[name] = definition
+        return definition
+
+    def _schedule_job(self, handler: JobHandler[Any, Any], cron: str) -> None:
+        """``@registry.job(cron=...)``: a schedule named after an argument-less job."""
+        try:
+            handler.signature.encode_call((), {})
+        except InvalidArguments:
+            raise ConfigError(
+                f"job {handler.name!r}: cron= is for jobs without required arguments; use "
+                f"registry.schedule(name, job, cron=..., args=...) to give them"
+            ) from None
+        self.schedule(handler.name, handler, cron=cron)
+
+    def _schedules(self) -> ScheduleBook:
+        return ScheduleBook(self, self.connection().store)
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule in Redis, by name, with its next run and its last job."""
+        return await self._schedules().list()
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """One schedule; :class:`ScheduleNotFound` if there is none by that name."""
+        return await self._schedules().get(name)
+
+    async def add_schedule(
+        self,
+        name: str,
+        job: str | JobHandler[Any, Any],
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        args: Mapping[str, Any] | Sequence[Any] | None = None,
+        tz: str = "UTC",
+        catch_up: str = "latest",
+        catch_up_limit: int = 100,
+        queue: str | None = None,
+    ) -> Schedule:
+        """Create a schedule at run time (workers pick it up without a restart).
+
+        Takes the arguments of :meth:`schedule`. Raises :class:`ScheduleExists` if the
+        name is taken.
+        """
+        definition = define(
+            self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
+            catch_up_limit=catch_up_limit, queue=queue, source="api",
+        )  # fmt: skip
+        return await self._schedules().add(definition)
+
+    async def update_schedule(
+        self,
+        name: str,
+        *,
+        job: str | JobHandler[Any, Any] | None = None,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        args: Mapping[str, Any] | Sequence[Any] | None = None,
+        tz: str | None = None,
+        catch_up: str | None = None,
+        catch_up_limit: int | None = None,
+    ) -> Schedule:
+        """Change a schedule; what is not given stays. ``cron=`` replaces an interval and
+        ``every=`` a cron expression. The next tick moves only when the timing changes.
+        A code-declared schedule returns to its code's definition when a worker starts."""
+        return await self._schedules().update(
+            name, job=job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
+            catch_up_limit=catch_up_limit,
+        )  # fmt: skip
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop a schedule's ticks until :meth:`resume_schedule`."""
+        return await self._schedules().pause(name)
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Resume a paused schedule from its next tick; ticks that fell while it was paused
+        are not run."""
+        return await self._schedules().resume(name)
+
+    async def trigger_schedule(self, name: str) -> JobHandle[Any]:
+        """Run a schedule's job now, as a normal job; the next tick does not move."""
+        return await self._schedules().trigger(name)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule (its jobs are left alone). A code-declared one comes back when
+        a worker starts, unless it was removed from the code."""
+        await self._schedules().delete(name)
 
     # -- connections ----------------------------------------------------------------------------
 

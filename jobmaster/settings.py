@@ -30,6 +30,9 @@ class Settings(BaseModel):
     """How long a worker holds a job without renewing it."""
     heartbeat: float | None = Field(default=None, gt=0)
     """Seconds between a worker's lease renewals and heartbeats (default: lease / 3)."""
+    scheduler_lease: float = Field(default=5.0, gt=0)
+    """Seconds a worker's scheduler leads a queue's schedules between renewals; another
+    takes over about this long after the leader dies."""
     max_lost: int = Field(default=3, ge=1, le=100)
     """Lost attempts (worker died or stalled) after which a job ends failed."""
     events_maxlen: int = Field(default=10_000, ge=100)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from jobmaster.codec import load_json, pack, unpack
 from jobmaster.keys import Keys, QueueKeys, attempt_field
@@ -46,6 +47,8 @@ class ClaimedJob:
     id: str
     attempt: int
     record: bytes
+    lost: int = 0
+    """Earlier attempts of the job that were lost (they do not count as tries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,50 @@ class Event:
     state: JobState
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule as stored: its definition (msgpack) and its state (JSON, see keys.py)."""
+
+    queue: str
+    name: str
+    definition: bytes
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TickJob:
+    id: str
+    record: bytes
+    tick_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiring:
+    """Jobs to create for one schedule, if it is still at ``revision`` and ``due_ms``;
+    ``next_due_ms`` -1 is "run now" (nothing checked, the due time left alone)."""
+
+    name: str
+    revision: int
+    due_ms: int
+    next_due_ms: int
+    band: int
+    jobs: Sequence[TickJob]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLease:
+    leader: bool
+    lease_left_ms: int
+    gap_from_ms: int
+    gap_to_ms: int
+    """The last stretch when no scheduler ran on the queue (0, 0: none yet)."""
+    next_due_ms: int
+    """Milliseconds until the next schedule is due, -1 when none is."""
+    wake_id: bytes
+    now_ms: int
+    """The server's clock when the lease was taken or renewed."""
+
+
 class _QueueKeyLists:
     """The KEYS list of every script for one queue, computed once."""
 
@@ -146,7 +193,16 @@ class _QueueKeyLists:
             k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
         )  # fmt: skip
         self.renew = (k.status, idx("active"))
+        self.prune = (
+            k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
+            idx("succeeded"), idx("failed"), idx("cancelled"),
+        )  # fmt: skip
         self.record_output = (k.logs, k.progress)
+        self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
+        self.fire_schedules = (
+            k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
+        )  # fmt: skip
+        self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
 
 
 class Store:
@@ -237,8 +293,8 @@ class Store:
             (GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen),
         )
         jobs = [
-            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2])
-            for i in range(0, len(claimed), 3)
+            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
+            for i in range(0, len(claimed), 4)
         ]
         return Claim(jobs, newest)
 
@@ -279,6 +335,31 @@ class Store:
         return Reclaim(
             [i.decode() for i in requeued], [i.decode() for i in failed], int(next_expiry)
         )
+
+    async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:
+        """Forget finished jobs past the retention; returns how many were forgotten."""
+        return int(await self._scripts.prune(self._k(queue).prune, (retention_ms, limit)))
+
+    async def forget_idle_consumers(self, queue: str, idle_ms: int) -> int:
+        """Remove consumers (workers that died) holding no entries and idle for ``idle_ms``."""
+        forgotten = 0
+        for stream in self.keys.queue(queue).streams:
+            try:
+                consumers: Any = await self.redis.xinfo_consumers(stream, GROUP)
+            except ResponseError:  # no such stream or group yet
+                continue
+            for consumer in consumers:
+                if consumer["pending"] == 0 and consumer["idle"] >= idle_ms:
+                    await self.redis.xgroup_delconsumer(stream, GROUP, consumer["name"])
+                    forgotten += 1
+        return forgotten
+
+    async def forget_consumer(self, queue: str, consumer: str) -> None:
+        """Remove a worker from the queue's consumer groups (it holds no entries by then)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self.keys.queue(queue).streams:
+                pipe.xgroup_delconsumer(stream, GROUP, consumer)
+            await pipe.execute(raise_on_error=False)
 
     async def promote(self, queue: str, limit: int = 1000) -> Promotion:
         """Move due scheduled jobs to their stream; says when the next one is due."""
@@ -331,6 +412,138 @@ class Store:
                     events.append(Event(queue, job_id, JobState(state)))
         return events
 
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def server_time_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def save_schedule(
+        self,
+        queue: str,
+        name: str,
+        *,
+        create: bool,
+        definition: bytes = b"",
+        revision: int = -1,
+        paused: bool = False,
+        due_ms: int = -1,
+    ) -> tuple[int, int]:
+        """Create (``create``) or change a schedule; returns (outcome, revision), outcome
+        1 saved, 0 it existed (create), -1 it is missing, -2 its revision was not
+        ``revision``. An empty definition keeps the stored one, ``due_ms`` -1 the stored
+        next due time."""
+        argv = (name, "create" if create else "update", definition, revision, int(paused), due_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.schedule_queues, queue)
+            pipe.sadd(self.keys.queues, queue)
+            await self._scripts.save_schedule(self._k(queue).save_schedule, argv, client=pipe)
+            *_, (outcome, rev) = await pipe.execute()
+        return int(outcome), int(rev)
+
+    async def schedule_queues(self) -> list[str]:
+        names: Any = await self.redis.smembers(self.keys.schedule_queues)  # type: ignore[misc]
+        return sorted(n.decode() for n in names)
+
+    async def locate_schedule(self, name: str) -> list[str]:
+        """The queues holding a schedule with this name (names are meant to be unique)."""
+        queues = await self.schedule_queues()
+        if not queues:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hexists(self.keys.queue(queue).schedule_state, name)
+            found = await pipe.execute()
+        return [q for q, f in zip(queues, found, strict=True) if f]
+
+    async def schedules(
+        self, queue: str, names: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        """A queue's schedules (all, or those named), by name."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if names is None:
+                pipe.hgetall(k.schedules)
+                pipe.hgetall(k.schedule_state)
+                definitions, states = await pipe.execute()
+            else:
+                if not names:
+                    return []
+                pipe.hmget(k.schedules, list(names))
+                pipe.hmget(k.schedule_state, list(names))
+                defs, sts = await pipe.execute()
+                definitions = {n.encode(): d for n, d in zip(names, defs, strict=True)}
+                states = {n.encode(): s for n, s in zip(names, sts, strict=True)}
+        return [
+            ScheduleRecord(queue, name.decode(), definition, states[name])
+            for name, definition in sorted(definitions.items())
+            if definition is not None and states.get(name) is not None
+        ]
+
+    async def due_schedules(self, queue: str, until_ms: int, limit: int) -> list[ScheduleRecord]:
+        """Schedules of a queue due at ``until_ms`` (server clock), soonest first."""
+        names: Any = await self.redis.zrangebyscore(
+            self.keys.queue(queue).schedule_due, "-inf", until_ms, start=0, num=limit
+        )
+        return await self.schedules(queue, [n.decode() for n in names])
+
+    async def delete_schedule(self, queue: str, name: str) -> bool:
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(k.schedule_state, name)
+            pipe.hdel(k.schedules, name)
+            pipe.zrem(k.schedule_due, name)
+            deleted, *_ = await pipe.execute()
+        return bool(deleted)
+
+    async def fire_schedules(
+        self, queue: str, firings: Sequence[ScheduleFiring]
+    ) -> tuple[list[tuple[int, int]], int]:
+        """Create tick jobs and advance schedules (compare-and-set, see fire_schedules.lua).
+
+        Returns (outcome, jobs created) per firing and ms until the next due schedule.
+        """
+        argv: list[Any] = [GROUP, self.events_maxlen]
+        for f in firings:
+            argv += (f.name, f.revision, f.due_ms, f.next_due_ms, f.band, len(f.jobs))
+            for job in f.jobs:
+                argv += (job.id, job.record, job.tick_ms)
+        reply = await self._scripts.fire_schedules(self._k(queue).fire_schedules, argv)
+        results = [(int(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
+        return results, int(reply[0])
+
+    async def scheduler_lease(
+        self, queue: str, holder: str, lease_ms: int, *, release: bool = False
+    ) -> SchedulerLease:
+        """Take or renew (or release) a queue's scheduler lease; says what is due."""
+        reply = await self._scripts.scheduler_lease(
+            self._k(queue).scheduler_lease, (holder, lease_ms, "release" if release else "hold")
+        )
+        leader, left, gap_from, gap_to, next_due, wake_id, now = reply
+        return SchedulerLease(
+            bool(leader), int(left), int(gap_from), int(gap_to), int(next_due), wake_id, int(now)
+        )
+
+    async def scheduler_leader(self, queue: str) -> str | None:
+        """The id of the worker whose scheduler leads a queue, if any."""
+        holder: Any = await self.redis.get(self.keys.queue(queue).scheduler_lease)
+        return holder.decode() if holder is not None else None
+
+    async def wait_for_schedule_changes(self, newest: Mapping[str, bytes], timeout_ms: int) -> bool:
+        """Block until a schedule of one of the queues is saved after ``newest``."""
+        streams: dict[Any, Any] = {
+            self.keys.queue(queue).schedule_wake: last for queue, last in newest.items()
+        }
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:
+        """The states of jobs of one queue (None for those that do not exist)."""
+        if not job_ids:
+            return []
+        raws: Any = await self.redis.hmget(self.keys.queue(queue).status, list(job_ids))  # type: ignore[misc]
+        return [status_state(raw) if raw else None for raw in raws]
+
     # -- workers -------------------------------------------------------------------------------
 
     async def heartbeat(self, info: WorkerInfo, ttl_ms: int) -> None:
@@ -360,7 +573,7 @@ class Store:
     # -- inspection --------------------------------------------------------------------------
 
     async def queues(self) -> list[str]:
-        names: Any = await self.redis.smembers(self.keys.queues)
+        names: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
         return sorted(n.decode() for n in names)
 
     async def locate(self, job_id: str) -> list[str]:
@@ -384,7 +597,7 @@ class Store:
         return (newest[0][0] if newest else b"0-0"), (status_state(raw) if raw else None)
 
     async def state(self, queue: str, job_id: str) -> JobState | None:
-        raw: Any = await self.redis.hget(self.keys.queue(queue).status, job_id)
+        raw: Any = await self.redis.hget(self.keys.queue(queue).status, job_id)  # type: ignore[misc]
         return status_state(raw) if raw else None
 
     async def job(self, queue: str, job_id: str, *, with_logs: bool = True) -> Job | None:
@@ -393,10 +606,10 @@ class Store:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(k.jobs, job_id)
             pipe.hget(k.status, job_id)
-            pipe.hget(k.results, job_id)
-            record_raw, status_raw, result_raw = await pipe.execute()
+            record_raw, status_raw = await pipe.execute()
         if record_raw is None or status_raw is None:
             return None
+        result_raw = await self.result(queue, job_id)
         attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
         return decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
 
@@ -438,7 +651,7 @@ class Store:
 
     async def counts(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue: one ZCARD per state, in one round trip."""
-        states = [s for s in JobState if s is not JobState.BLOCKED]
+        states = list(JobState)
         k = self.keys.queue(queue)
         async with self.redis.pipeline(transaction=False) as pipe:
             for state in states:

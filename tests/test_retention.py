@@ -148,7 +148,7 @@ async def test_finished_jobs_are_pruned_after_the_retention(
 
 
 async def test_result_ttl_shorter_than_the_retention(registry: Registry) -> None:
-    @registry.job(result_ttl=0.5)
+    @registry.job(result_ttl=2)  # long enough to read it once on a loaded machine
     async def short_lived(n: int) -> int:
         return n
 
@@ -170,7 +170,7 @@ async def test_result_ttl_shorter_than_the_retention(registry: Registry) -> None
             return True
         return False
 
-    await wait_until(expired_after_a_later_batch, timeout=10, interval=0.1)
+    await wait_until(expired_after_a_later_batch, timeout=15, interval=0.2)
     job = await handle.info()  # the job itself is still there
     assert job.state is JobState.SUCCEEDED
     assert job.result is None

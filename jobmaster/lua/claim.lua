@@ -4,7 +4,7 @@ KEYS[6] events  KEYS[7] failed  KEYS[8..17] streams of bands 0..9
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 Returns: {claimed, newest}
-  claimed: flat, three values per job: id, attempt number, job record
+  claimed: flat, four values per job: id, attempt number, job record, attempts lost so far
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
   empty), from which a blocking XREAD waits for new work; otherwise empty.
 An entry without a known job is acknowledged, deleted and recorded as a failed job
@@ -51,6 +51,7 @@ local function start(stream, band, entry, fields)
   claimed[#claimed + 1] = id
   claimed[#claimed + 1] = n
   claimed[#claimed + 1] = rcall('HGET', jobs, id) or ''
+  claimed[#claimed + 1] = st.l or 0
   changes[#changes + 1] = {id, 'active'}
 end
 

@@ -61,3 +61,35 @@ local function read_entries(reply)
   if type(reply[1]) == 'table' then return reply[1][2] end
   return reply[2]
 end
+
+-- Retention: forget finished jobs older than the retention (record, status, attempts, logs,
+-- progress, result) and results past their ttl, at most `limit` per index per call.
+-- k: {jobs, status, attempts, logs, progress, results, result_expiry, finished = {indexes}}
+local function prune(k, now, retention, limit)
+  local forgotten = 0
+  for _, idx in ipairs(k.finished) do
+    local old = rcall('ZRANGEBYSCORE', idx, '-inf', now - retention, 'LIMIT', 0, limit)
+    for _, id in ipairs(old) do
+      local raw = rcall('HGET', k.status, id)
+      local n = raw and cjson.decode(raw).a or 0
+      for a = 1, n do
+        local field = id .. ':' .. a
+        rcall('HDEL', k.attempts, field)
+        rcall('HDEL', k.logs, field)
+        rcall('HDEL', k.progress, field)
+      end
+      rcall('HDEL', k.jobs, id)
+      rcall('HDEL', k.status, id)
+      rcall('HDEL', k.results, id)
+      rcall('ZREM', k.result_expiry, id)
+      rcall('ZREM', idx, id)
+      forgotten = forgotten + 1
+    end
+  end
+  local expired = rcall('ZRANGEBYSCORE', k.result_expiry, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(expired) do
+    rcall('HDEL', k.results, id)
+    rcall('ZREM', k.result_expiry, id)
+  end
+  return forgotten
+end

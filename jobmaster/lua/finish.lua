@@ -47,29 +47,7 @@ for i = 4, #ARGV, 10 do
 end
 emit(KEYS[10], maxlen, changes)
 
--- Retention: forget finished jobs older than the retention, and results past their ttl.
-local limit = math.max(100, 2 * #out)
-for _, idx in ipairs({KEYS[12], KEYS[13], KEYS[14]}) do
-  local old = rcall('ZRANGEBYSCORE', idx, '-inf', now - retention, 'LIMIT', 0, limit)
-  for _, id in ipairs(old) do
-    local raw = rcall('HGET', status, id)
-    local n = raw and cjson.decode(raw).a or 0
-    for a = 1, n do
-      local field = id .. ':' .. a
-      rcall('HDEL', attempts, field)
-      rcall('HDEL', KEYS[6], field)
-      rcall('HDEL', KEYS[7], field)
-    end
-    rcall('HDEL', jobs, id)
-    rcall('HDEL', status, id)
-    rcall('HDEL', results, id)
-    rcall('ZREM', result_expiry, id)
-    rcall('ZREM', idx, id)
-  end
-end
-local expired = rcall('ZRANGEBYSCORE', result_expiry, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(expired) do
-  rcall('HDEL', results, id)
-  rcall('ZREM', result_expiry, id)
-end
+prune({jobs = jobs, status = status, attempts = attempts, logs = KEYS[6], progress = KEYS[7],
+  results = results, result_expiry = result_expiry,
+  finished = {KEYS[12], KEYS[13], KEYS[14]}}, now, retention, math.max(100, 2 * #out))
 return out

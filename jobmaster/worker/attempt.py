@@ -40,6 +40,8 @@ class RunningJob:
     job_id: str
     attempt: int
     token: str
+    lost: int = 0
+    """Earlier attempts that were lost: they do not use up the retry policy's attempts."""
     name: str = ""
     ctx: Context | None = None
     task: asyncio.Task[None] | None = None
@@ -79,12 +81,13 @@ def failed(
         error_type, trace = exc.type_name, exc.remote_traceback
     if definition is not None and retryable:
         policy = definition.retry
+        tries = job.attempt - job.lost
         if isinstance(exc, RetryLater):
-            retry, delay = job.attempt < policy.max_attempts, exc.delay
+            retry, delay = tries < policy.max_attempts, exc.delay
         elif isinstance(exc, ProcessHandlerError):
-            retry, delay = exc.retry, policy.delay(job.attempt)
-        elif policy.retries(exc, job.attempt):
-            retry, delay = True, policy.delay(job.attempt)
+            retry, delay = exc.retry, policy.delay(tries)
+        elif policy.retries(exc, tries):
+            retry, delay = True, policy.delay(tries)
     return Completion(
         job_id=job.job_id,
         token=job.token,
@@ -119,7 +122,7 @@ async def run_attempt(
     in_process = definition.executor == "process"
     try:
         if in_process:  # the child validates and encodes; the value is already wire data
-            call = [handler, arguments, job.attempt]
+            call = [handler, arguments, job.attempt - job.lost]
             value = await _run_async(run_in_process, call, {}, definition.timeout)
         elif handler.is_async:
             value = await _run_async(handler.fn, positional, keywords, definition.timeout)

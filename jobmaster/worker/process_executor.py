@@ -52,7 +52,7 @@ def locate(handler: JobHandler[Any, Any]) -> tuple[str, str]:
     return handler.fn.__module__, handler.fn.__qualname__
 
 
-def _child(module: str, name: str, arguments: bytes, attempt: int, out: Connection) -> None:
+def _child(module: str, name: str, arguments: bytes, tries: int, out: Connection) -> None:
     try:
         try:
             handler = getattr(importlib.import_module(module), name)
@@ -67,7 +67,7 @@ def _child(module: str, name: str, arguments: bytes, attempt: int, out: Connecti
         except RetryLater as exc:
             out.send_bytes(pack(["later", exc.delay, str(exc)]))
         except BaseException as exc:
-            retry = handler.definition.retry.retries(exc, attempt)
+            retry = handler.definition.retry.retries(exc, tries)
             out.send_bytes(
                 pack(["error", type(exc).__qualname__, str(exc), traceback.format_exc(), retry])
             )
@@ -76,13 +76,13 @@ def _child(module: str, name: str, arguments: bytes, attempt: int, out: Connecti
 
 
 async def run_in_process(
-    handler: JobHandler[Any, Any], arguments: dict[str, Any], attempt: int
+    handler: JobHandler[Any, Any], arguments: dict[str, Any], tries: int
 ) -> Any:
     """Run one attempt in a child process; returns the result's wire form or raises."""
     module, name = locate(handler)
     receive, send = _context.Pipe(duplex=False)
     process = _context.Process(
-        target=_child, args=(module, name, pack(arguments), attempt, send), daemon=True
+        target=_child, args=(module, name, pack(arguments), tries, send), daemon=True
     )
     process.start()
     send.close()

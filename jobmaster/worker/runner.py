@@ -25,7 +25,8 @@ from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
 from jobmaster.models import WorkerInfo
 from jobmaster.registry import Registry
-from jobmaster.store import Completion, Lease, Output, Store
+from jobmaster.scheduler import Scheduler
+from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
 from jobmaster.worker.attempt import IdleTimeout, RunningJob, run_attempt
 from jobmaster.worker.process_executor import preload
 
@@ -36,6 +37,10 @@ OUTPUT_INTERVAL = 0.25
 RECLAIM_MARGIN_MS = 5
 """Wake a little after the earliest lease expiry rather than just before it."""
 UPKEEP_STOP_SECONDS = 5.0
+HOUSEKEEPING_INTERVAL = 60.0
+"""Seconds between retention pruning of idle queues and removal of dead consumers."""
+CONSUMER_IDLE_LEASES = 10
+"""A consumer idle this many leases with nothing pending belongs to a dead worker."""
 WATCHDOG_INTERVAL = 0.5
 """Longest time between checks of idle attempts."""
 BURST_POLL = 0.1
@@ -92,7 +97,9 @@ class Worker:
         self.lease = registry.settings.lease if lease is None else lease
         if self.lease <= 0:
             raise ConfigError(f"lease must be > 0 seconds, got {self.lease}")
-        self.heartbeat = heartbeat or registry.settings.heartbeat or self.lease / 3
+        if heartbeat is None:
+            heartbeat = registry.settings.heartbeat or self.lease / 3
+        self.heartbeat = heartbeat
         if not 0 < self.heartbeat < self.lease:
             raise ConfigError(
                 f"heartbeat ({self.heartbeat:g}s) must be > 0 and shorter than the lease "
@@ -161,6 +168,8 @@ class Worker:
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
+                scheduler = Scheduler(self.registry, self.store, self.queues, self.id, log=self.log)
+                upkeep.append(loop.create_task(scheduler.run(), name="jobmaster-scheduler"))
             self.log.info(
                 "worker started",
                 queues=self.queues,
@@ -176,6 +185,8 @@ class Worker:
             await self._flush_until_empty()
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
+                for queue in self.queues:
+                    await self.store.forget_consumer(queue, self.id)
             if self.install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -244,9 +255,10 @@ class Worker:
         for job in leftover:
             by_queue[job.queue].append(Lease(job.job_id, job.token))
         for queue, leases in by_queue.items():
-            await self._with_retries(
+            await self._with_retries(  # bounded: if Redis is gone, their leases expire
                 "hand back",
                 lambda q=queue, ls=leases: self.store.requeue(q, ls, "worker shutting down"),
+                attempts=len(RETRY_DELAYS),
             )
         self.log.info("handed back running jobs", count=len(leftover))
 
@@ -309,7 +321,7 @@ class Worker:
                 queue, self.id, free, self._lease_ms, self.hostname, self.pid
             )
             for claimed in claim.jobs:
-                self._start(queue, claimed.id, claimed.attempt, claimed.record)
+                self._start(queue, claimed)
             free -= len(claim.jobs)
             total += len(claim.jobs)
             if not claim.jobs:
@@ -340,10 +352,11 @@ class Worker:
             return True
         return False
 
-    def _start(self, queue: str, job_id: str, attempt: int, record: bytes) -> None:
-        job = RunningJob(queue, job_id, attempt, f"{self.id}/{attempt}")
-        self._running[(queue, job_id)] = job
-        job.task = asyncio.get_running_loop().create_task(self._execute(job, record))
+    def _start(self, queue: str, claimed: ClaimedJob) -> None:
+        token = f"{self.id}/{claimed.attempt}"
+        job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
+        self._running[(queue, claimed.id)] = job
+        job.task = asyncio.get_running_loop().create_task(self._execute(job, claimed.record))
 
     async def _execute(self, job: RunningJob, record: bytes) -> None:
         completion = None
@@ -521,9 +534,19 @@ class Worker:
                 if result.next_expiry_ms >= 0:
                     wait_ms = min(wait_ms, result.next_expiry_ms + RECLAIM_MARGIN_MS)
 
+        housekeeping = time.monotonic()
         while True:
             await self._with_retries("reclaim", reclaim)
+            if time.monotonic() >= housekeeping:
+                housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+                await self._with_retries("housekeeping", self._housekeeping, attempts=1)
             await asyncio.sleep(wait_ms / 1000)
+
+    async def _housekeeping(self) -> None:
+        """Retention for queues that see no completions, and dead workers' consumer names."""
+        for queue in self.queues:
+            await self.store.prune(queue, self._retention_ms)
+            await self.store.forget_idle_consumers(queue, CONSUMER_IDLE_LEASES * self._lease_ms)
 
     async def _watchdog_loop(self) -> None:
         """End attempts that made no progress for longer than their job's idle_timeout."""

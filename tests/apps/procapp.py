@@ -79,3 +79,9 @@ def crunch_forever(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         pass
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def beat(label: str = "") -> str:
+    """Run by schedules in the schedule tests: its job id carries the tick."""
+    return label

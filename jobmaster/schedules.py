@@ -1,0 +1,471 @@
+"""Schedules: their definition, how they are stored, and the operations on them.
+
+A schedule binds a job and fixed arguments to a cron expression or an interval. Those
+declared in code (``registry.schedule(...)``, ``@registry.job(cron=...)``) are synced to
+Redis when a worker starts; those added at run time live in Redis only. Workers fire them
+(see :mod:`jobmaster.scheduler`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobmaster.codec import DecodeError, load_json, pack, unpack
+from jobmaster.cron import (
+    CATCH_UP_POLICIES,
+    CatchUp,
+    TickRule,
+    check_cron,
+    check_interval,
+    check_timezone,
+    rule_for,
+)
+from jobmaster.definition import QUEUE_PATTERN
+from jobmaster.errors import (
+    ConfigError,
+    InvalidArguments,
+    JobmasterError,
+    ScheduleExists,
+    ScheduleNotFound,
+)
+from jobmaster.handle import JobHandle
+from jobmaster.models import JobState, Schedule
+from jobmaster.records import from_ms, job_record
+from jobmaster.store import ScheduleFiring, ScheduleRecord, Store, TickJob
+
+if TYPE_CHECKING:
+    from jobmaster.handler import JobHandler
+    from jobmaster.registry import Registry
+
+SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+"""Schedule names: no ``@``, which separates the name from the tick in job ids."""
+_NAME_RE = re.compile(SCHEDULE_NAME_PATTERN)
+_QUEUE_RE = re.compile(QUEUE_PATTERN)
+SAVE_ATTEMPTS = 10
+"""Read-change-save rounds before giving up on a schedule that keeps changing."""
+
+
+class ScheduleDefinition(BaseModel):
+    """What a schedule is (its state, such as the next due time, is kept apart)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=SCHEDULE_NAME_PATTERN)
+    job: str
+    queue: str = Field(pattern=QUEUE_PATTERN)
+    cron: str | None = None
+    every: float | None = None
+    tz: str = "UTC"
+    args: dict[str, Any] = {}
+    catch_up: CatchUp = "latest"
+    catch_up_limit: int = Field(default=100, ge=1, le=1000)
+    priority: int = Field(default=0, ge=0, le=9)
+    source: Literal["code", "api"] = "api"
+
+    @property
+    def rule(self) -> TickRule:
+        return rule_for(self.cron, self.every, self.tz)
+
+    @property
+    def timing(self) -> tuple[str | None, float | None, str]:
+        return (self.cron, self.every, self.tz)
+
+    def encode(self) -> bytes:
+        return pack(self.model_dump(mode="json"))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ScheduleDefinition:
+        try:
+            return cls.model_validate(unpack(raw))
+        except ValidationError as exc:
+            raise DecodeError(f"invalid schedule definition: {exc}") from None
+
+    def job_record(self, created_ms: int) -> bytes:
+        """The record of one of this schedule's jobs (as enqueue writes it)."""
+        return pack(job_record(self.job, pack(self.args), self.priority, created_ms))
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """The part of a schedule the scripts edit (JSON, see keys.py)."""
+
+    revision: int
+    due: int | None
+    paused: bool
+    last_tick: int | None
+    last_job_id: str | None
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ScheduleState:
+        st = load_json(raw)
+        return cls(
+            revision=int(st["r"]),
+            due=int(st["d"]) if "d" in st else None,
+            paused=bool(st.get("p")),
+            last_tick=int(st["l"]) if "l" in st else None,
+            last_job_id=st.get("j"),
+        )
+
+
+def define(
+    registry: Registry,
+    name: str,
+    job: str | JobHandler[Any, Any],
+    *,
+    cron: str | None = None,
+    every: float | timedelta | None = None,
+    args: Mapping[str, Any] | Sequence[Any] | None = None,
+    tz: str = "UTC",
+    catch_up: str = "latest",
+    catch_up_limit: int = 100,
+    queue: str | None = None,
+    source: Literal["code", "api"] = "api",
+) -> ScheduleDefinition:
+    """Validate a schedule against the registry's job; clear errors for every mistake.
+
+    Raises:
+        ConfigError: a bad name, cron expression, timezone, interval or policy.
+        UnknownJob: the registry has no such job.
+        InvalidArguments: ``args`` do not fit the job's signature.
+    """
+    handler = job if not isinstance(job, str) else registry.get(job)
+    return _definition(
+        name,
+        handler.definition.name,
+        queue if queue is not None else handler.definition.queue,
+        cron=cron,
+        every=every,
+        tz=tz,
+        arguments=encode_arguments(handler, args),
+        catch_up=catch_up,
+        catch_up_limit=catch_up_limit,
+        priority=handler.definition.priority,
+        source=source,
+    )
+
+
+def _definition(
+    name: str,
+    job: str,
+    queue: str,
+    *,
+    cron: str | None,
+    every: float | timedelta | None,
+    tz: str,
+    arguments: dict[str, Any],
+    catch_up: str,
+    catch_up_limit: int,
+    priority: int,
+    source: Literal["code", "api"],
+) -> ScheduleDefinition:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f"schedule name must be 1-100 characters of letters, digits and _.:-, got {name!r}"
+        )
+    if not isinstance(queue, str) or not _QUEUE_RE.fullmatch(queue):
+        raise ConfigError(
+            f"queue must be 1-64 characters of letters, digits and _.-, got {queue!r}"
+        )
+    if (cron is None) == (every is None):
+        raise ConfigError(f"schedule {name!r}: give cron= or every= (one of them)")
+    if catch_up not in CATCH_UP_POLICIES:
+        raise ConfigError(
+            f"schedule {name!r}: catch_up must be one of {', '.join(CATCH_UP_POLICIES)}, "
+            f"got {catch_up!r}"
+        )
+    if isinstance(catch_up_limit, bool) or not isinstance(catch_up_limit, int):
+        raise ConfigError(f"schedule {name!r}: catch_up_limit must be an integer")
+    if not 1 <= catch_up_limit <= 1000:
+        raise ConfigError(
+            f"schedule {name!r}: catch_up_limit must be from 1 to 1000, got {catch_up_limit}"
+        )
+    tz = check_timezone(tz)
+    return ScheduleDefinition(
+        name=name,
+        job=job,
+        queue=queue,
+        cron=check_cron(cron, tz) if cron is not None else None,
+        every=check_interval(every) if every is not None else None,
+        tz=tz,
+        args=arguments,
+        catch_up=catch_up,
+        catch_up_limit=catch_up_limit,
+        priority=priority,
+        source=source,
+    )
+
+
+def encode_arguments(
+    handler: JobHandler[Any, Any], args: Mapping[str, Any] | Sequence[Any] | None
+) -> dict[str, Any]:
+    """A schedule's fixed arguments, validated against the job's signature."""
+    if args is None:
+        return handler.signature.encode_call((), {})
+    if isinstance(args, Mapping):
+        return handler.signature.encode_call((), args)
+    if isinstance(args, Sequence) and not isinstance(args, str | bytes):
+        return handler.signature.encode_call(args, {})
+    raise InvalidArguments(
+        f"args must be a mapping (keywords) or a list (positional), got {args!r}"
+    )
+
+
+def to_model(record: ScheduleRecord, last_job_state: JobState | None = None) -> Schedule:
+    definition = ScheduleDefinition.decode(record.definition)
+    state = ScheduleState.decode(record.state)
+    return Schedule(
+        **definition.model_dump(),
+        paused=state.paused,
+        next_run_at=from_ms(state.due) if state.due is not None and not state.paused else None,
+        last_run_at=from_ms(state.last_tick) if state.last_tick is not None else None,
+        last_job_id=state.last_job_id,
+        last_job_state=last_job_state,
+    )
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    created: list[str]
+    updated: list[str]
+    removed: list[str]
+
+
+class ScheduleBook:
+    """The operations on a namespace's schedules, through one store."""
+
+    def __init__(self, registry: Registry, store: Store) -> None:
+        self.registry = registry
+        self.store = store
+
+    async def list(self) -> list[Schedule]:
+        """Every schedule, by name, with its next run and its last job's state."""
+        schedules: list[Schedule] = []
+        for queue in await self.store.schedule_queues():
+            records = await self.store.schedules(queue)
+            states = [ScheduleState.decode(r.state) for r in records]
+            last_ids = [s.last_job_id for s in states if s.last_job_id]
+            job_states = dict(
+                zip(last_ids, await self.store.job_states(queue, last_ids), strict=True)
+            )
+            for record, state in zip(records, states, strict=True):
+                try:
+                    schedules.append(to_model(record, job_states.get(state.last_job_id or "")))
+                except DecodeError:
+                    continue  # not written by this version of jobmaster: not listed
+        return sorted(schedules, key=lambda s: s.name)
+
+    async def get(self, name: str) -> Schedule:
+        record = await self._find(name)
+        state = ScheduleState.decode(record.state)
+        job_state = None
+        if state.last_job_id:
+            job_state = (await self.store.job_states(record.queue, [state.last_job_id]))[0]
+        return to_model(record, job_state)
+
+    async def _find(self, name: str) -> ScheduleRecord:
+        queues = await self.store.locate_schedule(name)
+        if len(queues) > 1:
+            raise JobmasterError(f"schedule {name!r} exists in queues {', '.join(queues)}")
+        records = await self.store.schedules(queues[0], [name]) if queues else []
+        if not records:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        return records[0]
+
+    async def add(self, definition: ScheduleDefinition) -> Schedule:
+        """Create a schedule; its first tick is the first one after now."""
+        if await self.store.locate_schedule(definition.name):
+            raise ScheduleExists(f"a schedule named {definition.name!r} exists already")
+        if not await self._create(definition):
+            raise ScheduleExists(f"a schedule named {definition.name!r} exists already")
+        return await self.get(definition.name)
+
+    async def _create(self, definition: ScheduleDefinition) -> bool:
+        due = definition.rule.next_after(await self.store.server_time_ms())
+        outcome, _ = await self.store.save_schedule(
+            definition.queue, definition.name, create=True, definition=definition.encode(),
+            due_ms=due,
+        )  # fmt: skip
+        return outcome == 1
+
+    async def update(self, name: str, **changes: Any) -> Schedule:
+        """Change a schedule's job, arguments, timing or catch-up policy.
+
+        The next tick stays where it was unless the timing (cron, every, tz) changed; a
+        paused schedule stays paused.
+        """
+        for _ in range(SAVE_ATTEMPTS):
+            record = await self._find(name)
+            current = ScheduleDefinition.decode(record.definition)
+            new = self._changed(current, **changes)
+            if await self._replace(record, new):
+                return await self.get(name)
+        raise JobmasterError(f"schedule {name!r} kept changing; try again")
+
+    def _changed(
+        self,
+        current: ScheduleDefinition,
+        *,
+        job: str | JobHandler[Any, Any] | None = None,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        args: Mapping[str, Any] | Sequence[Any] | None = None,
+        tz: str | None = None,
+        catch_up: str | None = None,
+        catch_up_limit: int | None = None,
+    ) -> ScheduleDefinition:
+        if cron is not None and every is not None:
+            raise ConfigError(f"schedule {current.name!r}: give cron= or every=, not both")
+        arguments, job_name, priority = current.args, current.job, current.priority
+        if job is not None or args is not None:
+            if job is None or isinstance(job, str):
+                handler = self.registry.get(job_name if job is None else job)
+            else:
+                handler = job
+            moves = handler.definition.name != current.job
+            if moves and handler.definition.queue != current.queue:
+                raise ConfigError(
+                    f"schedule {current.name!r} is on queue {current.queue!r} and job "
+                    f"{job_name!r} goes to {handler.definition.queue!r}; delete the schedule "
+                    f"and add it again to move it"
+                )
+            job_name, priority = handler.definition.name, handler.definition.priority
+            arguments = encode_arguments(handler, current.args if args is None else args)
+        keep_timing = cron is None and every is None
+        return _definition(
+            current.name,
+            job_name,
+            current.queue,
+            cron=current.cron if keep_timing else cron,
+            every=current.every if keep_timing else every,
+            tz=current.tz if tz is None else tz,
+            arguments=arguments,
+            catch_up=current.catch_up if catch_up is None else catch_up,
+            catch_up_limit=current.catch_up_limit if catch_up_limit is None else catch_up_limit,
+            priority=priority,
+            source=current.source,
+        )
+
+    async def _replace(self, record: ScheduleRecord, new: ScheduleDefinition) -> bool:
+        """Save ``new`` over ``record`` if the schedule did not change since it was read."""
+        state = ScheduleState.decode(record.state)
+        try:
+            same_timing = ScheduleDefinition.decode(record.definition).timing == new.timing
+        except DecodeError:
+            same_timing = False
+        due = -1
+        if not same_timing and not state.paused:
+            due = new.rule.next_after(await self.store.server_time_ms())
+        outcome, _ = await self.store.save_schedule(
+            record.queue, record.name, create=False, definition=new.encode(),
+            revision=state.revision, paused=state.paused, due_ms=due,
+        )  # fmt: skip
+        if outcome == -1:
+            raise ScheduleNotFound(f"no schedule named {record.name!r}")
+        return outcome == 1
+
+    async def pause(self, name: str) -> Schedule:
+        """Stop a schedule's ticks until it is resumed."""
+        record = await self._find(name)
+        outcome, _ = await self.store.save_schedule(record.queue, name, create=False, paused=True)
+        if outcome == -1:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        return await self.get(name)
+
+    async def resume(self, name: str) -> Schedule:
+        """Start a paused schedule again from its next tick (ticks missed meanwhile are
+        not run)."""
+        for _ in range(SAVE_ATTEMPTS):
+            record = await self._find(name)
+            state = ScheduleState.decode(record.state)
+            if not state.paused:
+                return await self.get(name)
+            rule = ScheduleDefinition.decode(record.definition).rule
+            due = rule.next_after(await self.store.server_time_ms())
+            outcome, _ = await self.store.save_schedule(
+                record.queue, name, create=False, revision=state.revision, due_ms=due
+            )
+            if outcome == -1:
+                raise ScheduleNotFound(f"no schedule named {name!r}")
+            if outcome == 1:
+                return await self.get(name)
+        raise JobmasterError(f"schedule {name!r} kept changing; try again")
+
+    async def trigger(self, name: str) -> JobHandle[Any]:
+        """Enqueue the schedule's job now, as a normal job; the next tick is unchanged."""
+        record = await self._find(name)
+        definition = ScheduleDefinition.decode(record.definition)
+        created_ms = int(time.time() * 1000)
+        job = TickJob(
+            f"{name}@run-{uuid.uuid4().hex[:12]}", definition.job_record(created_ms), created_ms
+        )
+        firing = ScheduleFiring(name, -1, -1, -1, definition.priority, [job])
+        results, _ = await self.store.fire_schedules(record.queue, [firing])
+        if results[0][0] != 1:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        handler = self.registry.jobs.get(definition.job)
+        return JobHandle(
+            self.registry,
+            job.id,
+            record.queue,
+            signature=handler.signature if handler is not None else None,
+        )
+
+    async def delete(self, name: str) -> None:
+        """Delete a schedule; the jobs it enqueued are left alone."""
+        deleted = False
+        for queue in await self.store.locate_schedule(name):
+            deleted = await self.store.delete_schedule(queue, name) or deleted
+        if not deleted:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    async def sync(self, declared: Mapping[str, ScheduleDefinition]) -> SyncReport:
+        """Make Redis hold the schedules declared in code: create the new ones, update the
+        changed ones (keeping their state), delete code-declared ones no longer declared.
+        Schedules added at run time are left alone (unless code declares the same name)."""
+        existing: dict[str, list[ScheduleRecord]] = {}
+        for queue in await self.store.schedule_queues():
+            for record in await self.store.schedules(queue):
+                existing.setdefault(record.name, []).append(record)
+        report = SyncReport([], [], [])
+        for name, definition in declared.items():
+            records = existing.pop(name, [])
+            for stale in [r for r in records if r.queue != definition.queue]:
+                await self.store.delete_schedule(stale.queue, name)
+                records.remove(stale)
+            if not records:
+                await self._create(definition)  # False: another worker synced it just now
+                report.created.append(name)
+            elif _definition_of(records[0]) != definition:
+                await self._sync_one(records[0], definition)
+                report.updated.append(name)
+        for name, records in existing.items():
+            for record in records:
+                current = _definition_of(record)
+                if current is not None and current.source == "code":
+                    await self.store.delete_schedule(record.queue, name)
+                    report.removed.append(name)
+        return report
+
+    async def _sync_one(self, record: ScheduleRecord, definition: ScheduleDefinition) -> None:
+        for _ in range(SAVE_ATTEMPTS):
+            if await self._replace(record, definition):
+                return
+            records = await self.store.schedules(definition.queue, [definition.name])
+            if not records or _definition_of(records[0]) == definition:
+                return  # deleted meanwhile, or another worker synced it
+            record = records[0]
+
+
+def _definition_of(record: ScheduleRecord) -> ScheduleDefinition | None:
+    try:
+        return ScheduleDefinition.decode(record.definition)
+    except DecodeError:
+        return None
