@@ -78,6 +78,10 @@ class Registry:
         namespace: prefix of every key, so that several apps can share one Redis.
         retention: seconds finished jobs and their attempts are kept (default 7 days).
         lease: seconds a worker holds a job between renewals (default 30).
+        heartbeat: seconds between lease renewals and worker heartbeats (default lease/3).
+        max_lost: lost attempts after which a job ends failed (default 3).
+        events_maxlen: entries kept in each queue's events stream (default 10,000).
+        log_bytes: bytes of log lines kept per attempt (default 256 KiB).
         config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
             (default: the working directory and its parents).
         environ: the environment to read JOBMASTER_* variables from (default: os.environ).
@@ -90,11 +94,23 @@ class Registry:
         namespace: str | None = None,
         retention: float | None = None,
         lease: float | None = None,
+        heartbeat: float | None = None,
+        max_lost: int | None = None,
+        events_maxlen: int | None = None,
+        log_bytes: int | None = None,
         config_dir: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = Settings.load(
-            environ, redis_url=redis_url, namespace=namespace, retention=retention, lease=lease
+            environ,
+            redis_url=redis_url,
+            namespace=namespace,
+            retention=retention,
+            lease=lease,
+            heartbeat=heartbeat,
+            max_lost=max_lost,
+            events_maxlen=events_maxlen,
+            log_bytes=log_bytes,
         )
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ
