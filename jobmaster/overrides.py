@@ -59,6 +59,14 @@ class JobConfig:
         """Job names that the files configure (to catch a misspelt table)."""
         return {name for _, jobs in self.tables for name in jobs}
 
+    def configured_env_names(self) -> set[str]:
+        """The NAME part of every JOBMASTER_JOBS__NAME__OPTION variable."""
+        return {
+            var[len(JOBS_ENV_PREFIX) :].split("__", 1)[0]
+            for var in self.environ
+            if var.startswith(JOBS_ENV_PREFIX)
+        }
+
     def apply(self, definition: JobDefinition) -> JobDefinition:
         """The definition with every configured override for its name applied."""
         merged: dict[str, Any] = {}

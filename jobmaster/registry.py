@@ -27,9 +27,9 @@ from jobmaster.errors import (
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
 from jobmaster.models import Job, JobState, JobSummary, Schedule, WorkerInfo
-from jobmaster.overrides import JobConfig
+from jobmaster.overrides import JobConfig, env_name
 from jobmaster.schedules import ScheduleBook, ScheduleDefinition, define
-from jobmaster.settings import Settings, _explain
+from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
 from jobmaster.store import Store
 from jobmaster.sync_runner import SyncRunner
 from jobmaster.waiting import JobWaiter
@@ -186,8 +186,14 @@ class Registry:
         return sorted({h.definition.queue for h in self.jobs.values()})
 
     def check_config(self) -> None:
-        """Fail if a configuration file configures a job this registry does not define."""
+        """Fail if a configuration file or a JOBMASTER_JOBS__ variable configures a job this
+        registry does not define (a misspelt name would otherwise be ignored)."""
         unknown = self.job_config.configured_names() - set(self.jobs)
+        env_names = {env_name(name) for name in self.jobs}
+        unknown |= {
+            f"{JOBS_ENV_PREFIX}{name}__..."
+            for name in self.job_config.configured_env_names() - env_names
+        }
         if unknown:
             raise ConfigError(
                 f"configuration names job(s) {', '.join(sorted(unknown))} that the registry "

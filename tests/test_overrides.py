@@ -476,3 +476,14 @@ def test_check_config_with_no_jobs_defined_names_the_configured_one(
     write(tmp_path / "jobmaster.toml", "[jobs.resize]\ntimeout = 5\n")
     with pytest.raises(ConfigError, match=r"resize.*\(none\)"):
         make_registry().check_config()
+
+
+def test_check_config_catches_a_variable_for_an_undefined_job(tmp_path: Path) -> None:
+    registry = Registry(config_dir=tmp_path, environ={"JOBMASTER_JOBS__ADDD__TIMEOUT": "5"})
+
+    @registry.job()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(ConfigError, match="JOBMASTER_JOBS__ADDD__"):
+        registry.check_config()
