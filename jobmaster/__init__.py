@@ -5,6 +5,7 @@ from jobmaster.definition import JobDefinition, Retry
 from jobmaster.errors import (
     ConfigError,
     InvalidArguments,
+    InvalidState,
     JobCancelled,
     JobFailed,
     JobmasterError,
@@ -22,6 +23,7 @@ from jobmaster.handler import JobHandler, JobOptions
 from jobmaster.models import (
     Attempt,
     AttemptOutcome,
+    CancelOutcome,
     ErrorInfo,
     Job,
     JobState,
@@ -35,10 +37,12 @@ from jobmaster.settings import Settings
 __all__ = [
     "Attempt",
     "AttemptOutcome",
+    "CancelOutcome",
     "ConfigError",
     "Context",
     "ErrorInfo",
     "InvalidArguments",
+    "InvalidState",
     "Job",
     "JobCancelled",
     "JobDefinition",

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobmaster.errors import JobmasterError
-from jobmaster.models import Job, JobState, Schedule
+from jobmaster.models import CancelOutcome, Job, JobState, Schedule
 from jobmaster.registry import Registry
 from jobmaster.worker import Worker
 from jobmaster.worker.supervisor import Supervisor
@@ -119,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job_id")
     show.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
     show.set_defaults(run=_jobs_show)
+    cancel = jobs_commands.add_parser("cancel", help="cancel a waiting or running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    cancel.set_defaults(run=_jobs_cancel)
+    retry = jobs_commands.add_parser("retry", help="run a failed or cancelled job again")
+    retry.add_argument("job_id")
+    retry.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    retry.set_defaults(run=_jobs_retry)
+    move = jobs_commands.add_parser("reschedule", help="move a waiting job to another time")
+    move.add_argument("job_id")
+    move.add_argument("--delay", type=_seconds, default=0.0, help="seconds from now (0: now)")
+    move.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
+    move.set_defaults(run=_jobs_reschedule)
 
     queues = commands.add_parser("queues", help="jobs per state in every queue")
     queues.add_argument("--app", help="module:registry (default: settings from JOBMASTER_*)")
@@ -259,6 +272,42 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
     async def action() -> int:
         render_job(await registry.get_job(args.job_id))
+        return 0
+
+    return _run(registry, action)
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        outcome = await (await registry.find(args.job_id)).cancel()
+        if outcome is CancelOutcome.CANCELLED:
+            console.print(f"{args.job_id} cancelled: it will not run", highlight=False)
+        else:
+            console.print(f"{args.job_id} is running: its worker was told to stop it")
+        return 0
+
+    return _run(registry, action)
+
+
+def _jobs_retry(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        state = await (await registry.find(args.job_id)).retry()
+        console.print(f"{args.job_id} is {state.value} again", highlight=False)
+        return 0
+
+    return _run(registry, action)
+
+
+def _jobs_reschedule(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+
+    async def action() -> int:
+        state = await (await registry.find(args.job_id)).reschedule(delay=args.delay)
+        console.print(f"{args.job_id} is {state.value}", highlight=False)
         return 0
 
     return _run(registry, action)

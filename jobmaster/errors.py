@@ -52,6 +52,15 @@ class JobNotFound(JobmasterError, LookupError):
     """No job with that id exists (it never did, or its retention has passed)."""
 
 
+class InvalidState(JobmasterError):
+    """The operation does not apply to the job in its current state (e.g. rescheduling a job
+    that is already running); ``state`` says which state it was in."""
+
+    def __init__(self, message: str, state: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 class ResultTimeout(JobmasterError, TimeoutError):
     """The job did not finish within the time given to ``result()``."""
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from jobmaster.codec import unpack
-from jobmaster.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, redis_errors
-from jobmaster.models import Job, JobState
+from jobmaster.codec import load_record, pack, unpack
+from jobmaster.errors import (
+    InvalidState,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    ResultExpired,
+    redis_errors,
+)
+from jobmaster.models import CancelOutcome, Job, JobState
+from jobmaster.options import check_priority, delay_to_ms
 
 if TYPE_CHECKING:
     from jobmaster.registry import Registry
     from jobmaster.signature import HandlerSignature
+    from jobmaster.store import Store
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class JobHandle(Generic[R]):
@@ -94,6 +106,95 @@ class JobHandle(Generic[R]):
         if state is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return state
+
+    # -- operations on a job that has not finished ------------------------------------------
+
+    async def cancel(self, reason: str = "cancelled") -> CancelOutcome:
+        """Cancel the job, atomically with respect to a worker claiming it.
+
+        Returns:
+            ``CANCELLED`` when it was scheduled or queued (it will never run), ``REQUESTED``
+            when an attempt was running (async handlers are cancelled through asyncio, sync
+            ones see ``ctx.cancelled``, process ones are killed; the job ends cancelled).
+
+        Raises:
+            InvalidState: it had already finished (``state`` says how).
+        """
+        answer = await self._operate("cancel", lambda s: s.cancel(self.queue, self.id, reason))
+        if answer in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED):
+            return CancelOutcome(answer)
+        state = answer.removeprefix("finished:")
+        raise InvalidState(f"job {self.id} already finished: it {state}", state)
+
+    async def reschedule(
+        self, *, delay: float | timedelta | None = None, at: datetime | None = None
+    ) -> JobState:
+        """Move a scheduled or queued job to another time (no delay or at: to now).
+
+        Returns the job's new state; raises InvalidState if it already started or finished.
+        """
+        delay_ms = delay_to_ms(delay, at)
+        answer = await self._operate(
+            "reschedule", lambda s: s.reschedule(self.queue, self.id, delay_ms)
+        )
+        return self._state_or_raise(answer, "rescheduled")
+
+    async def update(
+        self,
+        *,
+        priority: int | None = None,
+        arguments: Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> JobState:
+        """Change the priority and/or the arguments (validated again) of a waiting job.
+
+        Raises:
+            InvalidArguments: the new arguments do not fit the handler's signature.
+            InvalidState: the job already started or finished.
+        """
+        store = self.registry.connection().store
+        raw = await self._operate("update", lambda s: s.record(self.queue, self.id))
+        if raw is None:
+            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        record = load_record(raw)
+        if arguments is not None:
+            handler = self.registry.get(record["n"])
+            args, kwargs = ((), arguments) if isinstance(arguments, Mapping) else (arguments, {})
+            record["a"] = pack(handler.signature.encode_call(args, kwargs))
+        band = -1
+        if priority is not None:
+            band = record["p"] = check_priority(priority)
+        answer = await self._operate(
+            "update", lambda s: store.update(self.queue, self.id, pack(record), band)
+        )
+        return self._state_or_raise(answer, "changed")
+
+    async def retry(self) -> JobState:
+        """Run a failed or cancelled job again: a new attempt, its history kept."""
+        answer = await self._operate("retry", lambda s: s.retry(self.queue, self.id))
+        if answer == JobState.QUEUED:
+            return JobState.QUEUED
+        if answer == "missing":
+            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        raise InvalidState(
+            f"job {self.id} is {answer}; only failed or cancelled jobs can be retried", answer
+        )
+
+    async def _operate(self, what: str, call: Callable[[Store], Awaitable[T]]) -> T:
+        with redis_errors(f"{what} of job {self.id}", self.registry.settings.redis_url):
+            answer = await call(self.registry.connection().store)
+        if answer == "missing":
+            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        return answer
+
+    def _state_or_raise(self, answer: str, done: str) -> JobState:
+        if answer in (JobState.QUEUED, JobState.SCHEDULED):
+            return JobState(answer)
+        raise InvalidState(
+            f"job {self.id} is {answer}; only scheduled or queued jobs can be {done}", answer
+        )
+
+    def cancel_sync(self, reason: str = "cancelled") -> CancelOutcome:
+        return self.registry.run_sync(self.cancel(reason))
 
     def result_sync(self, timeout: float | None = None) -> R:
         """:meth:`result` for synchronous code."""

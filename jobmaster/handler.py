@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import inspect
-import math
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.codec import pack
-from jobmaster.definition import QUEUE_PATTERN, JobDefinition
+from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
+from jobmaster.options import check_job_id, check_priority, check_queue, delay_to_ms
 from jobmaster.records import job_record
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import NewJob
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
-_QUEUE_RE = re.compile(QUEUE_PATTERN)
 
 
 class JobOptions(Generic[P, R]):
@@ -44,10 +41,10 @@ class JobOptions(Generic[P, R]):
     ) -> None:
         definition = handler.definition
         self.handler = handler
-        self.delay_ms = _delay_ms(delay, at)
-        self.priority = definition.priority if priority is None else _priority(priority)
-        self.job_id = None if job_id is None else _job_id(job_id)
-        self.queue = definition.queue if queue is None else _queue(queue)
+        self.delay_ms = delay_to_ms(delay, at)
+        self.priority = definition.priority if priority is None else check_priority(priority)
+        self.job_id = None if job_id is None else check_job_id(job_id)
+        self.queue = definition.queue if queue is None else check_queue(queue)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
@@ -182,52 +179,6 @@ class JobHandler(Generic[P, R]):
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> list[JobHandle[R]]:
         return self.registry.run_sync(self.enqueue_many(calls))
-
-
-def _delay_ms(delay: float | timedelta | None, at: datetime | None) -> int:
-    if delay is not None and at is not None:
-        raise InvalidArguments("give delay= or at=, not both")
-    if at is not None:
-        if not isinstance(at, datetime):
-            raise InvalidArguments(f"at= must be a datetime, got {at!r}")
-        if at.tzinfo is None:
-            raise InvalidArguments(
-                f"at= must be timezone-aware (e.g. datetime.now(UTC)), got naive {at}"
-            )
-        return max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
-    if delay is None:
-        return 0
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds < 0
-    ):
-        raise InvalidArguments(f"delay= must be a number of seconds >= 0, got {delay!r}")
-    return int(seconds * 1000)
-
-
-def _priority(priority: int) -> int:
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-        raise InvalidArguments(f"priority= must be an integer from 0 to 9, got {priority!r}")
-    return priority
-
-
-def _job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
-        raise InvalidArguments(
-            f"job_id= must be 1-200 characters of letters, digits and _.:@/+=-, got {job_id!r}"
-        )
-    return job_id
-
-
-def _queue(queue: str) -> str:
-    if not isinstance(queue, str) or not _QUEUE_RE.fullmatch(queue):
-        raise InvalidArguments(
-            f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
-        )
-    return queue
 
 
 def _check_process_handler(fn: Callable[..., Any], handler: JobHandler[Any, Any]) -> None:

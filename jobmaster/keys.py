@@ -45,6 +45,8 @@ they touch in ``KEYS`` and never build key names themselves::
                                              JSON [[job id, state], ...]
     <ns>:{<q>}:timers                stream  capped; a wake-up entry whenever a job becomes
                                              due earlier than every other scheduled job
+    <ns>:{<q>}:control               stream  capped; {id, t: lease token} when a running
+                                             job's cancellation is requested
 
     Schedules live in the hash tag of their job's queue, so that one script reads a
     schedule and creates its tick's job (id ``<schedule>@<tick ms>``; "run now" jobs are
@@ -134,6 +136,10 @@ class QueueKeys:
     @cached_property
     def timers(self) -> str:
         return f"{self._base}:timers"
+
+    @cached_property
+    def control(self) -> str:
+        return f"{self._base}:control"
 
     @cached_property
     def schedules(self) -> str:

@@ -33,6 +33,16 @@ class JobState(StrEnum):
 _FINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
+class CancelOutcome(StrEnum):
+    """What ``cancel()`` did."""
+
+    CANCELLED = "cancelled"
+    """The job was scheduled or queued: it will never run."""
+    REQUESTED = "requested"
+    """An attempt was running: its worker is told to stop it, and the job then ends
+    cancelled (unless the attempt finished first; its final state says which)."""
+
+
 class AttemptOutcome(StrEnum):
     """How one execution of a job ended."""
 

@@ -188,9 +188,18 @@ class _QueueKeyLists:
             idx("cancelled"), *s,
         )  # fmt: skip
         self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
-        self.requeue = (k.status, idx("active"), idx("queued"), k.attempts, k.events, *s)
+        self.requeue = (
+            k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
+        )  # fmt: skip
+        self.cancel = (
+            k.status, idx("queued"), idx("scheduled"), idx("cancelled"), k.events, k.control, *s,
+        )  # fmt: skip
+        self.reschedule = (k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
+        self.update = (k.jobs, k.status, k.events, *s)
+        self.retry = (k.status, idx("queued"), idx("failed"), idx("cancelled"), k.events, *s)
         self.reclaim = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
+            idx("cancelled"),
         )  # fmt: skip
         self.renew = (k.status, idx("active"))
         self.prune = (
@@ -308,15 +317,76 @@ class Store:
         recorded = await self._scripts.finish(self._k(queue).finish, argv)
         return [bool(r) for r in recorded]
 
-    async def renew(self, queue: str, leases: Iterable[Lease], lease_ms: int) -> list[str]:
-        """Extend leases; returns the ids of jobs whose lease this worker no longer holds."""
+    async def renew(
+        self, queue: str, leases: Iterable[Lease], lease_ms: int
+    ) -> tuple[list[str], list[str]]:
+        """Extend leases; returns the ids of jobs whose lease this worker no longer holds,
+        and of those whose cancellation was requested."""
         argv: list[Any] = [lease_ms]
         for lease in leases:
             argv += (lease.job_id, lease.token)
         if len(argv) == 1:
-            return []
-        lost = await self._scripts.renew(self._k(queue).renew, argv)
-        return [job_id.decode() for job_id in lost]
+            return [], []
+        lost, cancel = await self._scripts.renew(self._k(queue).renew, argv)
+        return [i.decode() for i in lost], [i.decode() for i in cancel]
+
+    # -- operations on jobs that have not finished -------------------------------------------
+
+    async def cancel(self, queue: str, job_id: str, reason: str) -> str:
+        """Cancel a job: 'cancelled', 'requested' (it runs), 'finished:<state>' or 'missing'."""
+        answer = await self._scripts.cancel(
+            self._k(queue).cancel, (job_id, reason, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def reschedule(self, queue: str, job_id: str, delay_ms: int) -> str:
+        """Move a job that has not started; returns its state after (or why not)."""
+        answer = await self._scripts.reschedule(
+            self._k(queue).reschedule, (job_id, delay_ms, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def update(self, queue: str, job_id: str, record: bytes, band: int) -> str:
+        """Replace a waiting job's record and/or band (-1: keep); returns its state."""
+        answer = await self._scripts.update(
+            self._k(queue).update, (job_id, record, band, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def retry(self, queue: str, job_id: str) -> str:
+        """Queue a failed or cancelled job again; returns 'queued' or its state."""
+        answer = await self._scripts.retry(
+            self._k(queue).retry, (job_id, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def record(self, queue: str, job_id: str) -> bytes | None:
+        """A job's record (name, arguments, priority, creation time) as written."""
+        raw: Any = await self.redis.hget(self.keys.queue(queue).jobs, job_id)  # type: ignore[misc]
+        return None if raw is None else bytes(raw)
+
+    async def read_control(
+        self, positions: dict[str, bytes], block_ms: int
+    ) -> list[tuple[str, str, str]]:
+        """Cancellation requests after ``positions`` (updated in place): (queue, id, token)."""
+        by_stream = {self.keys.queue(q).control: q for q in positions}
+        streams: dict[Any, Any] = {self.keys.queue(q).control: p for q, p in positions.items()}
+        reply: Any = await self.redis.xread(streams, block=block_ms)
+        requests = []
+        for stream, entries in reply or []:
+            queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                positions[queue] = entry_id
+                requests.append((queue, fields[b"id"].decode(), fields[b"t"].decode()))
+        return requests
+
+    async def newest_control_ids(self, queues: Iterable[str]) -> dict[str, bytes]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            names = list(queues)
+            for queue in names:
+                pipe.xrevrange(self.keys.queue(queue).control, count=1)
+            replies = await pipe.execute()
+        return {q: (r[0][0] if r else b"0-0") for q, r in zip(names, replies, strict=True)}
 
     async def requeue(self, queue: str, leases: Sequence[Lease], reason: str) -> list[bool]:
         """Hand running jobs back to the queue at once, closing their attempts as lost."""

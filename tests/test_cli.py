@@ -93,3 +93,20 @@ def test_failed_job_shows_its_traceback(redis_url: str) -> None:
     assert "Traceback (most recent call last)" in shown.stdout
     listed = jobmaster(redis_url, "jobs", "list", "--state", "failed")
     assert job_id in listed.stdout
+
+
+def test_cancel_retry_and_reschedule_from_the_command_line(redis_url: str) -> None:
+    job_id = jobmaster(redis_url, "enqueue", APP, "add", "--args", "[1, 1]", "--delay", "60")
+    job_id_text = job_id.stdout.strip()
+    moved = jobmaster(redis_url, "jobs", "reschedule", job_id_text, "--delay", "120")
+    assert "scheduled" in moved.stdout, moved.stderr
+    cancelled = jobmaster(redis_url, "jobs", "cancel", job_id_text)
+    assert "cancelled: it will not run" in cancelled.stdout, cancelled.stderr
+    again = jobmaster(redis_url, "jobs", "cancel", job_id_text)
+    assert again.returncode == 1
+    assert "already finished: it cancelled" in again.stderr
+    retried = jobmaster(redis_url, "jobs", "retry", job_id_text)
+    assert "queued again" in retried.stdout, retried.stderr
+    jobmaster(redis_url, "worker", APP, "--burst")
+    shown = jobmaster(redis_url, "jobs", "show", job_id_text)
+    assert "succeeded" in shown.stdout

@@ -23,6 +23,7 @@ for i = 4, #ARGV, 10 do
   if not st or st.t ~= token then
     out[#out + 1] = 0
   else
+    if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
     drop_entry(KEYS[15 + st.b], group, st.e)
     rcall('ZREM', active, id)
     close_attempt(attempts, id .. ':' .. st.a, st.a, now, outcome, etype, emsg, tb)

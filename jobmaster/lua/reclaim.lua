@@ -4,7 +4,7 @@ once its attempts were lost MAX_LOST times (a poison job that kills its worker).
 Atomic: an expired lease is taken by exactly one caller, and a worker that renews in time
 keeps its job.
 KEYS[1] status  KEYS[2] active  KEYS[3] queued  KEYS[4] attempts  KEYS[5] events
-KEYS[6] failed  KEYS[7..16] streams of bands 0..9
+KEYS[6] failed  KEYS[7..16] streams of bands 0..9  KEYS[17] cancelled
 ARGV[1] consumer group  ARGV[2] max lost attempts  ARGV[3] limit  ARGV[4] events maxlen
 Returns: {requeued ids, failed ids, ms until the next lease expires (-1 when none)} ]]
 local status, active, queued, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -23,7 +23,10 @@ for _, id in ipairs(expired) do
       'the worker holding this attempt stopped renewing its lease', '')
     st.l = (st.l or 0) + 1
     st.t = nil
-    if st.l >= max_lost then
+    if st.c then  -- its cancellation was requested: it is not run again
+      st.s, st.e, st.f, st.x, st.m = 'cancelled', nil, now, 'Cancelled', 'cancelled while running'
+      rcall('ZADD', KEYS[17], now, id)
+    elseif st.l >= max_lost then
       st.s, st.e, st.f = 'failed', nil, now
       st.x = 'TooManyLostAttempts'
       st.m = 'attempts were lost ' .. st.l .. ' times (their workers died or stalled); '

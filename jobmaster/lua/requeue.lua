@@ -1,6 +1,6 @@
 --[[ Hand running jobs back to their queue at once (a worker shutting down).
 KEYS[1] status  KEYS[2] active  KEYS[3] queued  KEYS[4] attempts  KEYS[5] events
-KEYS[6..15] streams of bands 0..9
+KEYS[6..15] streams of bands 0..9  KEYS[16] cancelled
 ARGV[1] consumer group  ARGV[2] reason  ARGV[3] events maxlen
 ARGV[4..] two values per job: id, lease token
 Each attempt is closed as 'lost' with the reason; the job gets a new stream entry.
@@ -18,12 +18,18 @@ for i = 4, #ARGV, 2 do
     local stream = KEYS[6 + st.b]
     drop_entry(stream, group, st.e)
     close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'WorkerShutdown', reason, '')
-    st.s, st.t = 'queued', nil
-    st.e = add_entry(stream, group, id)
-    rcall('HSET', status, id, cjson.encode(st))
+    st.t = nil
     rcall('ZREM', active, id)
-    rcall('ZADD', queued, now, id)
-    changes[#changes + 1] = {id, 'queued'}
+    if st.c then  -- its cancellation was requested: it is not run again
+      st.s, st.e, st.f, st.x, st.m = 'cancelled', nil, now, 'Cancelled', 'cancelled while running'
+      rcall('ZADD', KEYS[16], now, id)
+    else
+      st.s = 'queued'
+      st.e = add_entry(stream, group, id)
+      rcall('ZADD', queued, now, id)
+    end
+    rcall('HSET', status, id, cjson.encode(st))
+    changes[#changes + 1] = {id, st.s}
     out[#out + 1] = 1
   end
 end

@@ -32,6 +32,10 @@ class IdleTimeout(AttemptTimeout):
     """The attempt made no progress for longer than its job's idle_timeout."""
 
 
+class Cancelled(Exception):
+    """Someone cancelled the job while this attempt ran."""
+
+
 @dataclass(slots=True)
 class RunningJob:
     """A job this worker holds the lease of."""
@@ -48,14 +52,15 @@ class RunningJob:
     lease_lost: bool = False
     idle_timeout: float | None = None
     started: float = field(default_factory=time.monotonic)
-    abort: AttemptTimeout | None = None
-    """Why the worker cancelled the attempt, when it did so to end it (not to hand it back)."""
+    abort: Exception | None = None
+    """Why the worker cancelled the attempt, when it did so to end it (not to hand it back):
+    an AttemptTimeout, or a CancelRequested."""
 
     @property
     def last_activity(self) -> float:
         return self.ctx.last_activity if self.ctx is not None else self.started
 
-    def end(self, reason: AttemptTimeout) -> None:
+    def end(self, reason: Exception) -> None:
         """End the attempt from outside its handler: cancel it and record ``reason``."""
         self.abort = reason
         if self.ctx is not None:
@@ -100,6 +105,18 @@ def failed(
     )
 
 
+def cancelled(job: RunningJob, exc: Cancelled) -> Completion:
+    """The completion of an attempt ended by a cancellation: the job ends cancelled."""
+    return Completion(
+        job_id=job.job_id,
+        token=job.token,
+        outcome=AttemptOutcome.CANCELLED.value,
+        next_state=JobState.CANCELLED.value,
+        error_type="Cancelled",
+        error_message=str(exc),
+    )
+
+
 async def run_attempt(
     registry: Registry,
     job: RunningJob,
@@ -138,6 +155,8 @@ async def run_attempt(
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
+        if isinstance(job.abort, Cancelled):
+            return cancelled(job, job.abort)
         return failed(job, job.abort, definition, outcome=AttemptOutcome.TIMED_OUT)
     except Exception as exc:
         return failed(job, exc, definition)

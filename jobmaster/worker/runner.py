@@ -27,7 +27,7 @@ from jobmaster.models import WorkerInfo
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
-from jobmaster.worker.attempt import IdleTimeout, RunningJob, run_attempt
+from jobmaster.worker.attempt import Cancelled, IdleTimeout, RunningJob, run_attempt
 from jobmaster.worker.process_executor import preload
 
 BLOCK_MS = 5_000
@@ -126,6 +126,7 @@ class Worker:
         self._stop_requested = asyncio.Event()
         self._fetch_failures = 0
         self._closing = False
+        self._closed = asyncio.Event()
         self._flush_task: asyncio.Task[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._timers_read: asyncio.Future[bool] | None = None
@@ -165,6 +166,7 @@ class Worker:
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
                 loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
                 loop.create_task(self._watchdog_loop(), name="jobmaster-watchdog"),
+                loop.create_task(self._control_loop(), name="jobmaster-control"),
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
@@ -195,11 +197,19 @@ class Worker:
             await self.store.close()
             self.log.info("worker stopped", jobs_done=self.jobs_done)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep in a background loop; returns at once when the worker closes (loops stop on
+        this flag, not only by cancellation, which a client library may swallow)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closed.wait()
+
     async def _stop_upkeep(self, upkeep: list[asyncio.Future[Any]]) -> None:
         """Stop the background loops: the flush loop on a flag (after its current batch),
         the others by cancellation, waiting a bounded time (a cancellation swallowed by a
         client library must not keep the process alive)."""
         self._closing = True
+        self._closed.set()
         self._flush_wanted.set()
         if self._timers_read is not None:
             upkeep.append(self._timers_read)
@@ -209,7 +219,8 @@ class Worker:
         if upkeep:
             _, pending = await asyncio.wait(upkeep, timeout=UPKEEP_STOP_SECONDS)
             if pending:
-                self.log.warning("background tasks did not stop in time", count=len(pending))
+                names = sorted(t.get_name() for t in pending if isinstance(t, asyncio.Task))
+                self.log.warning("background tasks did not stop in time", tasks=names)
 
     def stop(self) -> None:
         """Stop fetching; running attempts get the grace period to finish."""
@@ -455,13 +466,16 @@ class Worker:
         return leases
 
     async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
+        while not self._closing:
+            await self._pause(self.heartbeat)
             await self._with_retries("renew", self._renew, attempts=3)
 
     async def _renew(self) -> None:
         for queue, leases in self._leases().items():
-            for job_id in await self.store.renew(queue, leases, self._lease_ms):
+            lost, cancel = await self.store.renew(queue, leases, self._lease_ms)
+            for job_id in cancel:  # a request the control stream may not have delivered
+                self._cancel(queue, job_id, None)
+            for job_id in lost:
                 job = self._running.get((queue, job_id))
                 if job is None:
                     continue
@@ -488,7 +502,7 @@ class Worker:
                 await self._wait_for_timers(timers, wait_ms)
 
         try:
-            while True:
+            while not self._closing:
                 await self._with_retries("promote", promote_and_wait)
         finally:
             if self._timers_read is not None:
@@ -535,12 +549,12 @@ class Worker:
                     wait_ms = min(wait_ms, result.next_expiry_ms + RECLAIM_MARGIN_MS)
 
         housekeeping = time.monotonic()
-        while True:
+        while not self._closing:
             await self._with_retries("reclaim", reclaim)
             if time.monotonic() >= housekeeping:
                 housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
                 await self._with_retries("housekeeping", self._housekeeping, attempts=1)
-            await asyncio.sleep(wait_ms / 1000)
+            await self._pause(wait_ms / 1000)
 
     async def _housekeeping(self) -> None:
         """Retention for queues that see no completions, and dead workers' consumer names."""
@@ -548,12 +562,33 @@ class Worker:
             await self.store.prune(queue, self._retention_ms)
             await self.store.forget_idle_consumers(queue, CONSUMER_IDLE_LEASES * self._lease_ms)
 
+    async def _control_loop(self) -> None:
+        """Cancel running attempts whose job's cancellation was requested (a blocking read
+        of the queues' control streams)."""
+        positions: dict[str, bytes] = {}
+
+        async def read() -> None:
+            if not positions:
+                positions.update(await self.store.newest_control_ids(self.queues))
+            for queue, job_id, token in await self.store.read_control(positions, BLOCK_MS):
+                self._cancel(queue, job_id, token)
+
+        while not self._closing:
+            await self._with_retries("control", read)
+
+    def _cancel(self, queue: str, job_id: str, token: str | None) -> None:
+        job = self._running.get((queue, job_id))
+        if job is None or job.abort is not None or (token is not None and token != job.token):
+            return
+        self.log.info("cancelling a running attempt on request", job_id=job_id)
+        job.end(Cancelled("the job was cancelled while this attempt ran"))
+
     async def _watchdog_loop(self) -> None:
         """End attempts that made no progress for longer than their job's idle_timeout."""
-        while True:
+        while not self._closing:
             watched = [j for j in self._running.values() if j.idle_timeout and j.abort is None]
             if not watched:
-                await asyncio.sleep(WATCHDOG_INTERVAL)
+                await self._pause(WATCHDOG_INTERVAL)
                 continue
             now = time.monotonic()
             for job in watched:
@@ -566,12 +601,12 @@ class Worker:
                         )
                     )
             next_check = min(j.last_activity + (j.idle_timeout or 0) for j in watched) - now
-            await asyncio.sleep(min(max(next_check, 0.01), WATCHDOG_INTERVAL))
+            await self._pause(min(max(next_check, 0.01), WATCHDOG_INTERVAL))
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._closing:
             await self._with_retries("heartbeat", self._heartbeat, attempts=1)
-            await asyncio.sleep(self.heartbeat)
+            await self._pause(self.heartbeat)
 
     async def _heartbeat(self) -> None:
         info = WorkerInfo(

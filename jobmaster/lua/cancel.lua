@@ -1,0 +1,34 @@
+--[[ Cancel a job. Atomic with respect to a worker claiming it: the answer says which came
+first.
+KEYS[1] status  KEYS[2] queued  KEYS[3] scheduled  KEYS[4] cancelled  KEYS[5] events
+KEYS[6] control  KEYS[7..16] streams of bands 0..9
+ARGV[1] job id  ARGV[2] reason  ARGV[3] events maxlen
+Returns: 'cancelled' (it will never run), 'requested' (an attempt is running: its worker is
+told through the control stream), 'finished:<state>' when it had already finished, or
+'missing'. ]]
+local status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3]
+local id, reason, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local raw = rcall('HGET', status, id)
+if not raw then return 'missing' end
+local st = cjson.decode(raw)
+local now = now_ms()
+if st.s == 'active' then
+  st.c = 1
+  rcall('HSET', status, id, cjson.encode(st))
+  rcall('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'id', id, 't', st.t)
+  return 'requested'
+end
+if st.s ~= 'queued' and st.s ~= 'scheduled' then return 'finished:' .. st.s end
+if st.s == 'queued' then
+  local stream = KEYS[7 + st.b]
+  if st.e then rcall('XDEL', stream, st.e) end  -- never delivered: nothing to acknowledge
+  rcall('ZREM', queued, id)
+else
+  rcall('ZREM', scheduled, id)
+end
+st.s, st.e, st.d, st.f = 'cancelled', nil, nil, now
+st.x, st.m = 'Cancelled', reason
+rcall('HSET', status, id, cjson.encode(st))
+rcall('ZADD', KEYS[4], now, id)
+emit(KEYS[5], maxlen, {{id, 'cancelled'}})
+return 'cancelled'

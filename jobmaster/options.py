@@ -1,0 +1,60 @@
+"""Validation of per-enqueue options (delay, at, priority, job id, queue), shared by
+enqueue and by the operations on waiting jobs."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+from jobmaster.definition import QUEUE_PATTERN
+from jobmaster.errors import InvalidArguments
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+_QUEUE_RE = re.compile(QUEUE_PATTERN)
+
+
+def delay_to_ms(delay: float | timedelta | None, at: datetime | None) -> int:
+    if delay is not None and at is not None:
+        raise InvalidArguments("give delay= or at=, not both")
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise InvalidArguments(f"at= must be a datetime, got {at!r}")
+        if at.tzinfo is None:
+            raise InvalidArguments(
+                f"at= must be timezone-aware (e.g. datetime.now(UTC)), got naive {at}"
+            )
+        return max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
+    if delay is None:
+        return 0
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise InvalidArguments(f"delay= must be a number of seconds >= 0, got {delay!r}")
+    return int(seconds * 1000)
+
+
+def check_priority(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise InvalidArguments(f"priority= must be an integer from 0 to 9, got {priority!r}")
+    return priority
+
+
+def check_job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
+        raise InvalidArguments(
+            f"job_id= must be 1-200 characters of letters, digits and _.:@/+=-, got {job_id!r}"
+        )
+    return job_id
+
+
+def check_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not _QUEUE_RE.fullmatch(queue):
+        raise InvalidArguments(
+            f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
+        )
+    return queue
