@@ -31,6 +31,11 @@ def make_registry(url: str, namespace: str) -> Registry:
     registry = Registry(url, namespace=namespace)
 
     @registry.job(queue=QUEUE)
+    async def late(due: float) -> float:
+        """How late (seconds) this delayed job started, against its due time."""
+        return time.time() - due
+
+    @registry.job(queue=QUEUE)
     async def noop(i: int) -> None:
         return None
 

@@ -78,6 +78,8 @@ METRICS = (
     Metric("calls_per_job", "all commands per job (4)", "calls", 2),
     Metric("latency_p50", "enqueue to result (round trip)", "ms p50", 2),
     Metric("latency_p99", "enqueue to result (round trip)", "ms p99", 2),
+    Metric("lateness_p50", "delayed job start after due, loaded (5)", "ms p50", 2),
+    Metric("lateness_p99", "delayed job start after due, loaded (5)", "ms p99", 2),
 )
 NOTES = (
     "(1) time measured in the worker process, around `await worker.run()`",
@@ -85,6 +87,8 @@ NOTES = (
     "(3) EVALSHA + XREAD calls: the requests the worker sends",
     "(4) all of INFO commandstats: includes commands run inside the Lua scripts",
     "    (Redis 7 counts those), heartbeats and worker start-up",
+    "(5) priority-9 jobs delayed 0.05 to 1.5 s, while the worker drains a backlog of",
+    "    no-op jobs: how long after their due time the handler started",
 )
 
 
@@ -242,6 +246,7 @@ def latency(url: str, namespace: str, samples: int) -> dict[str, Any]:
         )
         try:
             timings = run_async(lambda: _round_trips(url, namespace, samples))
+            lateness = run_async(lambda: _lateness_under_load(url, namespace, samples))
         except BaseException:
             worker.kill()
             worker.wait()
@@ -266,6 +271,9 @@ def latency(url: str, namespace: str, samples: int) -> dict[str, Any]:
         "latency_mean": statistics.fmean(timings_ms),
         "latency_max": max(timings_ms),
         "latency_worker_warnings": worker_warnings(logged),
+        "lateness_p50": percentile(lateness, 50),
+        "lateness_p99": percentile(lateness, 99),
+        "lateness_max": max(lateness),
     }
 
 
@@ -281,6 +289,21 @@ async def _round_trips(url: str, namespace: str, samples: int) -> list[float]:
             await handle.result(timeout=30)
             timings.append(time.perf_counter() - started)
         return timings
+
+
+async def _lateness_under_load(url: str, namespace: str, samples: int) -> list[float]:
+    """Milliseconds by which delayed jobs (due 0.05 to 1.5 s after enqueue) start late, while
+    the worker also works through a backlog of no-op jobs."""
+    async with make_registry(url, namespace) as registry:
+        noop, late = registry.get("noop"), registry.get("late")
+        await noop.enqueue_many([(i,) for i in range(samples * 20)])  # the load
+        handles = []
+        for i in range(samples):
+            delay = 0.05 + 1.45 * i / samples
+            # priority 9: a backlog of priority 0 does not stand in front of due jobs
+            options = late.options(delay=delay, priority=9)
+            handles.append(await options.enqueue(time.time() + delay))
+        return [1000 * await h.result(timeout=60) for h in handles]
 
 
 # -- driver -------------------------------------------------------------------------------------
