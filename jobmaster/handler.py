@@ -25,7 +25,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-
 class JobOptions(Generic[P, R]):
     """Per-enqueue options, kept apart from the job's own arguments."""
 
