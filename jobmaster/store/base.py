@@ -1,0 +1,89 @@
+"""The shared state of the store: connection, key layout, scripts, KEYS lists."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from jobmaster.keys import Keys, QueueKeys
+from jobmaster.models import JobState
+from jobmaster.scripts import Scripts
+
+GROUP = "workers"
+"""The consumer group every worker of every queue belongs to."""
+
+ENQUEUE_CHUNK = 1000
+"""Jobs per enqueue script call: large batches are split so no call blocks Redis long."""
+
+_ASCENDING_STATES = frozenset({JobState.SCHEDULED})
+
+
+class _QueueKeyLists:
+    """The KEYS list of every script for one queue, computed once."""
+
+    def __init__(self, k: QueueKeys) -> None:
+        idx = k.index
+        s = k.streams
+        self.enqueue = (k.jobs, k.status, idx("queued"), idx("scheduled"), k.events, k.timers)
+        self.streams = s
+        self.claim = (
+            k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
+        )  # fmt: skip
+        self.finish = (
+            k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
+            k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
+            idx("cancelled"), *s,
+        )  # fmt: skip
+        self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
+        self.requeue = (
+            k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
+        )  # fmt: skip
+        self.cancel = (
+            k.status, idx("queued"), idx("scheduled"), idx("cancelled"), k.events, k.control, *s,
+        )  # fmt: skip
+        self.reschedule = (k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
+        self.update = (k.jobs, k.status, k.events, *s)
+        self.retry = (k.status, idx("queued"), idx("failed"), idx("cancelled"), k.events, *s)
+        self.reclaim = (
+            k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
+            idx("cancelled"),
+        )  # fmt: skip
+        self.renew = (k.status, idx("active"))
+        self.prune = (
+            k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
+            idx("succeeded"), idx("failed"), idx("cancelled"),
+        )  # fmt: skip
+        self.record_output = (k.logs, k.progress)
+        self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
+        self.fire_schedules = (
+            k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
+        )  # fmt: skip
+        self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
+
+
+class StoreBase:
+    """The connection, key layout and scripts that every part of the store shares."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = "jobmaster",
+        *,
+        events_maxlen: int = 10_000,
+        log_bytes: int = 256 * 1024,
+    ) -> None:
+        self.redis = redis
+        self.keys = Keys(namespace)
+        self.events_maxlen = events_maxlen
+        self.log_bytes = log_bytes
+        self._scripts = Scripts(redis)
+        self._key_lists: dict[str, _QueueKeyLists] = {}
+        self._known_queues: set[str] = set()
+
+    def _k(self, queue: str) -> _QueueKeyLists:
+        lists = self._key_lists.get(queue)
+        if lists is None:
+            lists = self._key_lists[queue] = _QueueKeyLists(self.keys.queue(queue))
+        return lists
+
+    async def close(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,160 @@
+"""Reading: live workers, queues, jobs with their attempts, indexes and counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobmaster.codec import pack, unpack
+from jobmaster.keys import QueueKeys, attempt_field
+from jobmaster.models import Attempt, Job, JobState, JobSummary, WorkerInfo
+from jobmaster.records import (
+    attempt_count,
+    decode_attempt,
+    decode_job,
+    decode_summary,
+    status_state,
+)
+from jobmaster.store.base import _ASCENDING_STATES, StoreBase
+
+
+class InspectionCommands(StoreBase):
+    """Workers' heartbeats and every read a client or dashboard makes."""
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def heartbeat(self, info: WorkerInfo, ttl_ms: int) -> None:
+        """Publish a worker's state; it disappears ``ttl_ms`` after the last heartbeat."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.worker(info.id), pack(info.model_dump()), px=ttl_ms)
+            pipe.zadd(self.keys.workers, {info.id: int(info.last_seen * 1000)})
+            await pipe.execute()
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.worker(worker_id))
+            pipe.zrem(self.keys.workers, worker_id)
+            await pipe.execute()
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers (those whose heartbeat has not expired); forgets dead ones."""
+        ids: Any = await self.redis.zrange(self.keys.workers, 0, -1)
+        if not ids:
+            return []
+        raws: Any = await self.redis.mget([self.keys.worker(i.decode()) for i in ids])
+        dead = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if dead:
+            await self.redis.zrem(self.keys.workers, *dead)
+        return [WorkerInfo.model_validate(unpack(raw)) for raw in raws if raw is not None]
+
+    # -- inspection --------------------------------------------------------------------------
+
+    async def queues(self) -> list[str]:
+        names: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
+        return sorted(n.decode() for n in names)
+
+    async def locate(self, job_id: str) -> list[str]:
+        """The queues holding a job with this id (ids are unique within a queue)."""
+        names = await self.queues()
+        if not names:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in names:
+                pipe.hexists(self.keys.queue(queue).status, job_id)
+            found = await pipe.execute()
+        return [q for q, f in zip(names, found, strict=True) if f]
+
+    async def position_and_state(self, queue: str, job_id: str) -> tuple[bytes, JobState | None]:
+        """The newest event id of a queue and a job's state, read atomically (MULTI)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(k.events, count=1)
+            pipe.hget(k.status, job_id)
+            newest, raw = await pipe.execute()
+        return (newest[0][0] if newest else b"0-0"), (status_state(raw) if raw else None)
+
+    async def state(self, queue: str, job_id: str) -> JobState | None:
+        raw: Any = await self.redis.hget(self.keys.queue(queue).status, job_id)  # type: ignore[misc]
+        return status_state(raw) if raw else None
+
+    async def job(self, queue: str, job_id: str, *, with_logs: bool = True) -> Job | None:
+        """A job with every attempt (and their log lines), or None when it does not exist."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.jobs, job_id)
+            pipe.hget(k.status, job_id)
+            record_raw, status_raw = await pipe.execute()
+        if record_raw is None or status_raw is None:
+            return None
+        result_raw = await self.result(queue, job_id)
+        attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
+        return decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
+
+    async def _attempts(
+        self, k: QueueKeys, job_id: str, count: int, with_logs: bool
+    ) -> list[Attempt]:
+        if count == 0:
+            return []
+        fields = [attempt_field(job_id, n) for n in range(1, count + 1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(k.attempts, fields)
+            pipe.hmget(k.logs, fields) if with_logs else pipe.echo(b"")
+            pipe.hmget(k.progress, fields)
+            raw_attempts, raw_logs, raw_progress = await pipe.execute()
+        if not with_logs:
+            raw_logs = [None] * count
+        return [
+            decode_attempt(a, logs, progress)
+            for a, logs, progress in zip(raw_attempts, raw_logs, raw_progress, strict=True)
+            if a is not None
+        ]
+
+    async def result(self, queue: str, job_id: str) -> bytes | None:
+        """A job's stored result; None once its ttl has passed (even before it is pruned)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.results, job_id)
+            pipe.zscore(k.result_expiry, job_id)
+            pipe.time()
+            raw, expires_ms, (seconds, micros) = await pipe.execute()
+        if raw is None or (
+            expires_ms is not None and expires_ms <= seconds * 1000 + micros // 1000
+        ):
+            return None
+        return bytes(raw)
+
+    async def count(self, queue: str, state: JobState) -> int:
+        return int(await self.redis.zcard(self.keys.queue(queue).index(state.value)))
+
+    async def counts(self, queue: str) -> dict[JobState, int]:
+        """Jobs per state in a queue: one ZCARD per state, in one round trip."""
+        states = list(JobState)
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.zcard(k.index(state.value))
+            replies = await pipe.execute()
+        return {s: int(n) for s, n in zip(states, replies, strict=True)}
+
+    async def list_jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+    ) -> list[JobSummary]:
+        """One page of a queue's jobs in a state: newest first (scheduled: soonest due first)."""
+        k = self.keys.queue(queue)
+        index = k.index(state.value)
+        stop = offset + limit - 1
+        ids: Any
+        if state in _ASCENDING_STATES:
+            ids = await self.redis.zrange(index, offset, stop)
+        else:
+            ids = await self.redis.zrevrange(index, offset, stop)
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(k.jobs, ids)
+            pipe.hmget(k.status, ids)
+            records, statuses = await pipe.execute()
+        return [
+            decode_summary(job_id.decode(), queue, record, status)
+            for job_id, record, status in zip(ids, records, statuses, strict=True)
+            if record is not None and status is not None
+        ]

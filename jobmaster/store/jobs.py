@@ -1,0 +1,268 @@
+"""Jobs through their life: enqueue, claim, finish, leases, operations, events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from jobmaster.codec import load_json
+from jobmaster.keys import attempt_field
+from jobmaster.models import JobState
+from jobmaster.store.base import ENQUEUE_CHUNK, GROUP, StoreBase, _QueueKeyLists
+from jobmaster.store.types import (
+    Claim,
+    ClaimedJob,
+    Completion,
+    Event,
+    Lease,
+    NewJob,
+    Output,
+    Promotion,
+    Reclaim,
+)
+
+
+class JobCommands(StoreBase):
+    """The hot path and every state change of a job, each one script call."""
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        """Create jobs; for each, False when its id already existed (nothing written)."""
+        if not jobs:
+            return []
+        lists = self._k(queue)
+        script = self._scripts.enqueue
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        if len(chunks) == 1 and queue in self._known_queues:
+            created = await script(*self._enqueue_call(lists, chunks[0]))
+            return [bool(c) for c in created]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if queue not in self._known_queues:
+                pipe.sadd(self.keys.queues, queue)
+            for chunk in chunks:
+                await script(*self._enqueue_call(lists, chunk), client=pipe)
+            replies = await pipe.execute()
+        self._known_queues.add(queue)
+        return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
+
+    def _enqueue_call(
+        self, lists: _QueueKeyLists, jobs: Sequence[NewJob]
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS (with only the streams of the bands used) and ARGV of one enqueue call."""
+        keys = list(lists.enqueue)
+        slots: dict[int, int] = {}
+        argv: list[Any] = [GROUP, self.events_maxlen]
+        for job in jobs:
+            slot = slots.get(job.band)
+            if slot is None:
+                keys.append(lists.streams[job.band])
+                slot = slots[job.band] = len(slots) + 1
+            argv += (job.id, job.record, job.band, slot, job.delay_ms)
+        return keys, argv
+
+    # -- the worker's hot path ---------------------------------------------------------------
+
+    async def ensure_groups(self, queue: str) -> None:
+        """Create the streams and consumer group of every band of a queue (idempotent)."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.queues, queue)
+            for stream in k.streams:
+                pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                raise reply
+        self._known_queues.add(queue)
+
+    async def claim(
+        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int
+    ) -> Claim:
+        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts."""
+        claimed, newest = await self._scripts.claim(
+            self._k(queue).claim,
+            (GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen),
+        )
+        jobs = [
+            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
+            for i in range(0, len(claimed), 4)
+        ]
+        return Claim(jobs, newest)
+
+    async def finish(
+        self, queue: str, completions: Sequence[Completion], retention_ms: int
+    ) -> list[bool]:
+        """Record ended attempts; False where the lease was no longer held (nothing written)."""
+        argv: list[Any] = [GROUP, retention_ms, self.events_maxlen]
+        for completion in completions:
+            argv += completion.argv()
+        recorded = await self._scripts.finish(self._k(queue).finish, argv)
+        return [bool(r) for r in recorded]
+
+    async def renew(
+        self, queue: str, leases: Iterable[Lease], lease_ms: int
+    ) -> tuple[list[str], list[str]]:
+        """Extend leases; returns the ids of jobs whose lease this worker no longer holds,
+        and of those whose cancellation was requested."""
+        argv: list[Any] = [lease_ms]
+        for lease in leases:
+            argv += (lease.job_id, lease.token)
+        if len(argv) == 1:
+            return [], []
+        lost, cancel = await self._scripts.renew(self._k(queue).renew, argv)
+        return [i.decode() for i in lost], [i.decode() for i in cancel]
+
+    # -- operations on jobs that have not finished -------------------------------------------
+
+    async def cancel(self, queue: str, job_id: str, reason: str) -> str:
+        """Cancel a job: 'cancelled', 'requested' (it runs), 'finished:<state>' or 'missing'."""
+        answer = await self._scripts.cancel(
+            self._k(queue).cancel, (job_id, reason, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def reschedule(self, queue: str, job_id: str, delay_ms: int) -> str:
+        """Move a job that has not started; returns its state after (or why not)."""
+        answer = await self._scripts.reschedule(
+            self._k(queue).reschedule, (job_id, delay_ms, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def update(self, queue: str, job_id: str, record: bytes, band: int) -> str:
+        """Replace a waiting job's record and/or band (-1: keep); returns its state."""
+        answer = await self._scripts.update(
+            self._k(queue).update, (job_id, record, band, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def retry(self, queue: str, job_id: str) -> str:
+        """Queue a failed or cancelled job again; returns 'queued' or its state."""
+        answer = await self._scripts.retry(
+            self._k(queue).retry, (job_id, GROUP, self.events_maxlen)
+        )
+        return str(answer.decode())
+
+    async def record(self, queue: str, job_id: str) -> bytes | None:
+        """A job's record (name, arguments, priority, creation time) as written."""
+        raw: Any = await self.redis.hget(self.keys.queue(queue).jobs, job_id)  # type: ignore[misc]
+        return None if raw is None else bytes(raw)
+
+    async def read_control(
+        self, positions: dict[str, bytes], block_ms: int
+    ) -> list[tuple[str, str, str]]:
+        """Cancellation requests after ``positions`` (updated in place): (queue, id, token)."""
+        by_stream = {self.keys.queue(q).control: q for q in positions}
+        streams: dict[Any, Any] = {self.keys.queue(q).control: p for q, p in positions.items()}
+        reply: Any = await self.redis.xread(streams, block=block_ms)
+        requests = []
+        for stream, entries in reply or []:
+            queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                positions[queue] = entry_id
+                requests.append((queue, fields[b"id"].decode(), fields[b"t"].decode()))
+        return requests
+
+    async def newest_control_ids(self, queues: Iterable[str]) -> dict[str, bytes]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            names = list(queues)
+            for queue in names:
+                pipe.xrevrange(self.keys.queue(queue).control, count=1)
+            replies = await pipe.execute()
+        return {q: (r[0][0] if r else b"0-0") for q, r in zip(names, replies, strict=True)}
+
+    async def requeue(self, queue: str, leases: Sequence[Lease], reason: str) -> list[bool]:
+        """Hand running jobs back to the queue at once, closing their attempts as lost."""
+        argv: list[Any] = [GROUP, reason, self.events_maxlen]
+        for lease in leases:
+            argv += (lease.job_id, lease.token)
+        done = await self._scripts.requeue(self._k(queue).requeue, argv)
+        return [bool(d) for d in done]
+
+    async def reclaim(self, queue: str, max_lost: int, limit: int = 1000) -> Reclaim:
+        """Take back jobs whose lease expired: requeue them, or fail them once their
+        attempts were lost ``max_lost`` times."""
+        requeued, failed, next_expiry = await self._scripts.reclaim(
+            self._k(queue).reclaim, (GROUP, max_lost, limit, self.events_maxlen)
+        )
+        return Reclaim(
+            [i.decode() for i in requeued], [i.decode() for i in failed], int(next_expiry)
+        )
+
+    async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:
+        """Forget finished jobs past the retention; returns how many were forgotten."""
+        return int(await self._scripts.prune(self._k(queue).prune, (retention_ms, limit)))
+
+    async def forget_idle_consumers(self, queue: str, idle_ms: int) -> int:
+        """Remove consumers (workers that died) holding no entries and idle for ``idle_ms``."""
+        forgotten = 0
+        for stream in self.keys.queue(queue).streams:
+            try:
+                consumers: Any = await self.redis.xinfo_consumers(stream, GROUP)
+            except ResponseError:  # no such stream or group yet
+                continue
+            for consumer in consumers:
+                if consumer["pending"] == 0 and consumer["idle"] >= idle_ms:
+                    await self.redis.xgroup_delconsumer(stream, GROUP, consumer["name"])
+                    forgotten += 1
+        return forgotten
+
+    async def forget_consumer(self, queue: str, consumer: str) -> None:
+        """Remove a worker from the queue's consumer groups (it holds no entries by then)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self.keys.queue(queue).streams:
+                pipe.xgroup_delconsumer(stream, GROUP, consumer)
+            await pipe.execute(raise_on_error=False)
+
+    async def promote(self, queue: str, limit: int = 1000) -> Promotion:
+        """Move due scheduled jobs to their stream; says when the next one is due."""
+        promoted, next_due, timers_id = await self._scripts.promote(
+            self._k(queue).promote, (limit, GROUP, self.events_maxlen)
+        )
+        return Promotion(int(promoted), int(next_due), timers_id)
+
+    async def record_output(self, queue: str, outputs: Sequence[Output]) -> None:
+        """Append log lines and set progress of running attempts."""
+        argv: list[Any] = [self.log_bytes]
+        for out in outputs:
+            argv += (attempt_field(out.job_id, out.attempt), out.lines, out.progress)
+        await self._scripts.record_output(self._k(queue).record_output, argv)
+
+    async def wait_for_entries(
+        self, newest: Mapping[str, Sequence[bytes]], timeout_ms: int
+    ) -> bool:
+        """Block until an entry newer than ``newest`` (per queue, per band) is added."""
+        streams: dict[Any, Any] = {}
+        for queue, ids in newest.items():
+            for band, stream in enumerate(self.keys.queue(queue).streams):
+                streams[stream] = ids[band] if band < len(ids) else b"0-0"
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
+        """Block until a job becomes due earlier than expected on one of the queues."""
+        streams: dict[Any, Any] = {
+            self.keys.queue(queue).timers: last for queue, last in newest.items()
+        }
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def read_events(
+        self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
+    ) -> list[Event]:
+        """Events after ``positions`` (updated in place), waiting up to ``block_ms``."""
+        by_stream = {self.keys.queue(q).events: q for q in positions}
+        streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
+        reply: Any = await self.redis.xread(streams, count=count, block=block_ms)
+        events: list[Event] = []
+        for stream, entries in reply or []:
+            queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                positions[queue] = entry_id
+                for job_id, state in load_json(fields[b"d"]):
+                    events.append(Event(queue, job_id, JobState(state)))
+        return events

@@ -1,0 +1,153 @@
+"""Schedules: their records, due times, firing and the scheduler lease."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jobmaster.models import JobState
+from jobmaster.records import (
+    status_state,
+)
+from jobmaster.store.base import GROUP, StoreBase
+from jobmaster.store.types import (
+    ScheduleFiring,
+    ScheduleRecord,
+    SchedulerLease,
+)
+
+
+class ScheduleCommands(StoreBase):
+    """Schedule records and the scripts that fire their ticks."""
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def server_time_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def save_schedule(
+        self,
+        queue: str,
+        name: str,
+        *,
+        create: bool,
+        definition: bytes = b"",
+        revision: int = -1,
+        paused: bool = False,
+        due_ms: int = -1,
+    ) -> tuple[int, int]:
+        """Create (``create``) or change a schedule; returns (outcome, revision), outcome
+        1 saved, 0 it existed (create), -1 it is missing, -2 its revision was not
+        ``revision``. An empty definition keeps the stored one, ``due_ms`` -1 the stored
+        next due time."""
+        argv = (name, "create" if create else "update", definition, revision, int(paused), due_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.schedule_queues, queue)
+            pipe.sadd(self.keys.queues, queue)
+            await self._scripts.save_schedule(self._k(queue).save_schedule, argv, client=pipe)
+            *_, (outcome, rev) = await pipe.execute()
+        return int(outcome), int(rev)
+
+    async def schedule_queues(self) -> list[str]:
+        names: Any = await self.redis.smembers(self.keys.schedule_queues)  # type: ignore[misc]
+        return sorted(n.decode() for n in names)
+
+    async def locate_schedule(self, name: str) -> list[str]:
+        """The queues holding a schedule with this name (names are meant to be unique)."""
+        queues = await self.schedule_queues()
+        if not queues:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hexists(self.keys.queue(queue).schedule_state, name)
+            found = await pipe.execute()
+        return [q for q, f in zip(queues, found, strict=True) if f]
+
+    async def schedules(
+        self, queue: str, names: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        """A queue's schedules (all, or those named), by name."""
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if names is None:
+                pipe.hgetall(k.schedules)
+                pipe.hgetall(k.schedule_state)
+                definitions, states = await pipe.execute()
+            else:
+                if not names:
+                    return []
+                pipe.hmget(k.schedules, list(names))
+                pipe.hmget(k.schedule_state, list(names))
+                defs, sts = await pipe.execute()
+                definitions = {n.encode(): d for n, d in zip(names, defs, strict=True)}
+                states = {n.encode(): s for n, s in zip(names, sts, strict=True)}
+        return [
+            ScheduleRecord(queue, name.decode(), definition, states[name])
+            for name, definition in sorted(definitions.items())
+            if definition is not None and states.get(name) is not None
+        ]
+
+    async def due_schedules(self, queue: str, until_ms: int, limit: int) -> list[ScheduleRecord]:
+        """Schedules of a queue due at ``until_ms`` (server clock), soonest first."""
+        names: Any = await self.redis.zrangebyscore(
+            self.keys.queue(queue).schedule_due, "-inf", until_ms, start=0, num=limit
+        )
+        return await self.schedules(queue, [n.decode() for n in names])
+
+    async def delete_schedule(self, queue: str, name: str) -> bool:
+        k = self.keys.queue(queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(k.schedule_state, name)
+            pipe.hdel(k.schedules, name)
+            pipe.zrem(k.schedule_due, name)
+            deleted, *_ = await pipe.execute()
+        return bool(deleted)
+
+    async def fire_schedules(
+        self, queue: str, firings: Sequence[ScheduleFiring]
+    ) -> tuple[list[tuple[int, int]], int]:
+        """Create tick jobs and advance schedules (compare-and-set, see fire_schedules.lua).
+
+        Returns (outcome, jobs created) per firing and ms until the next due schedule.
+        """
+        argv: list[Any] = [GROUP, self.events_maxlen]
+        for f in firings:
+            argv += (f.name, f.revision, f.due_ms, f.next_due_ms, f.band, len(f.jobs))
+            for job in f.jobs:
+                argv += (job.id, job.record, job.tick_ms)
+        reply = await self._scripts.fire_schedules(self._k(queue).fire_schedules, argv)
+        results = [(int(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
+        return results, int(reply[0])
+
+    async def scheduler_lease(
+        self, queue: str, holder: str, lease_ms: int, *, release: bool = False
+    ) -> SchedulerLease:
+        """Take or renew (or release) a queue's scheduler lease; says what is due."""
+        reply = await self._scripts.scheduler_lease(
+            self._k(queue).scheduler_lease, (holder, lease_ms, "release" if release else "hold")
+        )
+        leader, left, gap_from, gap_to, next_due, wake_id, now = reply
+        return SchedulerLease(
+            bool(leader), int(left), int(gap_from), int(gap_to), int(next_due), wake_id, int(now)
+        )
+
+    async def scheduler_leader(self, queue: str) -> str | None:
+        """The id of the worker whose scheduler leads a queue, if any."""
+        holder: Any = await self.redis.get(self.keys.queue(queue).scheduler_lease)
+        return holder.decode() if holder is not None else None
+
+    async def wait_for_schedule_changes(self, newest: Mapping[str, bytes], timeout_ms: int) -> bool:
+        """Block until a schedule of one of the queues is saved after ``newest``."""
+        streams: dict[Any, Any] = {
+            self.keys.queue(queue).schedule_wake: last for queue, last in newest.items()
+        }
+        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:
+        """The states of jobs of one queue (None for those that do not exist)."""
+        if not job_ids:
+            return []
+        raws: Any = await self.redis.hmget(self.keys.queue(queue).status, list(job_ids))  # type: ignore[misc]
+        return [status_state(raw) if raw else None for raw in raws]

@@ -1,0 +1,146 @@
+"""What goes into and comes out of the store: plain typed records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobmaster.models import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    record: bytes
+    band: int
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: str
+    attempt: int
+    record: bytes
+    lost: int = 0
+    """Earlier attempts of the job that were lost (they do not count as tries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    jobs: list[ClaimedJob]
+    newest: list[bytes]
+    """When nothing was claimed: the newest entry id of each band, to wait from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The end of an attempt, as the worker reports it."""
+
+    job_id: str
+    token: str
+    outcome: str
+    next_state: str
+    delay_ms: int = 0
+    result: bytes = b""
+    result_ttl_ms: int = -1
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+
+    def argv(self) -> tuple[Any, ...]:
+        return (
+            self.job_id,
+            self.token,
+            self.outcome,
+            self.next_state,
+            self.delay_ms,
+            self.result,
+            self.result_ttl_ms,
+            self.error_type,
+            self.error_message,
+            self.traceback,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Log lines and progress of a running attempt, to be appended to its record."""
+
+    job_id: str
+    attempt: int
+    lines: bytes = b""
+    progress: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    promoted: int
+    next_due_ms: int
+    """Milliseconds until the next scheduled job is due, -1 when there is none."""
+    timers_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaim:
+    requeued: list[str]
+    failed: list[str]
+    next_expiry_ms: int
+    """Milliseconds until the next lease expires, -1 when no job is active."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    queue: str
+    job_id: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule as stored: its definition (msgpack) and its state (JSON, see keys.py)."""
+
+    queue: str
+    name: str
+    definition: bytes
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TickJob:
+    id: str
+    record: bytes
+    tick_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiring:
+    """Jobs to create for one schedule, if it is still at ``revision`` and ``due_ms``;
+    ``next_due_ms`` -1 is "run now" (nothing checked, the due time left alone)."""
+
+    name: str
+    revision: int
+    due_ms: int
+    next_due_ms: int
+    band: int
+    jobs: Sequence[TickJob]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLease:
+    leader: bool
+    lease_left_ms: int
+    gap_from_ms: int
+    gap_to_ms: int
+    """The last stretch when no scheduler ran on the queue (0, 0: none yet)."""
+    next_due_ms: int
+    """Milliseconds until the next schedule is due, -1 when none is."""
+    wake_id: bytes
+    now_ms: int
+    """The server's clock when the lease was taken or renewed."""
