@@ -85,3 +85,33 @@ def test_process_executor_is_refused_where_it_cannot_work(registry: Registry) ->
 
         @registry.job(executor="process")
         def nested() -> None: ...
+
+
+async def test_cancelling_a_process_job_kills_its_child(app: Registry, redis_url: str) -> None:
+    import time
+
+    from jobmaster import CancelOutcome
+    from tests.apps.procapp import nap_in_process
+    from tests.conftest import wait_until
+
+    handle = await nap_in_process.enqueue(60)
+    worker = start_worker(APP, redis_url)
+    try:
+        await wait_until(lambda: _active(handle), timeout=15)
+        started = time.monotonic()
+        assert await handle.cancel() is CancelOutcome.REQUESTED
+        await wait_until(lambda: _cancelled(handle), timeout=15)
+        assert time.monotonic() - started < 10  # not the 60 s the child would have slept
+    finally:
+        worker.terminate()
+        out, _ = worker.communicate(timeout=30)
+    job = await handle.info()
+    assert [a.outcome for a in job.attempts] == [AttemptOutcome.CANCELLED], out
+
+
+async def _active(handle) -> bool:  # type: ignore[no-untyped-def]
+    return (await handle.state()) is JobState.ACTIVE
+
+
+async def _cancelled(handle) -> bool:  # type: ignore[no-untyped-def]
+    return (await handle.state()) is JobState.CANCELLED

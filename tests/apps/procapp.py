@@ -85,3 +85,9 @@ def crunch_forever(seconds: float) -> None:
 async def beat(label: str = "") -> str:
     """Run by schedules in the schedule tests: its job id carries the tick."""
     return label
+
+
+@registry.job(executor="process", retry=Retry(max_attempts=1))
+def nap_in_process(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
