@@ -82,6 +82,7 @@ class Registry:
         max_lost: lost attempts after which a job ends failed (default 3).
         events_maxlen: entries kept in each queue's events stream (default 10,000).
         log_bytes: bytes of log lines kept per attempt (default 256 KiB).
+        scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
         config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
             (default: the working directory and its parents).
         environ: the environment to read JOBMASTER_* variables from (default: os.environ).
@@ -98,6 +99,7 @@ class Registry:
         max_lost: int | None = None,
         events_maxlen: int | None = None,
         log_bytes: int | None = None,
+        scheduler_lease: float | None = None,
         config_dir: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -111,6 +113,7 @@ class Registry:
             max_lost=max_lost,
             events_maxlen=events_maxlen,
             log_bytes=log_bytes,
+            scheduler_lease=scheduler_lease,
         )
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ
