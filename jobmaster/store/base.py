@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from redis.asyncio import Redis
 
 from jobmaster.keys import Keys, QueueKeys
@@ -84,6 +86,18 @@ class StoreBase:
         if lists is None:
             lists = self._key_lists[queue] = _QueueKeyLists(self.keys.queue(queue))
         return lists
+
+    async def _holding(
+        self, queues: list[str], hash_of: Callable[[QueueKeys], str], field: str
+    ) -> list[str]:
+        """The queues whose hash (``hash_of`` their keys) has ``field``, in one round trip."""
+        if not queues:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hexists(hash_of(self.keys.queue(queue)), field)
+            found = await pipe.execute()
+        return [q for q, f in zip(queues, found, strict=True) if f]
 
     async def close(self) -> None:
         await self.redis.aclose()

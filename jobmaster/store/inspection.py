@@ -54,14 +54,7 @@ class InspectionCommands(StoreBase):
 
     async def locate(self, job_id: str) -> list[str]:
         """The queues holding a job with this id (ids are unique within a queue)."""
-        names = await self.queues()
-        if not names:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in names:
-                pipe.hexists(self.keys.queue(queue).status, job_id)
-            found = await pipe.execute()
-        return [q for q, f in zip(names, found, strict=True) if f]
+        return await self._holding(await self.queues(), lambda k: k.status, job_id)
 
     async def position_and_state(self, queue: str, job_id: str) -> tuple[bytes, JobState | None]:
         """The newest event id of a queue and a job's state, read atomically (MULTI)."""

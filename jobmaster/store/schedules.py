@@ -56,13 +56,7 @@ class ScheduleCommands(StoreBase):
     async def locate_schedule(self, name: str) -> list[str]:
         """The queues holding a schedule with this name (names are meant to be unique)."""
         queues = await self.schedule_queues()
-        if not queues:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                pipe.hexists(self.keys.queue(queue).schedule_state, name)
-            found = await pipe.execute()
-        return [q for q, f in zip(queues, found, strict=True) if f]
+        return await self._holding(queues, lambda k: k.schedule_state, name)
 
     async def schedules(
         self, queue: str, names: Sequence[str] | None = None
