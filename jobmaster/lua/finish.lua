@@ -4,9 +4,10 @@ KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10]
 KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
 KEYS[15..24] streams of bands 0..9
 ARGV[1] consumer group  ARGV[2] retention (ms)  ARGV[3] events maxlen
-ARGV[4..] ten values per job: id, lease token, attempt outcome, next state
-  (succeeded|failed|cancelled|scheduled), delay ms (for scheduled), result (msgpack or ''),
-  result ttl ms (-1: kept as long as the job), error type, error message, traceback
+ARGV[4..] per job, either five values for a success: 'S', id, lease token, result
+  (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
+  lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
+  scheduled), error type, error message, traceback
 Returns: one integer per job, 1 when recorded, 0 when the lease was no longer held
 (the attempt was taken over; nothing is written for it). ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -15,9 +16,19 @@ local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV
 local index = {succeeded = KEYS[12], failed = KEYS[13], cancelled = KEYS[14]}
 local out, changes = {}, {}
 
-for i = 4, #ARGV, 10 do
-  local id, token, outcome, next_state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local etype, emsg, tb = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+local i = 4
+while i <= #ARGV do
+  local id, token = ARGV[i + 1], ARGV[i + 2]
+  local outcome, next_state, delay, result, ttl = 'succeeded', 'succeeded', 0, nil, -1
+  local etype, emsg, tb = '', '', ''
+  if ARGV[i] == 'S' then
+    result, ttl = ARGV[i + 3], tonumber(ARGV[i + 4])
+    i = i + 5
+  else
+    outcome, next_state, delay = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+    etype, emsg, tb = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+    i = i + 9
+  end
   local raw = rcall('HGET', status, id)
   local st = raw and cjson.decode(raw)
   if not st or st.t ~= token then
@@ -30,14 +41,13 @@ for i = 4, #ARGV, 10 do
     st.t, st.e, st.s = nil, nil, next_state
     if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
     if next_state == 'scheduled' then
-      st.d = now + tonumber(ARGV[i + 4])
+      st.d = now + delay
       schedule(scheduled, KEYS[11], id, st.d)
     else
       st.f = now
       rcall('ZADD', index[next_state], now, id)
       if next_state == 'succeeded' then
-        rcall('HSET', results, id, ARGV[i + 5])
-        local ttl = tonumber(ARGV[i + 6])
+        rcall('HSET', results, id, result)
         if ttl >= 0 then rcall('ZADD', result_expiry, now + ttl, id) end
       end
     end

@@ -55,14 +55,17 @@ class Completion:
     traceback: str = ""
 
     def argv(self) -> tuple[Any, ...]:
+        """The values finish.lua reads for this job: five for a success (the common case,
+        kept short because every argument costs encoding time), nine otherwise."""
+        if self.next_state == "succeeded":
+            return ("S", self.job_id, self.token, self.result, self.result_ttl_ms)
         return (
+            "E",
             self.job_id,
             self.token,
             self.outcome,
             self.next_state,
             self.delay_ms,
-            self.result,
-            self.result_ttl_ms,
             self.error_type,
             self.error_message,
             self.traceback,
