@@ -173,10 +173,9 @@ class JobHandle(Generic[R]):
         answer = await self._operate("retry", lambda s: s.retry(self.queue, self.id))
         if answer == JobState.QUEUED:
             return JobState.QUEUED
-        if answer == "missing":
-            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        state = answer.removeprefix("refused:")
         raise InvalidState(
-            f"job {self.id} is {answer}; only failed or cancelled jobs can be retried", answer
+            f"job {self.id} is {state}; only failed or cancelled jobs can be retried", state
         )
 
     async def _operate(self, what: str, call: Callable[[Store], Awaitable[T]]) -> T:

@@ -13,6 +13,8 @@ from jobmaster.errors import ConfigError
 ENV_PREFIX = "JOBMASTER_"
 JOBS_ENV_PREFIX = "JOBMASTER_JOBS__"
 """Per-job overrides: JOBMASTER_JOBS__<NAME>__<OPTION> (see definition.py)."""
+DASHBOARD_ENV_PREFIX = "JOBMASTER_DASHBOARD_"
+"""The dashboard's own variables (its credentials): not registry settings, not errors."""
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -47,7 +49,9 @@ class Settings(BaseModel):
         valid = sorted(cls.model_fields)
         values: dict[str, Any] = {}
         for var, value in env.items():
-            if not var.startswith(ENV_PREFIX) or var.startswith(JOBS_ENV_PREFIX):
+            if not var.startswith(ENV_PREFIX) or var.startswith(
+                (JOBS_ENV_PREFIX, DASHBOARD_ENV_PREFIX)
+            ):
                 continue
             name = var[len(ENV_PREFIX) :].lower()
             if name not in cls.model_fields:

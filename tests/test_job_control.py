@@ -316,3 +316,13 @@ def _cancelled(job_id: str):  # type: ignore[no-untyped-def]
     from jobmaster.store import Completion
 
     return Completion(job_id, "w/1", "cancelled", "cancelled", error_type="Cancelled")
+
+
+async def test_retrying_a_job_that_is_still_waiting_is_refused(registry: Registry) -> None:
+    @registry.job()
+    async def waiting() -> None: ...
+
+    handle = await waiting.enqueue()
+    with pytest.raises(InvalidState, match="is queued; only failed or cancelled") as caught:
+        await handle.retry()
+    assert caught.value.state == "queued"

@@ -397,6 +397,13 @@ def test_misspelt_jobs_prefix_is_an_unknown_setting(make_registry: MakeRegistry)
         make_registry({"JOBMASTER_JOBS_ADD_TIMEOUT": "5"})
 
 
+def test_dashboard_variables_are_not_registry_settings(make_registry: MakeRegistry) -> None:
+    registry = make_registry(
+        {"JOBMASTER_DASHBOARD_TOKEN": "secret", "JOBMASTER_DASHBOARD_USER": "admin"}
+    )
+    assert registry.settings.namespace == "jobmaster"
+
+
 def test_setting_variables_are_read(tmp_path: Path) -> None:
     registry = Registry(
         config_dir=tmp_path,

@@ -139,7 +139,7 @@ class JobCommands(StoreBase):
         return str(answer.decode())
 
     async def retry(self, queue: str, job_id: str) -> str:
-        """Queue a failed or cancelled job again; returns 'queued' or its state."""
+        """Queue a failed or cancelled job again: 'queued', 'refused:<state>' or 'missing'."""
         answer = await self._scripts.retry(
             self._k(queue).retry, (job_id, GROUP, self.events_maxlen)
         )

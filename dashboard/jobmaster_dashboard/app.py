@@ -1,0 +1,98 @@
+"""create_app: the dashboard as a Starlette application, its state on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import redis.exceptions
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from jobmaster import RedisUnavailable, Registry
+from jobmaster_dashboard import actions, pages
+from jobmaster_dashboard.auth import FROM_ENV, AuthConfig, AuthMiddleware, _FromEnv, resolve_auth
+from jobmaster_dashboard.rendering import HERE, render
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> Response:
+    # Some inspection calls raise redis-py's own errors rather than RedisUnavailable.
+    message = str(exc) if isinstance(exc, RedisUnavailable) else f"Redis did not answer ({exc})"
+    return render(request, "error.html", status_code=503, message=message)
+
+
+def create_app(
+    registry_or_redis_url: Registry | str,
+    *,
+    auth: AuthConfig | str | tuple[str, str] | _FromEnv | None = FROM_ENV,
+    read_only: bool = False,
+    root_path: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The dashboard for a registry (or for the Redis at a URL, default namespace).
+
+    Args:
+        registry_or_redis_url: the application's :class:`jobmaster.Registry` (needed to
+            show its job names), or a Redis URL.
+        auth: a token (``"..."``), HTTP basic credentials (``(user, password)``), an
+            :class:`AuthConfig`, or ``None`` to turn authentication off. By default they
+            come from ``JOBMASTER_DASHBOARD_TOKEN`` or ``JOBMASTER_DASHBOARD_USER`` and
+            ``JOBMASTER_DASHBOARD_PASSWORD``; with none set, this raises ``AuthError``.
+        read_only: hide every action and refuse every POST that would change data (403).
+        root_path: the path prefix the dashboard is served under, for its links, when the
+            server does not pass it as the ASGI ``root_path`` (``Mount`` does).
+        environ: where to read the ``JOBMASTER_*`` variables (default: ``os.environ``).
+
+    The app can be mounted in another ASGI app: ``Mount("/jobs", app=create_app(...))``.
+    """
+    resolved = resolve_auth(auth, environ)
+    if isinstance(registry_or_redis_url, Registry):
+        registry, owned = registry_or_redis_url, False
+    else:
+        registry, owned = Registry(registry_or_redis_url, environ=environ), True
+    prefix = root_path.rstrip("/")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # the connections this event loop opened
+            await registry.aclose()
+            if owned:
+                registry.close()
+
+    routes = [
+        Route("/", pages.overview, name="overview"),
+        Route("/jobs", pages.jobs, name="jobs"),
+        Route("/job", pages.job, name="job"),
+        Route("/job/retry", actions.retry, methods=["POST"], name="retry"),
+        Route("/failed", pages.failed, name="failed"),
+        Route("/workers", pages.workers, name="workers"),
+        Route("/schedules", pages.schedules, name="schedules"),
+        Route("/schedules/pause", actions.pause_schedule, methods=["POST"]),
+        Route("/schedules/resume", actions.resume_schedule, methods=["POST"]),
+        Route("/schedules/trigger", actions.trigger_schedule, methods=["POST"]),
+        Route("/login", actions.login_form, name="login_form"),
+        Route("/login", actions.login, methods=["POST"], name="login"),
+        Route("/logout", actions.logout, methods=["POST"], name="logout"),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AuthMiddleware, auth=resolved, prefix=prefix)],
+        lifespan=lifespan,
+        exception_handlers={
+            RedisUnavailable: _redis_unavailable,
+            redis.exceptions.ConnectionError: _redis_unavailable,
+            redis.exceptions.TimeoutError: _redis_unavailable,
+        },
+    )
+    app.state.registry = registry
+    app.state.auth = resolved
+    app.state.read_only = read_only
+    app.state.root_path = prefix
+    return app
