@@ -6,6 +6,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from jobmaster.errors import (
     JobmasterError,
     JobNotFound,
     UnknownJob,
+    redis_errors,
 )
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
@@ -427,9 +429,11 @@ class Registry:
 
     async def find(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
         """A handle to an existing job, looked up by id across every queue (or in one)."""
-        queues = [queue] if queue is not None else await self.connection().store.locate(job_id)
-        if queue is not None and await self.connection().store.state(queue, job_id) is None:
-            queues = []
+        store = self.connection().store
+        with self._redis_errors(f"looking up job {job_id}"):
+            queues = [queue] if queue is not None else await store.locate(job_id)
+            if queue is not None and await store.state(queue, job_id) is None:
+                queues = []
         if not queues:
             where = f" in queue {queue!r}" if queue is not None else ""
             raise JobNotFound(f"no job with id {job_id!r}{where}")
@@ -445,7 +449,8 @@ class Registry:
 
     async def known_queues(self) -> list[str]:
         """Every queue that has had a job in this namespace."""
-        return await self.connection().store.queues()
+        with self._redis_errors("listing queues"):
+            return await self.connection().store.queues()
 
     async def list_jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
@@ -453,14 +458,21 @@ class Registry:
         """A page of a queue's jobs in one state, newest first (scheduled: soonest first)."""
         if limit < 1 or offset < 0:
             raise ValueError("limit must be >= 1 and offset >= 0")
-        return await self.connection().store.list_jobs(
-            queue, JobState(state), offset=offset, limit=limit
-        )
+        with self._redis_errors(f"listing jobs of {queue}"):
+            return await self.connection().store.list_jobs(
+                queue, JobState(state), offset=offset, limit=limit
+            )
 
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""
-        return await self.connection().store.counts(queue)
+        with self._redis_errors(f"counting jobs of {queue}"):
+            return await self.connection().store.counts(queue)
 
     async def workers(self) -> list[WorkerInfo]:
         """Live worker processes, from their heartbeats."""
-        return await self.connection().store.workers()
+        with self._redis_errors("listing workers"):
+            return await self.connection().store.workers()
+
+    def _redis_errors(self, what: str) -> AbstractContextManager[None]:
+        """:class:`RedisUnavailable` instead of the client's own connection errors."""
+        return redis_errors(what, self.settings.redis_url)

@@ -138,6 +138,8 @@ async def test_producers_get_a_clear_error_when_redis_is_down(tmp_path) -> None:
             await add.enqueue(3, 4)
         with pytest.raises(RedisUnavailable, match="reading job"):
             await handle.info()
+        with pytest.raises(RedisUnavailable, match="counting jobs"):
+            await registry.count_jobs("default")
         assert time.monotonic() - started < 15  # a bounded retry, then the error
         server.start()  # same port: the registry reconnects by itself
         again = await add.enqueue(5, 6)
