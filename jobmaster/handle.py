@@ -68,12 +68,13 @@ class JobHandle(Generic[R]):
         conn = self.registry.connection()
         with redis_errors(f"waiting for job {self.id}", self.registry.settings.redis_url):
             state = await conn.waiter.wait(self.queue, self.id, timeout)
-            raw = await conn.store.result(self.queue, self.id)
-        if state is JobState.SUCCEEDED:
+            succeeded = state is JobState.SUCCEEDED
+            raw = await conn.store.result(self.queue, self.id) if succeeded else None
+        if succeeded:
             if raw is None:
                 raise ResultExpired(f"job {self.id} succeeded but its result has expired")
             value = unpack(raw)
-            signature = self._signature or self._signature_by_name(await self.info())
+            signature = self._signature or await self._signature_by_name()
             return signature.decode_result(value) if signature else value  # type: ignore[no-any-return]
         job = await self.info()
         error = job.error
@@ -88,8 +89,10 @@ class JobHandle(Generic[R]):
             traceback,
         )
 
-    def _signature_by_name(self, job: Job) -> HandlerSignature | None:
-        handler = self.registry.jobs.get(job.name)
+    async def _signature_by_name(self) -> HandlerSignature | None:
+        """The signature of the job's handler in this registry (from its record's name)."""
+        raw = await self.registry.connection().store.record(self.queue, self.id)
+        handler = self.registry.jobs.get(load_record(raw)["n"]) if raw is not None else None
         return handler.signature if handler is not None else None
 
     async def info(self) -> Job:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import redis
 
 from jobmaster import Registry
 from jobmaster.embedded import EmbeddedRedis
+from jobmaster.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,4 +87,41 @@ def start_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def live_worker(registry: Registry, **options: Any) -> AsyncIterator[Worker]:
+    """A worker running as a task of this event loop until the block ends."""
+    options.setdefault("grace", 1.0)
+    worker = Worker(registry, install_signal_handlers=False, echo_job_logs=False, **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+def command_calls(raw_redis: redis.Redis, *commands: str) -> int:
+    """How many times the server ran these commands so far (INFO commandstats)."""
+    stats: Any = raw_redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in commands)
+
+
+def run_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jobmaster ...` as a user runs it, from tests/ (where the test apps live)."""
+    env = {
+        **os.environ,
+        "JOBMASTER_REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "jobmaster.cli", *args],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )

@@ -2,65 +2,43 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
-
-
-def jobmaster(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "JOBMASTER_REDIS_URL": redis_url,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobmaster.cli", *args],
-        cwd=ROOT / "tests",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
+from tests.conftest import run_cli
 
 APP = "apps.procapp:registry"
 
 
 def test_enqueue_by_name_runs_and_waits_for_the_result(redis_url: str) -> None:
-    enqueued = jobmaster(redis_url, "enqueue", APP, "add", "--args", '{"a": 2, "b": 3}')
+    enqueued = run_cli(redis_url, "enqueue", APP, "add", "--args", '{"a": 2, "b": 3}')
     assert enqueued.returncode == 0, enqueued.stderr
     job_id = enqueued.stdout.strip()
     assert len(job_id) == 32
 
-    listed = jobmaster(redis_url, "jobs", "list", "--state", "queued")
+    listed = run_cli(redis_url, "jobs", "list", "--state", "queued")
     assert job_id in listed.stdout
 
-    worker = jobmaster(redis_url, "worker", APP, "--burst")
+    worker = run_cli(redis_url, "worker", APP, "--burst")
     assert worker.returncode == 0, worker.stdout + worker.stderr
 
-    shown = jobmaster(redis_url, "jobs", "show", job_id)
+    shown = run_cli(redis_url, "jobs", "show", job_id)
     assert shown.returncode == 0, shown.stderr
     assert "succeeded" in shown.stdout
     assert "result: 5" in shown.stdout
 
-    queues = jobmaster(redis_url, "queues")
+    queues = run_cli(redis_url, "queues")
     assert "default" in queues.stdout
 
 
 def test_enqueue_with_positional_arguments_and_options(redis_url: str) -> None:
-    done = jobmaster(
+    done = run_cli(
         redis_url, "enqueue", APP, "add", "--args", "[1, 2]", "--job-id", "mine", "--delay", "60"
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "mine"
-    again = jobmaster(redis_url, "enqueue", APP, "add", "--args", "[1, 2]", "--job-id", "mine")
+    again = run_cli(redis_url, "enqueue", APP, "add", "--args", "[1, 2]", "--job-id", "mine")
     assert "already existed" in again.stdout
-    listed = jobmaster(redis_url, "jobs", "list", "--state", "scheduled")
+    listed = run_cli(redis_url, "jobs", "list", "--state", "scheduled")
     assert "mine" in listed.stdout
 
 
@@ -77,36 +55,36 @@ def test_enqueue_with_positional_arguments_and_options(redis_url: str) -> None:
     ],
 )
 def test_bad_input_is_explained(redis_url: str, args: list[str], message: str, code: int) -> None:
-    done = jobmaster(redis_url, *args)
+    done = run_cli(redis_url, *args)
     assert done.returncode == code, done.stdout + done.stderr
     assert message in done.stderr.replace("\n", " ")
     assert "Traceback" not in done.stderr
 
 
 def test_failed_job_shows_its_traceback(redis_url: str) -> None:
-    enqueued = jobmaster(redis_url, "enqueue", APP, "explode", "--args", '["<b>boom</b>"]')
+    enqueued = run_cli(redis_url, "enqueue", APP, "explode", "--args", '["<b>boom</b>"]')
     job_id = enqueued.stdout.strip()
-    jobmaster(redis_url, "worker", APP, "--burst")
-    shown = jobmaster(redis_url, "jobs", "show", job_id)
+    run_cli(redis_url, "worker", APP, "--burst")
+    shown = run_cli(redis_url, "jobs", "show", job_id)
     assert "failed" in shown.stdout
     assert "ValueError: <b>boom</b>" in shown.stdout
     assert "Traceback (most recent call last)" in shown.stdout
-    listed = jobmaster(redis_url, "jobs", "list", "--state", "failed")
+    listed = run_cli(redis_url, "jobs", "list", "--state", "failed")
     assert job_id in listed.stdout
 
 
 def test_cancel_retry_and_reschedule_from_the_command_line(redis_url: str) -> None:
-    job_id = jobmaster(redis_url, "enqueue", APP, "add", "--args", "[1, 1]", "--delay", "60")
+    job_id = run_cli(redis_url, "enqueue", APP, "add", "--args", "[1, 1]", "--delay", "60")
     job_id_text = job_id.stdout.strip()
-    moved = jobmaster(redis_url, "jobs", "reschedule", job_id_text, "--delay", "120")
+    moved = run_cli(redis_url, "jobs", "reschedule", job_id_text, "--delay", "120")
     assert "scheduled" in moved.stdout, moved.stderr
-    cancelled = jobmaster(redis_url, "jobs", "cancel", job_id_text)
+    cancelled = run_cli(redis_url, "jobs", "cancel", job_id_text)
     assert "cancelled: it will not run" in cancelled.stdout, cancelled.stderr
-    again = jobmaster(redis_url, "jobs", "cancel", job_id_text)
+    again = run_cli(redis_url, "jobs", "cancel", job_id_text)
     assert again.returncode == 1
     assert "already finished: it cancelled" in again.stderr
-    retried = jobmaster(redis_url, "jobs", "retry", job_id_text)
+    retried = run_cli(redis_url, "jobs", "retry", job_id_text)
     assert "queued again" in retried.stdout, retried.stderr
-    jobmaster(redis_url, "worker", APP, "--burst")
-    shown = jobmaster(redis_url, "jobs", "show", job_id_text)
+    run_cli(redis_url, "worker", APP, "--burst")
+    shown = run_cli(redis_url, "jobs", "show", job_id_text)
     assert "succeeded" in shown.stdout

@@ -2,9 +2,7 @@
 waiters, unknown jobs, handles found by id."""
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +11,7 @@ import redis
 
 from jobmaster import JobFailed, JobNotFound, JobState, Registry, ResultTimeout, Retry
 from jobmaster.testing import run_jobs
-from jobmaster.worker import Worker
-from tests.conftest import wait_until
-
-
-@contextlib.asynccontextmanager
-async def live_worker(registry: Registry, **options: Any) -> AsyncIterator[Worker]:
-    """A worker running as a task of this event loop until the block ends."""
-    options.setdefault("grace", 1.0)
-    worker = Worker(registry, install_signal_handlers=False, echo_job_logs=False, **options)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
-
-
-def command_calls(raw_redis: redis.Redis, *commands: str) -> int:
-    """How many times the server ran these commands so far (INFO commandstats)."""
-    stats: Any = raw_redis.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in commands)
+from tests.conftest import command_calls, live_worker, wait_until
 
 
 async def test_result_waits_without_polling(registry: Registry, raw_redis: redis.Redis) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +38,7 @@ from jobmaster.scheduler import Scheduler
 from jobmaster.store import ScheduleFiring, TickJob
 from jobmaster.testing import run_jobs
 from jobmaster.worker import Worker
-from tests.conftest import ROOT, wait_until
+from tests.conftest import run_cli, wait_until
 
 NO_GAP = (0, 0)
 
@@ -648,26 +645,9 @@ async def test_a_schedule_added_at_run_time_wakes_the_leader(
 # -- the command line ----------------------------------------------------------------------------
 
 
-def jobmaster(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "JOBMASTER_REDIS_URL": redis_url,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-        "COLUMNS": "250",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobmaster.cli", *args],
-        cwd=ROOT / "tests",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_schedules_commands(redis_url: str) -> None:
     app = "apps.procapp:registry"
-    added = jobmaster(
+    added = run_cli(
         redis_url, "schedules", "add", "report", "--app", app, "--job", "add",
         "--cron", "0 3 * * *", "--tz", "Europe/Paris", "--args", '{"a": 1, "b": 2}',
         "--catch-up", "all", "--catch-up-limit", "5",
@@ -675,47 +655,47 @@ def test_schedules_commands(redis_url: str) -> None:
     assert added.returncode == 0, added.stderr
     assert "cron 0 3 * * * (Europe/Paris)" in added.stdout
     assert "all (<= 5)" in added.stdout
-    every = jobmaster(redis_url, "schedules", "add", "tick", "--app", app, "--job", "beat",
+    every = run_cli(redis_url, "schedules", "add", "tick", "--app", app, "--job", "beat",
                       "--every", "90")  # fmt: skip
     assert every.returncode == 0, every.stderr
 
-    listed = jobmaster(redis_url, "schedules", "list")
+    listed = run_cli(redis_url, "schedules", "list")
     assert listed.returncode == 0, listed.stderr
     assert "report" in listed.stdout
     assert "every 90s" in listed.stdout
     assert listed.stdout.index("report") < listed.stdout.index("tick")
 
-    paused = jobmaster(redis_url, "schedules", "pause", "tick")
+    paused = run_cli(redis_url, "schedules", "pause", "tick")
     assert paused.returncode == 0, paused.stderr
     assert "paused" in paused.stdout
-    resumed = jobmaster(redis_url, "schedules", "resume", "tick")
+    resumed = run_cli(redis_url, "schedules", "resume", "tick")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stdout
 
-    triggered = jobmaster(redis_url, "schedules", "trigger", "report")
+    triggered = run_cli(redis_url, "schedules", "trigger", "report")
     assert triggered.returncode == 0, triggered.stderr
     job_id = triggered.stdout.strip()
     assert job_id.startswith("report@run-")
-    assert job_id in jobmaster(redis_url, "schedules", "list").stdout
+    assert job_id in run_cli(redis_url, "schedules", "list").stdout
 
-    deleted = jobmaster(redis_url, "schedules", "delete", "report")
+    deleted = run_cli(redis_url, "schedules", "delete", "report")
     assert deleted.returncode == 0, deleted.stderr
-    assert "report" not in jobmaster(redis_url, "schedules", "list").stdout
+    assert "report" not in run_cli(redis_url, "schedules", "list").stdout
 
 
 def test_schedules_command_errors(redis_url: str) -> None:
     app = "apps.procapp:registry"
-    missing = jobmaster(redis_url, "schedules", "pause", "nope")
+    missing = run_cli(redis_url, "schedules", "pause", "nope")
     assert missing.returncode == 1
     assert "no schedule named 'nope'" in missing.stderr
-    bad = jobmaster(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
+    bad = run_cli(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
                     "--cron", "0 3 * *", "--args", "[1, 2]")  # fmt: skip
     assert bad.returncode == 1
     assert "has 4 field" in bad.stderr
-    both = jobmaster(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
+    both = run_cli(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
                      "--cron", "0 3 * * *", "--every", "5")  # fmt: skip
     assert both.returncode == 2
-    bad_args = jobmaster(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
+    bad_args = run_cli(redis_url, "schedules", "add", "x", "--app", app, "--job", "add",
                          "--every", "5", "--args", '{"a": "one"}')  # fmt: skip
     assert bad_args.returncode == 1
     assert "invalid arguments" in bad_args.stderr

@@ -2,36 +2,13 @@
 does not poll Redis."""
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import redis
 
 from jobmaster import JobState, Registry
 from jobmaster.testing import run_jobs
-from jobmaster.worker import Worker
-from tests.conftest import wait_until
-
-
-@contextlib.asynccontextmanager
-async def live_worker(registry: Registry, **options: Any) -> AsyncIterator[Worker]:
-    """A worker running as a task of this event loop until the block ends."""
-    options.setdefault("grace", 1.0)
-    worker = Worker(registry, install_signal_handlers=False, echo_job_logs=False, **options)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
-
-
-def command_calls(raw_redis: redis.Redis, *commands: str) -> int:
-    """How many times the server ran these commands so far (INFO commandstats)."""
-    stats: Any = raw_redis.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in commands)
+from tests.conftest import command_calls, live_worker, wait_until
 
 
 async def test_higher_priority_jobs_run_first(registry: Registry) -> None:

@@ -75,10 +75,11 @@ class InspectionCommands(StoreBase):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(k.jobs, job_id)
             pipe.hget(k.status, job_id)
-            record_raw, status_raw = await pipe.execute()
+            self._queue_result(pipe, k, job_id)
+            record_raw, status_raw, *result_replies = await pipe.execute()
         if record_raw is None or status_raw is None:
             return None
-        result_raw = await self.result(queue, job_id)
+        result_raw = _live_result(*result_replies)
         attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
         return decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
 
@@ -103,17 +104,16 @@ class InspectionCommands(StoreBase):
 
     async def result(self, queue: str, job_id: str) -> bytes | None:
         """A job's stored result; None once its ttl has passed (even before it is pruned)."""
-        k = self.keys.queue(queue)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(k.results, job_id)
-            pipe.zscore(k.result_expiry, job_id)
-            pipe.time()
-            raw, expires_ms, (seconds, micros) = await pipe.execute()
-        if raw is None or (
-            expires_ms is not None and expires_ms <= seconds * 1000 + micros // 1000
-        ):
-            return None
-        return bytes(raw)
+            self._queue_result(pipe, self.keys.queue(queue), job_id)
+            return _live_result(*await pipe.execute())
+
+    @staticmethod
+    def _queue_result(pipe: Any, k: QueueKeys, job_id: str) -> None:
+        """Queue the reads :func:`_live_result` needs on a pipeline."""
+        pipe.hget(k.results, job_id)
+        pipe.zscore(k.result_expiry, job_id)
+        pipe.time()
 
     async def count(self, queue: str, state: JobState) -> int:
         return int(await self.redis.zcard(self.keys.queue(queue).index(state.value)))
@@ -151,3 +151,11 @@ class InspectionCommands(StoreBase):
             for job_id, record, status in zip(ids, records, statuses, strict=True)
             if record is not None and status is not None
         ]
+
+
+def _live_result(raw: Any, expires_ms: Any, server_time: Any) -> bytes | None:
+    """The result read by ``_queue_result``, or None if its ttl has passed."""
+    seconds, micros = server_time
+    if raw is None or (expires_ms is not None and expires_ms <= seconds * 1000 + micros // 1000):
+        return None
+    return bytes(raw)
