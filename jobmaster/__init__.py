@@ -26,9 +26,11 @@ from jobmaster.models import (
     CancelOutcome,
     ErrorInfo,
     Job,
+    JobEvent,
     JobState,
     JobSummary,
     LogLine,
+    QueueStats,
     Schedule,
 )
 from jobmaster.registry import Registry
@@ -46,6 +48,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobDefinition",
+    "JobEvent",
     "JobFailed",
     "JobHandle",
     "JobHandler",
@@ -55,6 +58,7 @@ __all__ = [
     "JobSummary",
     "JobmasterError",
     "LogLine",
+    "QueueStats",
     "RedisUnavailable",
     "Registry",
     "ResultExpired",

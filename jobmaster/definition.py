@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+TAG_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}$"
+MAX_TAGS = 16
 
 
 class Retry(BaseModel):
@@ -81,6 +83,8 @@ class JobDefinition(BaseModel):
             child process per attempt, for handlers that hold the GIL; it can be killed).
         retry: the retry policy.
         result_ttl: seconds the result is kept (None: as long as the job record).
+        tags: labels every job of this definition carries (up to 16, 1-64 characters
+            of letters, digits and ``_.:/=+-``), to find jobs by in listings.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -93,6 +97,9 @@ class JobDefinition(BaseModel):
     executor: Literal["thread", "process"] | None = None
     retry: Retry = Retry()
     result_ttl: float | None = Field(default=None, ge=0)
+    tags: tuple[Annotated[str, Field(pattern=TAG_PATTERN)], ...] = Field(
+        default=(), max_length=MAX_TAGS
+    )
 
 
 OPTIONS = tuple(f for f in JobDefinition.model_fields if f not in ("name", "retry"))

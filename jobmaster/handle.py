@@ -181,6 +181,20 @@ class JobHandle(Generic[R]):
             f"job {self.id} is {state}; only failed or cancelled jobs can be retried", state
         )
 
+    async def delete(self) -> None:
+        """Delete the finished job with its attempts, logs and result.
+
+        Raises:
+            InvalidState: the job has not finished (cancel it first).
+        """
+        answer = await self._operate("delete", lambda s: s.delete(self.queue, self.id))
+        if answer != "deleted":
+            state = answer.removeprefix("refused:")
+            raise InvalidState(
+                f"job {self.id} is {state}; only finished jobs can be deleted (cancel it first)",
+                state,
+            )
+
     async def _operate(self, what: str, call: Callable[[Store], Awaitable[T]]) -> T:
         with redis_errors(f"{what} of job {self.id}", self.registry.settings.redis_url):
             answer = await call(self.registry.connection().store)
@@ -194,6 +208,9 @@ class JobHandle(Generic[R]):
         raise InvalidState(
             f"job {self.id} is {answer}; only scheduled or queued jobs can be {done}", answer
         )
+
+    def delete_sync(self) -> None:
+        self.registry.run_sync(self.delete())
 
     def cancel_sync(self, reason: str = "cancelled") -> CancelOutcome:
         return self.registry.run_sync(self.cancel(reason))

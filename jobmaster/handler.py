@@ -13,7 +13,7 @@ from jobmaster.codec import pack
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
-from jobmaster.options import check_job_id, check_priority, check_queue, delay_to_ms
+from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
 from jobmaster.records import job_record
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import NewJob
@@ -37,6 +37,7 @@ class JobOptions(Generic[P, R]):
         priority: int | None = None,
         job_id: str | None = None,
         queue: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> None:
         definition = handler.definition
         self.handler = handler
@@ -44,6 +45,7 @@ class JobOptions(Generic[P, R]):
         self.priority = definition.priority if priority is None else check_priority(priority)
         self.job_id = None if job_id is None else check_job_id(job_id)
         self.queue = definition.queue if queue is None else check_queue(queue)
+        self.tags = definition.tags if tags is None else check_tags(tags)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
@@ -85,6 +87,7 @@ class JobOptions(Generic[P, R]):
         handler = self.handler
         signature, name = handler.signature, handler.definition.name
         created_ms = int(time.time() * 1000)
+        tags = self.tags
         jobs = []
         for number, (args, kwargs) in enumerate(calls):
             try:
@@ -93,7 +96,7 @@ class JobOptions(Generic[P, R]):
                 if len(calls) == 1:
                     raise
                 raise InvalidArguments(f"call #{number}: {exc}") from None
-            record = pack(job_record(name, pack(arguments), self.priority, created_ms))
+            record = pack(job_record(name, pack(arguments), self.priority, created_ms, tags))
             jobs.append(NewJob(job_id or uuid.uuid4().hex, record, self.priority, self.delay_ms))
         store = handler.registry.connection().store
         url = handler.registry.settings.redis_url
@@ -143,6 +146,7 @@ class JobHandler(Generic[P, R]):
         priority: int | None = None,
         job_id: str | None = None,
         queue: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> JobOptions[P, R]:
         """Options for one enqueue, which never collide with the job's own arguments.
 
@@ -153,8 +157,11 @@ class JobHandler(Generic[P, R]):
             job_id: your own id; enqueueing an id that exists writes nothing and returns
                 a handle to the existing job (``handle.created`` is False).
             queue: another queue than the definition's.
+            tags: labels to find the job by (default: the definition's ``tags``).
         """
-        return JobOptions(self, delay=delay, at=at, priority=priority, job_id=job_id, queue=queue)
+        return JobOptions(
+            self, delay=delay, at=at, priority=priority, job_id=job_id, queue=queue, tags=tags
+        )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the arguments against the handler's signature and enqueue a job.

@@ -102,6 +102,7 @@ class Job(_Record):
     arguments: dict[str, Any]
     priority: int
     created_at: datetime
+    tags: list[str] = []
     scheduled_for: datetime | None = None
     """When a scheduled job becomes due."""
     finished_at: datetime | None = None
@@ -119,8 +120,34 @@ class JobSummary(_Record):
     state: JobState
     priority: int
     created_at: datetime
+    tags: list[str] = []
     attempts: int
     error: ErrorInfo | None = None
+
+
+class JobEvent(_Record):
+    """A job changed state (from :meth:`Registry.events`)."""
+
+    queue: str
+    job_id: str
+    state: JobState
+    at: datetime
+
+
+class QueueStats(_Record):
+    """A queue at a glance (from :meth:`Registry.queue_stats`).
+
+    ``succeeded`` and ``failed`` count the jobs that finished in each bucket, oldest bucket
+    first, the last one ending now; they are read from the jobs still kept (the retention).
+    """
+
+    queue: str
+    counts: dict[JobState, int]
+    oldest_waiting_at: datetime | None
+    bucket_seconds: int
+    bucket_starts: list[datetime]
+    succeeded: list[int]
+    failed: list[int]
 
 
 class WorkerInfo(_Record):

@@ -7,11 +7,12 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-from jobmaster.definition import QUEUE_PATTERN
+from jobmaster.definition import MAX_TAGS, QUEUE_PATTERN, TAG_PATTERN
 from jobmaster.errors import InvalidArguments
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 _QUEUE_RE = re.compile(QUEUE_PATTERN)
+_TAG_RE = re.compile(TAG_PATTERN)
 
 
 def delay_to_ms(delay: float | timedelta | None, at: datetime | None) -> int:
@@ -58,3 +59,16 @@ def check_queue(queue: str) -> str:
             f"queue= must be 1-64 characters of letters, digits and _.-, got {queue!r}"
         )
     return queue
+
+
+def check_tags(tags: object) -> tuple[str, ...]:
+    if isinstance(tags, str) or not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidArguments(f"tags= must be a list of strings, got {tags!r}")
+    if len(tags) > MAX_TAGS:
+        raise InvalidArguments(f"tags= takes at most {MAX_TAGS} tags, got {len(tags)}")
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+            raise InvalidArguments(
+                f"each tag must be 1-64 characters of letters, digits and _.:/=+-, got {tag!r}"
+            )
+    return tuple(dict.fromkeys(sorted(tags) if isinstance(tags, set | frozenset) else tags))

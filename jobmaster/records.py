@@ -13,8 +13,12 @@ def from_ms(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def job_record(name: str, arguments: bytes, priority: int, created_ms: int) -> dict[str, Any]:
+def job_record(
+    name: str, arguments: bytes, priority: int, created_ms: int, tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The immutable part of a job, written once at enqueue."""
+    if tags:
+        return {"n": name, "a": arguments, "p": priority, "c": created_ms, "t": list(tags)}
     return {"n": name, "a": arguments, "p": priority, "c": created_ms}
 
 
@@ -101,6 +105,7 @@ def decode_job(
         arguments=arguments,
         priority=record.get("p", 0),
         created_at=from_ms(record.get("c", 0)),
+        tags=record.get("t", []),
         scheduled_for=from_ms(status["d"]) if "d" in status else None,
         finished_at=from_ms(status["f"]) if "f" in status else None,
         result=unpack(result_raw) if result_raw is not None else None,
@@ -119,6 +124,7 @@ def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes
         state=JobState(status["s"]),
         priority=record.get("p", 0),
         created_at=from_ms(record.get("c", 0)),
+        tags=record.get("t", []),
         attempts=status.get("a", 0),
         error=_error(status),
     )

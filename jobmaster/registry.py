@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
@@ -28,8 +28,17 @@ from jobmaster.errors import (
 )
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
-from jobmaster.models import Job, JobState, JobSummary, Schedule, WorkerInfo
+from jobmaster.models import (
+    Job,
+    JobEvent,
+    JobState,
+    JobSummary,
+    QueueStats,
+    Schedule,
+    WorkerInfo,
+)
 from jobmaster.overrides import JobConfig, env_name
+from jobmaster.records import from_ms
 from jobmaster.schedules import ScheduleBook, ScheduleDefinition, define
 from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
 from jobmaster.store import Store
@@ -453,15 +462,101 @@ class Registry:
             return await self.connection().store.queues()
 
     async def list_jobs(
-        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+        self,
+        queue: str,
+        state: JobState,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        name: str | None = None,
+        tag: str | None = None,
+        scan_limit: int = 10_000,
     ) -> list[JobSummary]:
-        """A page of a queue's jobs in one state, newest first (scheduled: soonest first)."""
-        if limit < 1 or offset < 0:
-            raise ValueError("limit must be >= 1 and offset >= 0")
+        """A page of a queue's jobs in one state, newest first (scheduled: soonest first).
+
+        ``name`` and ``tag`` keep the jobs of that name or carrying that tag; they are
+        looked for among the newest ``scan_limit`` jobs of the state.
+        """
+        if limit < 1 or offset < 0 or scan_limit < 1:
+            raise ValueError("limit and scan_limit must be >= 1 and offset >= 0")
         with self._redis_errors(f"listing jobs of {queue}"):
             return await self.connection().store.list_jobs(
-                queue, JobState(state), offset=offset, limit=limit
+                queue,
+                JobState(state),
+                offset=offset,
+                limit=limit,
+                name=name,
+                tag=tag,
+                scan_limit=scan_limit,
             )
+
+    async def delete_job(self, job_id: str, queue: str | None = None) -> None:
+        """Delete a finished job with its attempts, logs and result.
+
+        Raises:
+            JobNotFound: there is no such job.
+            InvalidState: the job has not finished (cancel it first).
+        """
+        await (await self.find(job_id, queue)).delete()
+
+    async def queue_stats(
+        self, queue: str, *, buckets: int = 60, bucket_seconds: int = 60
+    ) -> QueueStats:
+        """Counts per state, the oldest waiting job, and jobs finished per time bucket."""
+        if not 1 <= buckets <= 1440 or bucket_seconds < 1:
+            raise ValueError("buckets must be 1..1440 and bucket_seconds >= 1")
+        bucket_ms = bucket_seconds * 1000
+        with self._redis_errors(f"reading statistics of {queue}"):
+            counts, oldest_ms, now_ms, done, failed = await self.connection().store.stats(
+                queue, buckets, bucket_ms
+            )
+        first = now_ms - buckets * bucket_ms
+        return QueueStats(
+            queue=queue,
+            counts=counts,
+            oldest_waiting_at=from_ms(oldest_ms) if oldest_ms is not None else None,
+            bucket_seconds=bucket_seconds,
+            bucket_starts=[from_ms(first + b * bucket_ms) for b in range(buckets)],
+            succeeded=done,
+            failed=failed,
+        )
+
+    async def events(
+        self, queues: Sequence[str] | None = None, *, since: datetime | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """Every state change of every job in ``queues`` (default: every queue, including
+        queues that appear later) as it happens, from now on or from ``since`` (as far back
+        as the capped events stream goes).
+
+        An async generator holding one connection while it waits; ``aclose()`` it when done.
+        """
+        store = self.connection().store
+        fixed = list(queues) if queues is not None else None
+        if since is None:
+            with self._redis_errors("reading events"):
+                seconds, micros = await store.redis.time()
+            start_ms = int(seconds) * 1000 + int(micros) // 1000
+        else:
+            if since.tzinfo is None:
+                raise ValueError("since= must be timezone-aware")
+            start_ms = int(since.timestamp() * 1000)
+        start = f"{start_ms}-0".encode()
+        positions: dict[str, bytes] = {}
+        while True:
+            with self._redis_errors("reading events"):
+                for queue in fixed if fixed is not None else await store.queues():
+                    positions.setdefault(queue, start)
+                if not positions:
+                    await asyncio.sleep(1.0)
+                    continue
+                batch = await store.read_events(positions, 2000 if fixed is None else 5000)
+            for event in batch:
+                yield JobEvent(
+                    queue=event.queue,
+                    job_id=event.job_id,
+                    state=event.state,
+                    at=from_ms(event.at_ms),
+                )
 
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""

@@ -41,6 +41,7 @@ class Scripts:
         self.requeue = _Script(redis, "requeue")
         self.reclaim = _Script(redis, "reclaim")
         self.prune = _Script(redis, "prune")
+        self.delete = _Script(redis, "delete")
         self.cancel = _Script(redis, "cancel")
         self.reschedule = _Script(redis, "reschedule")
         self.update = _Script(redis, "update")

@@ -62,27 +62,33 @@ local function read_entries(reply)
   return reply[2]
 end
 
--- Retention: forget finished jobs older than the retention (record, status, attempts, logs,
--- progress, result) and results past their ttl, at most `limit` per index per call.
--- k: {jobs, status, attempts, logs, progress, results, result_expiry, finished = {indexes}}
+-- Forget a finished job: its record, status, attempts, logs, progress, result and its
+-- entry in its state's index `idx`.
+-- k: {jobs, status, attempts, logs, progress, results, result_expiry}
+local function forget(k, id, raw_status, idx)
+  local n = raw_status and cjson.decode(raw_status).a or 0
+  for a = 1, n do
+    local field = id .. ':' .. a
+    rcall('HDEL', k.attempts, field)
+    rcall('HDEL', k.logs, field)
+    rcall('HDEL', k.progress, field)
+  end
+  rcall('HDEL', k.jobs, id)
+  rcall('HDEL', k.status, id)
+  rcall('HDEL', k.results, id)
+  rcall('ZREM', k.result_expiry, id)
+  rcall('ZREM', idx, id)
+end
+
+-- Retention: forget finished jobs older than the retention and results past their ttl,
+-- at most `limit` per index per call.
+-- k: as forget's, and finished = {the indexes of the finished states}
 local function prune(k, now, retention, limit)
   local forgotten = 0
   for _, idx in ipairs(k.finished) do
     local old = rcall('ZRANGEBYSCORE', idx, '-inf', now - retention, 'LIMIT', 0, limit)
     for _, id in ipairs(old) do
-      local raw = rcall('HGET', k.status, id)
-      local n = raw and cjson.decode(raw).a or 0
-      for a = 1, n do
-        local field = id .. ':' .. a
-        rcall('HDEL', k.attempts, field)
-        rcall('HDEL', k.logs, field)
-        rcall('HDEL', k.progress, field)
-      end
-      rcall('HDEL', k.jobs, id)
-      rcall('HDEL', k.status, id)
-      rcall('HDEL', k.results, id)
-      rcall('ZREM', k.result_expiry, id)
-      rcall('ZREM', idx, id)
+      forget(k, id, rcall('HGET', k.status, id), idx)
       forgotten = forgotten + 1
     end
   end

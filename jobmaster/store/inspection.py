@@ -129,17 +129,48 @@ class InspectionCommands(StoreBase):
         return {s: int(n) for s, n in zip(states, replies, strict=True)}
 
     async def list_jobs(
-        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50
+        self,
+        queue: str,
+        state: JobState,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        name: str | None = None,
+        tag: str | None = None,
+        scan_limit: int = 10_000,
     ) -> list[JobSummary]:
-        """One page of a queue's jobs in a state: newest first (scheduled: soonest due first)."""
+        """One page of a queue's jobs in a state: newest first (scheduled: soonest due first).
+
+        With ``name`` or ``tag``, the newest ``scan_limit`` jobs of the state are read in
+        chunks and filtered; ``offset`` and ``limit`` then count matching jobs.
+        """
+        if name is None and tag is None:
+            return await self._page(queue, state, offset, offset + limit - 1)
+        matches: list[JobSummary] = []
+        skipped = 0
+        chunk = 500
+        for start in range(0, scan_limit, chunk):
+            page = await self._page(queue, state, start, min(start + chunk, scan_limit) - 1)
+            for job in page:
+                if (name is None or job.name == name) and (tag is None or tag in job.tags):
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    matches.append(job)
+                    if len(matches) == limit:
+                        return matches
+            if len(page) < chunk:
+                break
+        return matches
+
+    async def _page(self, queue: str, state: JobState, start: int, stop: int) -> list[JobSummary]:
         k = self.keys.queue(queue)
         index = k.index(state.value)
-        stop = offset + limit - 1
         ids: Any
         if state in _ASCENDING_STATES:
-            ids = await self.redis.zrange(index, offset, stop)
+            ids = await self.redis.zrange(index, start, stop)
         else:
-            ids = await self.redis.zrevrange(index, offset, stop)
+            ids = await self.redis.zrevrange(index, start, stop)
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -151,6 +182,32 @@ class InspectionCommands(StoreBase):
             for job_id, record, status in zip(ids, records, statuses, strict=True)
             if record is not None and status is not None
         ]
+
+    async def stats(
+        self, queue: str, buckets: int, bucket_ms: int
+    ) -> tuple[dict[JobState, int], int | None, int, list[int], list[int]]:
+        """Counts per state, the oldest waiting job's enqueue time (ms), the end of the last
+        bucket (the server's now, ms) and the jobs that succeeded and failed per bucket,
+        oldest bucket first, from the finished indexes (so within the retention)."""
+        seconds, micros = await self.redis.time()
+        now = seconds * 1000 + micros // 1000
+        k = self.keys.queue(queue)
+        states = list(JobState)
+        first = now - buckets * bucket_ms
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.zcard(k.index(state.value))
+            pipe.zrange(k.index("queued"), 0, 0, withscores=True)
+            for index in (k.index("succeeded"), k.index("failed")):
+                for b in range(buckets):
+                    low = first + b * bucket_ms
+                    pipe.zcount(index, low, f"({low + bucket_ms}")
+            replies = await pipe.execute()
+        counts = {s: int(n) for s, n in zip(states, replies, strict=False)}
+        oldest = replies[len(states)]
+        done = [int(n) for n in replies[len(states) + 1 :]]
+        oldest_ms = int(oldest[0][1]) if oldest else None
+        return counts, oldest_ms, now, done[:buckets], done[buckets:]
 
 
 def _live_result(raw: Any, expires_ms: Any, server_time: Any) -> bytes | None:

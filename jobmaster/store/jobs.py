@@ -145,6 +145,11 @@ class JobCommands(StoreBase):
         )
         return str(answer.decode())
 
+    async def delete(self, queue: str, job_id: str) -> str:
+        """Delete a finished job: 'deleted', 'refused:<state>' or 'missing'."""
+        answer = await self._scripts.delete(self._k(queue).prune, (job_id,))
+        return str(answer.decode())
+
     async def record(self, queue: str, job_id: str) -> bytes | None:
         """A job's record (name, arguments, priority, creation time) as written."""
         raw: Any = await self.redis.hget(self.keys.queue(queue).jobs, job_id)  # type: ignore[misc]
@@ -263,6 +268,7 @@ class JobCommands(StoreBase):
             queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
             for entry_id, fields in entries:
                 positions[queue] = entry_id
+                at_ms = int(entry_id.split(b"-", 1)[0])
                 for job_id, state in load_json(fields[b"d"]):
-                    events.append(Event(queue, job_id, JobState(state)))
+                    events.append(Event(queue, job_id, JobState(state), at_ms))
         return events

@@ -103,6 +103,8 @@ class Event:
     queue: str
     job_id: str
     state: JobState
+    at_ms: int = 0
+    """When the change was recorded (the events stream entry's time, ms)."""
 
 
 @dataclass(frozen=True, slots=True)
