@@ -16,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from jobmaster import multiplexed
 from jobmaster.context import Context
 from jobmaster.definition import OPTIONS, JobDefinition, Retry
 from jobmaster.errors import (
@@ -358,11 +359,17 @@ class Registry:
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
         settings = self.settings
+        fast = None
+        if self.redis_factory == self._connect and multiplexed.supports(settings.redis_url):
+            fast = multiplexed.MultiplexedConnection(
+                settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
+            )
         return Store(
             self.redis_factory(),
             settings.namespace,
             events_maxlen=settings.events_maxlen,
             log_bytes=settings.log_bytes,
+            fast=fast,
         )
 
     def connection(self) -> Connection:

@@ -1,6 +1,7 @@
 """Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua``.
 
-Scripts are called by SHA (EVALSHA); redis-py loads one again if the server lost it.
+Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
+pipelines they go through the store's multiplexed connection when it has one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from jobmaster.multiplexed import MultiplexedConnection
+
 
 @cache
 def source(name: str) -> str:
@@ -22,32 +25,36 @@ def source(name: str) -> str:
 
 
 class _Script:
-    def __init__(self, redis: Redis, name: str) -> None:
+    def __init__(self, redis: Redis, name: str, fast: MultiplexedConnection | None) -> None:
         self.name = name
         self._script: AsyncScript = redis.register_script(source(name))
+        self._fast = fast
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        if client is None and self._fast is not None:
+            script = self._script
+            return await self._fast.evalsha(script.sha, source(self.name), keys, args)
         return await self._script(keys=list(keys), args=list(args), client=client)
 
 
 class Scripts:
     """Every atomic operation of jobmaster, ready to call."""
 
-    def __init__(self, redis: Redis) -> None:
-        self.enqueue = _Script(redis, "enqueue")
-        self.claim = _Script(redis, "claim")
-        self.finish = _Script(redis, "finish")
-        self.promote = _Script(redis, "promote")
-        self.requeue = _Script(redis, "requeue")
-        self.reclaim = _Script(redis, "reclaim")
-        self.prune = _Script(redis, "prune")
-        self.delete = _Script(redis, "delete")
-        self.cancel = _Script(redis, "cancel")
-        self.reschedule = _Script(redis, "reschedule")
-        self.update = _Script(redis, "update")
-        self.retry = _Script(redis, "retry")
-        self.renew = _Script(redis, "renew")
-        self.record_output = _Script(redis, "record_output")
-        self.save_schedule = _Script(redis, "save_schedule")
-        self.fire_schedules = _Script(redis, "fire_schedules")
-        self.scheduler_lease = _Script(redis, "scheduler_lease")
+    def __init__(self, redis: Redis, fast: MultiplexedConnection | None = None) -> None:
+        self.enqueue = _Script(redis, "enqueue", fast)
+        self.claim = _Script(redis, "claim", fast)
+        self.finish = _Script(redis, "finish", fast)
+        self.promote = _Script(redis, "promote", fast)
+        self.requeue = _Script(redis, "requeue", fast)
+        self.reclaim = _Script(redis, "reclaim", fast)
+        self.prune = _Script(redis, "prune", fast)
+        self.delete = _Script(redis, "delete", fast)
+        self.cancel = _Script(redis, "cancel", fast)
+        self.reschedule = _Script(redis, "reschedule", fast)
+        self.update = _Script(redis, "update", fast)
+        self.retry = _Script(redis, "retry", fast)
+        self.renew = _Script(redis, "renew", fast)
+        self.record_output = _Script(redis, "record_output", fast)
+        self.save_schedule = _Script(redis, "save_schedule", fast)
+        self.fire_schedules = _Script(redis, "fire_schedules", fast)
+        self.scheduler_lease = _Script(redis, "scheduler_lease", fast)

@@ -71,24 +71,28 @@ def enqueue_bulk(url: str, jobs: int, batch: int) -> float:
 def consume(url: str, *, burst: bool) -> None:
     """Read, ack and count until the stream is empty (burst) or forever.
 
-    Like the job queues' handlers, it sets ``bench:first`` when it reads the first entry and
-    ``bench:last`` once the counter reaches ``$BENCH_JOBS``.
+    Like the job queues' handlers, it counts in memory, sets ``bench:first`` when it reads
+    the first entry, and ``bench:last`` and ``bench:done`` once the count reaches
+    ``$BENCH_JOBS``.
     """
     client = _client(url)
     consumer = f"c{os.getpid()}"
     block = None if burst else BLOCK_MS
     expected = int(os.environ.get(JOBS_ENV, "0"))
     done: list[bytes] = []
+    stamped: list[str] = []
+    count = 0
     first = True
     while True:
         pipe = client.pipeline(transaction=False)
         if done:
             pipe.xack(STREAM, GROUP, *done)
-            pipe.incrby(DONE_KEY, len(done))
         pipe.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=COUNT, block=block)
         replies = pipe.execute()
-        if done and replies[1] == expected:
-            client.set(LAST_KEY, repr(time.time()))
+        if done and not stamped:
+            count += len(done)
+            if count >= expected:
+                client.mset({LAST_KEY: repr(time.time()), DONE_KEY: count})
         entries = replies[-1][0][1] if replies[-1] else []
         if not entries and burst:
             return

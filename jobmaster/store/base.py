@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
+from jobmaster.multiplexed import MultiplexedConnection
 from jobmaster.scripts import Scripts
 
 GROUP = "workers"
@@ -72,12 +73,14 @@ class StoreBase:
         *,
         events_maxlen: int = 10_000,
         log_bytes: int = 256 * 1024,
+        fast: MultiplexedConnection | None = None,
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes
-        self._scripts = Scripts(redis)
+        self.fast = fast
+        self._scripts = Scripts(redis, fast)
         self._key_lists: dict[str, _QueueKeyLists] = {}
         self._known_queues: set[str] = set()
 
@@ -100,4 +103,6 @@ class StoreBase:
         return [q for q, f in zip(queues, found, strict=True) if f]
 
     async def close(self) -> None:
+        if self.fast is not None:
+            await self.fast.close()
         await self.redis.aclose()

@@ -115,6 +115,7 @@ class Worker(UpkeepLoops):
         self._stop_requested = asyncio.Event()
         self._fetch_failures = 0
         self._closing = False
+        self._control_positions: dict[str, bytes] = {}
         self._closed = asyncio.Event()
         self._flush_task: asyncio.Task[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
@@ -223,6 +224,9 @@ class Worker(UpkeepLoops):
     async def _register_queues(self) -> None:
         for queue in self.queues:
             await self.store.ensure_groups(queue)
+        # Before the first claim: a cancellation requested for a job this worker claims
+        # must come after the position its control loop reads from.
+        self._control_positions = await self.store.newest_control_ids(self.queues)
 
     async def _drain(self) -> None:
         """Let running attempts finish within the grace period, then hand the rest back."""

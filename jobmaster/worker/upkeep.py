@@ -49,6 +49,7 @@ class UpkeepLoops:
     _completions: defaultdict[str, list[tuple[RunningJob, Completion]]]
     _closing: bool
     _closed: asyncio.Event
+    _control_positions: dict[str, bytes]
     _timers_read: asyncio.Future[bool] | None
 
     @property
@@ -171,11 +172,9 @@ class UpkeepLoops:
     async def _control_loop(self) -> None:
         """Cancel running attempts whose job's cancellation was requested (a blocking read
         of the queues' control streams)."""
-        positions: dict[str, bytes] = {}
+        positions = self._control_positions
 
         async def read() -> None:
-            if not positions:
-                positions.update(await self.store.newest_control_ids(self.queues))
             for queue, job_id, token in await self.store.read_control(positions, BLOCK_MS):
                 self._cancel(queue, job_id, token)
 

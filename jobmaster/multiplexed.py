@@ -1,0 +1,223 @@
+"""One shared, pipelined Redis connection for the hot path's script calls.
+
+A profile of a producer enqueueing one job at a time showed redis-py's per-call machinery
+(argument encoding, the pool's timed wait for a connection, per-call timeouts) at five
+times the cost of the script itself. Here every caller of an event loop writes its command
+to one connection and awaits a future; replies come back in order (Redis answers the
+commands of a connection in the order they came) and resolve the futures in turn. Callers
+that run concurrently are pipelined by the socket for free.
+
+It serves non-blocking commands only (the scripts); blocking reads, pipelines and everything
+else stay on redis-py. Errors are redis-py's own exception types, so callers handle both
+paths alike: :class:`redis.exceptions.ConnectionError` when the connection is refused or
+lost (every pending call fails; the next call reconnects), :class:`redis.exceptions.
+TimeoutError` when Redis does not answer within ``timeout`` (the connection is dropped),
+and :class:`redis.exceptions.ResponseError` (:class:`NoScriptError` for ``NOSCRIPT``) for
+error replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import hiredis
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+
+def encode_command(args: Sequence[Any]) -> bytes:
+    """A command in the Redis protocol (RESP2): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
+    for arg in args:
+        if isinstance(arg, bytes):
+            value = arg
+        elif isinstance(arg, str):
+            value = arg.encode()
+        elif isinstance(arg, int) and not isinstance(arg, bool):
+            value = b"%d" % arg
+        elif isinstance(arg, float):
+            value = repr(arg).encode()
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
+        append(b"$%d\r\n" % len(value))
+        append(value)
+        append(b"\r\n")
+    return b"".join(parts)
+
+
+def supports(url: str) -> bool:
+    """Whether a Redis URL is one this connection speaks to (plain TCP, ``redis://``)."""
+    parsed = urlparse(url)
+    return parsed.scheme == "redis" and not parsed.query
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: MultiplexedConnection) -> None:
+        self.owner = owner
+        self.reader = hiredis.Reader()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        pending = self.owner._pending
+        while (reply := reader.gets()) is not False:
+            if not pending:  # a reply nobody waits for: the stream is out of step
+                self.owner._drop(self, ConnectionError("unexpected reply from Redis"))
+                return
+            future, _ = pending.popleft()
+            if not future.done():
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(_error(str(reply)))
+                else:
+                    future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._drop(self, ConnectionError(f"connection to Redis lost ({exc or 'closed'})"))
+
+
+def _error(message: str) -> ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)
+
+
+class MultiplexedConnection:
+    """Commands of one event loop over one connection, replies matched in order."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
+        parsed = urlparse(url)
+        self.host = parsed.hostname or "localhost"
+        self.port = parsed.port or 6379
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else None
+        path = parsed.path.strip("/")
+        self.db = int(path) if path else 0
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._heads: dict[tuple[str, ...], bytes] = {}
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its reply."""
+        protocol = self._protocol or await self._connect()
+        return await self._send(protocol, encode_command(args))
+
+    async def evalsha(self, sha: str, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script by its digest, loading it first if Redis does not know it."""
+        head = self._heads.get((sha, *keys))
+        if head is None:  # "EVALSHA sha numkeys keys...", encoded once per script and keys
+            head = encode_command(["EVALSHA", sha, len(keys), *keys]).split(b"\r\n", 1)[1]
+            if len(self._heads) < 4096:
+                self._heads[(sha, *keys)] = head
+        command = b"*%d\r\n%s%s" % (
+            3 + len(keys) + len(args),
+            head,
+            encode_command(args).split(b"\r\n", 1)[1],
+        )
+        protocol = self._protocol or await self._connect()
+        try:
+            return await self._send(protocol, command)
+        except NoScriptError:
+            await self.execute("SCRIPT", "LOAD", script)
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    def _send(self, protocol: _Protocol, command: bytes) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        assert protocol.transport is not None
+        protocol.transport.write(command)
+        self._pending.append((future, time.monotonic()))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.timeout, self._check_timeouts)
+        return future
+
+    def _check_timeouts(self) -> None:
+        self._watchdog = None
+        if not self._pending or self._protocol is None:
+            return
+        oldest = self._pending[0][1]
+        waited = time.monotonic() - oldest
+        if waited >= self.timeout:
+            self._drop(self._protocol, TimeoutError(f"Redis did not answer in {self.timeout:g}s"))
+        else:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_later(self.timeout - waited, self._check_timeouts)
+
+    def _drop(self, protocol: _Protocol, exc: Exception) -> None:
+        """Fail every pending call and forget the connection (the next call reconnects)."""
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        if protocol.transport is not None:
+            protocol.transport.abort()
+        pending, self._pending = self._pending, deque()
+        for future, _ in pending:
+            if not future.done():
+                future.set_exception(exc)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    async def _connect(self) -> _Protocol:
+        if self._closed:
+            raise ConnectionError("the connection is closed")
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+            self._connecting.add_done_callback(self._connected)
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, future: asyncio.Future[_Protocol]) -> None:
+        self._connecting = None
+        if not future.cancelled() and future.exception() is None:
+            self._protocol = future.result()
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(self)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await loop.create_connection(lambda: protocol, self.host, self.port)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"cannot connect to Redis at {self.host}:{self.port} ({exc})"
+            ) from exc
+        self._protocol = protocol  # so that the handshake's replies find their futures
+        handshake = []
+        if self.password is not None:
+            credentials = (
+                [self.password]
+                if self.username is None
+                else [
+                    self.username,
+                    self.password,
+                ]
+            )
+            handshake.append(self._send(protocol, encode_command(["AUTH", *credentials])))
+        if self.db:
+            handshake.append(self._send(protocol, encode_command(["SELECT", self.db])))
+        try:  # written before anything else can be: the callers wait for this to finish
+            for reply in handshake:
+                await reply
+        except BaseException:
+            self._drop(protocol, ConnectionError("the connection handshake failed"))
+            raise
+        return protocol
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._protocol is not None:
+            self._drop(self._protocol, ConnectionError("the connection was closed"))

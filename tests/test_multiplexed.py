@@ -1,0 +1,150 @@
+"""The multiplexed connection of the hot path: replies in order, errors, loss, timeouts."""
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+from jobmaster import Registry
+from jobmaster.embedded import EmbeddedRedis
+from jobmaster.multiplexed import MultiplexedConnection, encode_command, supports
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedRedis]:
+    """A redis-server this test may kill, stop and restart."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+def test_encode_command_is_resp() -> None:
+    assert encode_command(["SET", "k", b"v\r\n", 7, 1.5]) == (
+        b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$1\r\n7\r\n$3\r\n1.5\r\n"
+    )
+    with pytest.raises(TypeError, match="cannot send NoneType"):
+        encode_command(["SET", "k", None])
+
+
+def test_supports_plain_tcp_urls_only() -> None:
+    assert supports("redis://127.0.0.1:6379/0")
+    assert supports("redis://:secret@localhost/3")
+    assert not supports("rediss://127.0.0.1:6379/0")
+    assert not supports("unix:///tmp/redis.sock")
+    assert not supports("redis://127.0.0.1:6379/0?socket_timeout=3")
+
+
+async def test_concurrent_callers_each_get_their_own_reply(redis_url: str) -> None:
+    conn = MultiplexedConnection(redis_url)
+    try:
+        replies = await asyncio.gather(*(conn.execute("ECHO", f"m{i}") for i in range(2000)))
+        assert replies == [f"m{i}".encode() for i in range(2000)]
+        # an error reply fails only its own call
+        results = await asyncio.gather(
+            conn.execute("ECHO", "a"),
+            conn.execute("NOSUCHCOMMAND"),
+            conn.execute("ECHO", "b"),
+            return_exceptions=True,
+        )
+        assert (results[0], results[2]) == (b"a", b"b")
+        assert isinstance(results[1], ResponseError)
+        assert "unknown command" in str(results[1])
+    finally:
+        await conn.close()
+
+
+async def test_scripts_are_loaded_when_redis_does_not_know_them(redis_url: str) -> None:
+    conn = MultiplexedConnection(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        script = "return {KEYS[1], ARGV[1]}"
+        sha = client.script_load(script)
+        client.script_flush()
+        assert await conn.evalsha(sha, script, ["k"], ["v"]) == [b"k", b"v"]
+        assert await conn.evalsha(sha, script, ["k2"], [3]) == [b"k2", b"3"]
+        with pytest.raises(NoScriptError):
+            await conn.execute("EVALSHA", "0" * 40, 0)
+    finally:
+        client.close()
+        await conn.close()
+
+
+async def test_url_credentials_and_database_are_used(own_server: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(own_server.url)
+    client.config_set("requirepass", "s3cret")
+    client = redis.Redis.from_url(own_server.url, password="s3cret")
+    client.set("where", "db0")
+    url = f"redis://:s3cret@127.0.0.1:{own_server.port}/2"
+    conn = MultiplexedConnection(url)
+    try:
+        await conn.execute("SET", "where", "db2")
+        assert (client.get("where"), await conn.execute("GET", "where")) == (b"db0", b"db2")
+    finally:
+        await conn.close()
+        client.close()
+    wrong = MultiplexedConnection(f"redis://:nope@127.0.0.1:{own_server.port}/0")
+    with pytest.raises(ResponseError, match=r"WRONGPASS|invalid"):
+        await wrong.execute("PING")
+    await wrong.close()
+
+
+async def test_a_lost_server_fails_pending_calls_and_the_next_call_reconnects(
+    own_server: EmbeddedRedis,
+) -> None:
+    conn = MultiplexedConnection(own_server.url)
+    try:
+        assert await conn.execute("PING") == b"PONG"
+        blocked = asyncio.ensure_future(conn.execute("BLPOP", "nothing", "5"))
+        await asyncio.sleep(0.2)  # the command is on its way; the server now dies
+        own_server.kill()
+        with pytest.raises(ConnectionError):
+            await blocked
+        with pytest.raises(ConnectionError, match="cannot connect"):
+            await conn.execute("PING")
+        own_server.start()
+        assert await conn.execute("PING") == b"PONG"
+    finally:
+        await conn.close()
+
+
+async def test_a_server_that_does_not_answer_times_out(own_server: EmbeddedRedis) -> None:
+    conn = MultiplexedConnection(own_server.url, timeout=0.5)
+    assert own_server.process is not None
+    try:
+        assert await conn.execute("PING") == b"PONG"
+        os.kill(own_server.process.pid, signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(5):
+                with pytest.raises(TimeoutError, match="did not answer"):
+                    await conn.execute("PING")
+        finally:
+            os.kill(own_server.process.pid, signal.SIGCONT)
+        assert await conn.execute("PING") == b"PONG"  # a fresh connection
+    finally:
+        await conn.close()
+
+
+async def test_registry_producers_use_it_and_report_redis_unavailable(
+    own_server: EmbeddedRedis, tmp_path: object
+) -> None:
+    from jobmaster import RedisUnavailable
+
+    registry = Registry(own_server.url, environ={})
+
+    @registry.job()
+    async def noop() -> None: ...
+
+    try:
+        await noop.enqueue()
+        assert registry.connection().store.fast is not None
+        own_server.kill()
+        with pytest.raises(RedisUnavailable):
+            await noop.enqueue()
+        own_server.start()
+        handle = await noop.enqueue()
+        assert handle.created
+    finally:
+        await registry.aclose()
