@@ -21,6 +21,8 @@ from jobmaster.store import NewJob
 if TYPE_CHECKING:
     from jobmaster.registry import Registry
 
+ENQUEUE_FAILED = "enqueue failed; the job may not have been created"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,7 +54,7 @@ class JobOptions(Generic[P, R]):
         return (await self._enqueue([(args, kwargs)], self.job_id))[0]
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        return self.handler.registry.run_sync(self.enqueue(*args, **kwargs))
+        return self._enqueue_sync([(args, kwargs)], self.job_id)[0]
 
     async def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -61,6 +63,11 @@ class JobOptions(Generic[P, R]):
 
         Each call is a sequence of positional arguments or a mapping of keyword arguments.
         """
+        return await self._enqueue(self._bind_many(calls), None)
+
+    def _bind_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[tuple[Sequence[Any], Mapping[str, Any]]]:
         if self.job_id is not None:
             raise InvalidArguments("job_id= names one job; it cannot be used with enqueue_many")
         bound: list[tuple[Sequence[Any], Mapping[str, Any]]] = []
@@ -74,16 +81,39 @@ class JobOptions(Generic[P, R]):
                     f"enqueue_many takes tuples of positional arguments or dicts of keyword "
                     f"arguments, got {call!r}"
                 )
-        return await self._enqueue(bound, None)
+        return bound
 
     def enqueue_many_sync(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> list[JobHandle[R]]:
-        return self.handler.registry.run_sync(self.enqueue_many(calls))
+        return self._enqueue_sync(self._bind_many(calls), None)
 
     async def _enqueue(
         self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
     ) -> list[JobHandle[R]]:
+        jobs = self._new_jobs(calls, job_id)
+        store = self.handler.registry.connection().store
+        with redis_errors(ENQUEUE_FAILED, self.handler.registry.settings.redis_url):
+            created = await store.enqueue(self.queue, jobs)
+        return self._handles(jobs, created)
+
+    def _enqueue_sync(
+        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
+    ) -> list[JobHandle[R]]:
+        """:meth:`_enqueue` on the calling thread's blocking connection, when there is one."""
+        registry = self.handler.registry
+        producer = registry.blocking_producer()
+        if producer is None:
+            return registry.run_sync(self._enqueue(calls, job_id))
+        jobs = self._new_jobs(calls, job_id)
+        with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
+            created = producer.enqueue(self.queue, jobs)
+        return self._handles(jobs, created)
+
+    def _new_jobs(
+        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
+    ) -> list[NewJob]:
+        """Validate every call (nothing is written if one is invalid) and build its job."""
         handler = self.handler
         signature, name = handler.signature, handler.definition.name
         created_ms = int(time.time() * 1000)
@@ -98,12 +128,12 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
             record = pack(job_record(name, pack(arguments), self.priority, created_ms, tags))
             jobs.append(NewJob(job_id or uuid.uuid4().hex, record, self.priority, self.delay_ms))
-        store = handler.registry.connection().store
-        url = handler.registry.settings.redis_url
-        with redis_errors("enqueue failed; the job may not have been created", url):
-            created = await store.enqueue(self.queue, jobs)
+        return jobs
+
+    def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:
+        registry, signature = self.handler.registry, self.handler.signature
         return [
-            JobHandle(handler.registry, job.id, self.queue, created=c, signature=signature)
+            JobHandle(registry, job.id, self.queue, created=c, signature=signature)
             for job, c in zip(jobs, created, strict=True)
         ]
 
@@ -172,8 +202,9 @@ class JobHandler(Generic[P, R]):
         return (await self._defaults._enqueue([(args, kwargs)], None))[0]
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """:meth:`enqueue` for synchronous code."""
-        return self.registry.run_sync(self.enqueue(*args, **kwargs))
+        """:meth:`enqueue` for synchronous code (on a blocking connection of the calling
+        thread: no event loop is involved)."""
+        return self._defaults._enqueue_sync([(args, kwargs)], None)[0]
 
     async def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -184,7 +215,7 @@ class JobHandler(Generic[P, R]):
     def enqueue_many_sync(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> list[JobHandle[R]]:
-        return self.registry.run_sync(self.enqueue_many(calls))
+        return self._defaults.enqueue_many_sync(calls)
 
 
 def _check_process_handler(fn: Callable[..., Any], handler: JobHandler[Any, Any]) -> None:

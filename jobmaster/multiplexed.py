@@ -19,6 +19,9 @@ error replies.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -221,3 +224,75 @@ class MultiplexedConnection:
         self._closed = True
         if self._protocol is not None:
             self._drop(self._protocol, ConnectionError("the connection was closed"))
+
+
+class BlockingConnection:
+    """The same protocol over a blocking socket, for synchronous producers (one per thread).
+
+    A connection inherited by a forked child is never used there: the child opens its own.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
+        self._address = MultiplexedConnection(url)  # parses the URL; never connects
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
+        self._reader = hiredis.Reader()
+        self._pid = 0
+
+    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one write; their replies, error replies as exception objects."""
+        sock = self._sock if self._sock is not None and self._pid == os.getpid() else None
+        if sock is None:
+            sock = self._open()
+        try:
+            sock.sendall(b"".join(encode_command(c) for c in commands))
+            replies = [self._read(sock) for _ in commands]
+        except builtins.TimeoutError as exc:  # the socket's timeout
+            self.close()
+            raise TimeoutError(f"Redis did not answer in {self.timeout:g}s") from exc
+        except OSError as exc:
+            self.close()
+            raise ConnectionError(f"connection to Redis lost ({exc})") from exc
+        return [_error(str(r)) if isinstance(r, hiredis.ReplyError) else r for r in replies]
+
+    def _read(self, sock: socket.socket) -> Any:
+        reader = self._reader
+        while (reply := reader.gets()) is False:
+            data = sock.recv(65536)
+            if not data:
+                raise OSError("closed by the server")
+            reader.feed(data)
+        return reply
+
+    def _open(self) -> socket.socket:
+        address = self._address
+        self._sock = None
+        try:
+            sock = socket.create_connection(
+                (address.host, address.port), timeout=self.connect_timeout
+            )
+        except OSError as exc:
+            raise ConnectionError(
+                f"cannot connect to Redis at {address.host}:{address.port} ({exc})"
+            ) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.timeout)
+        self._sock, self._pid, self._reader = sock, os.getpid(), hiredis.Reader()
+        handshake: list[list[Any]] = []
+        if address.password is not None:
+            user = [] if address.username is None else [address.username]
+            handshake.append(["AUTH", *user, address.password])
+        if address.db:
+            handshake.append(["SELECT", address.db])
+        if handshake:
+            for reply in self.pipeline(handshake):
+                if isinstance(reply, Exception):
+                    self.close()
+                    raise reply
+        return sock
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None and self._pid == os.getpid():
+            sock.close()

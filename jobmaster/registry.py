@@ -43,6 +43,7 @@ from jobmaster.records import from_ms
 from jobmaster.schedules import ScheduleBook, ScheduleDefinition, define
 from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
 from jobmaster.store import Store
+from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
 from jobmaster.waiting import JobWaiter
 
@@ -137,6 +138,7 @@ class Registry:
             weakref.WeakKeyDictionary()
         )
         self._sync: SyncRunner | None = None
+        self._blocking: BlockingProducer | None = None
         self._sync_lock = threading.Lock()
         self.declared_schedules: dict[str, ScheduleDefinition] = {}
         """Schedules declared in code, synced to Redis when a worker starts."""
@@ -372,6 +374,23 @@ class Registry:
             fast=fast,
         )
 
+    def blocking_producer(self) -> BlockingProducer | None:
+        """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,
+        as with a TLS or socket URL, or a client of one's own)."""
+        if self._blocking is None:
+            settings = self.settings
+            if self.redis_factory != self._connect or not multiplexed.supports(settings.redis_url):
+                return None
+            with self._sync_lock:
+                if self._blocking is None:
+                    self._blocking = BlockingProducer(
+                        settings.redis_url,
+                        settings.namespace,
+                        events_maxlen=settings.events_maxlen,
+                        timeout=SOCKET_TIMEOUT,
+                    )
+        return self._blocking
+
     def connection(self) -> Connection:
         """The store and waiter of the running event loop (created on first use)."""
         loop = asyncio.get_running_loop()
@@ -399,6 +418,9 @@ class Registry:
         """Close the connections opened by the ``*_sync`` methods."""
         with self._sync_lock:
             runner, self._sync = self._sync, None
+            blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            blocking.close()
         if runner is not None:
             runner.run(self.aclose())
             runner.close()

@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -148,3 +149,109 @@ async def test_registry_producers_use_it_and_report_redis_unavailable(
         assert handle.created
     finally:
         await registry.aclose()
+
+
+# -- the blocking producer of enqueue_sync --------------------------------------------------------
+
+
+def test_enqueue_sync_from_many_threads_and_after_script_flush(redis_url: str) -> None:
+    import threading
+
+    from jobmaster import JobState
+
+    registry = Registry(redis_url, namespace="threads", environ={})
+
+    @registry.job()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    try:
+        assert registry.blocking_producer() is not None
+        handles: list[Any] = []
+        lock = threading.Lock()
+
+        def produce(n: int) -> None:
+            for i in range(50):
+                handle = add.enqueue_sync(n, i)
+                with lock:
+                    handles.append(handle)
+
+        threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({h.id for h in handles}) == 200
+        assert all(h.created for h in handles)
+        redis.Redis.from_url(redis_url).script_flush()  # Redis forgot the script: loaded again
+        more = add.enqueue_many_sync([(1, 1), {"a": 2, "b": 2}])
+        assert [h.created for h in more] == [True, True]
+        again = add.options(job_id=handles[0].id).enqueue_sync(0, 0)
+        assert not again.created
+        counts = registry.run_sync(registry.count_jobs("default"))
+        assert counts[JobState.QUEUED] == 202
+        assert registry.run_sync(more[1].info()).arguments == {"a": 2, "b": 2}
+    finally:
+        registry.close()
+
+
+def test_enqueue_sync_in_a_forked_child_uses_its_own_connection(redis_url: str) -> None:
+    registry = Registry(redis_url, namespace="forked", environ={})
+
+    @registry.job()
+    def noop() -> None: ...
+
+    try:
+        noop.enqueue_sync()  # the parent's connection now exists
+        pid = os.fork()
+        if pid == 0:  # the child: enqueue twice, then leave without cleanup
+            code = 0
+            try:
+                noop.enqueue_sync()
+                noop.enqueue_sync()
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        noop.enqueue_sync()  # the parent's connection is intact
+        counts = registry.run_sync(registry.count_jobs("default"))
+        assert sum(counts.values()) == 4
+    finally:
+        registry.close()
+
+
+def test_enqueue_sync_reports_redis_unavailable_and_recovers(own_server: EmbeddedRedis) -> None:
+    from jobmaster import RedisUnavailable
+
+    registry = Registry(own_server.url, environ={})
+
+    @registry.job()
+    def noop() -> None: ...
+
+    try:
+        noop.enqueue_sync()
+        own_server.kill()
+        with pytest.raises(RedisUnavailable, match="enqueue failed"):
+            noop.enqueue_sync()
+        own_server.start()
+        assert noop.enqueue_sync().created
+    finally:
+        registry.close()
+
+
+def test_invalid_arguments_write_nothing_on_the_blocking_path(redis_url: str) -> None:
+    from jobmaster import InvalidArguments
+
+    registry = Registry(redis_url, namespace="invalid", environ={})
+
+    @registry.job()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    try:
+        with pytest.raises(InvalidArguments, match="call #1"):
+            add.enqueue_many_sync([(1, 2), ("x", 2)])
+        assert registry.run_sync(registry.known_queues()) == []
+    finally:
+        registry.close()

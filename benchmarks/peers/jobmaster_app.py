@@ -1,4 +1,4 @@
-"""jobmaster: an async no-op job, ``enqueue`` / ``enqueue_many``, a ``jobmaster worker``."""
+"""jobmaster: an async no-op job, ``enqueue_sync`` / ``enqueue_many``, a ``jobmaster worker``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from jobmaster import Registry
 from peers.common import (
     Peer,
     console_script,
-    latency_loop_async,
+    latency_loop,
     record_async,
     redis_url,
-    time_calls_async,
+    time_calls,
 )
 
 QUEUE = "bench"
@@ -26,12 +26,12 @@ async def noop(t: float) -> None:
 
 
 def enqueue_single(url: str, jobs: int) -> float:
-    async def main() -> float:
-        async with registry:
-            await registry.count_jobs(QUEUE)  # connects outside the timing
-            return await time_calls_async(jobs, lambda: noop.enqueue(0.0))
-
-    return asyncio.run(main())
+    # enqueue_sync: one blocking round trip on the calling thread (no event loop involved)
+    noop.options(queue="warm-up").enqueue_sync(0.0)  # connects outside the timing
+    try:
+        return time_calls(jobs, lambda: noop.enqueue_sync(0.0))
+    finally:
+        registry.close()
 
 
 def enqueue_bulk(url: str, jobs: int, batch: int) -> float:
@@ -53,11 +53,10 @@ def worker_command(url: str, burst: bool) -> list[str]:
 
 
 def latency(url: str, samples: int) -> list[float]:
-    async def main() -> list[float]:
-        async with registry:
-            return await latency_loop_async(url, samples, noop.enqueue)
-
-    return asyncio.run(main())
+    try:
+        return latency_loop(url, samples, noop.enqueue_sync)
+    finally:
+        registry.close()
 
 
 PEER = Peer(
@@ -65,7 +64,7 @@ PEER = Peer(
     distributions=("jobmaster",),
     enqueue_single=enqueue_single,
     enqueue_bulk=enqueue_bulk,
-    bulk_method="enqueue_many (one pipelined batch per call)",
+    bulk_method="enqueue_many (one script call per 1000 jobs); one at a time: enqueue_sync",
     worker_command=worker_command,
     burst=True,
     worker_settings="jobmaster worker --burst, default concurrency (100)",

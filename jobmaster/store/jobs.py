@@ -51,17 +51,7 @@ class JobCommands(StoreBase):
     def _enqueue_call(
         self, lists: _QueueKeyLists, jobs: Sequence[NewJob]
     ) -> tuple[list[str], list[Any]]:
-        """KEYS (with only the streams of the bands used) and ARGV of one enqueue call."""
-        keys = list(lists.enqueue)
-        slots: dict[int, int] = {}
-        argv: list[Any] = [GROUP, self.events_maxlen]
-        for job in jobs:
-            slot = slots.get(job.band)
-            if slot is None:
-                keys.append(lists.streams[job.band])
-                slot = slots[job.band] = len(slots) + 1
-            argv += (job.id, job.record, job.band, slot, job.delay_ms)
-        return keys, argv
+        return enqueue_call(lists, jobs, self.events_maxlen)
 
     # -- the worker's hot path ---------------------------------------------------------------
 
@@ -272,3 +262,19 @@ class JobCommands(StoreBase):
                 for job_id, state in load_json(fields[b"d"]):
                     events.append(Event(queue, job_id, JobState(state), at_ms))
         return events
+
+
+def enqueue_call(
+    lists: _QueueKeyLists, jobs: Sequence[NewJob], events_maxlen: int
+) -> tuple[list[str], list[Any]]:
+    """KEYS (with only the streams of the bands used) and ARGV of one enqueue call."""
+    keys = list(lists.enqueue)
+    slots: dict[int, int] = {}
+    argv: list[Any] = [GROUP, events_maxlen]
+    for job in jobs:
+        slot = slots.get(job.band)
+        if slot is None:
+            keys.append(lists.streams[job.band])
+            slot = slots[job.band] = len(slots) + 1
+        argv += (job.id, job.record, job.band, slot, job.delay_ms)
+    return keys, argv

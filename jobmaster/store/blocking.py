@@ -1,0 +1,84 @@
+"""Enqueueing from synchronous code without an event loop (``enqueue_sync``).
+
+The same script as :meth:`JobCommands.enqueue`, sent over a blocking connection of the
+calling thread: no hop to a background event loop, one write and one read per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from jobmaster.keys import Keys
+from jobmaster.multiplexed import BlockingConnection
+from jobmaster.scripts import source
+from jobmaster.store.base import ENQUEUE_CHUNK, _QueueKeyLists
+from jobmaster.store.jobs import enqueue_call
+from jobmaster.store.types import NewJob
+
+
+class BlockingProducer:
+    """Creates jobs from any thread, each thread on a connection of its own."""
+
+    def __init__(self, url: str, namespace: str, *, events_maxlen: int, timeout: float) -> None:
+        self.url = url
+        self.keys = Keys(namespace)
+        self.events_maxlen = events_maxlen
+        self.timeout = timeout
+        self._script = source("enqueue")
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
+        self._lists: dict[str, _QueueKeyLists] = {}
+        self._known_queues: set[str] = set()
+        self._local = threading.local()
+        self._connections: list[BlockingConnection] = []
+        self._lock = threading.Lock()
+
+    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        """Create jobs; for each, False when its id already existed (nothing written)."""
+        if not jobs:
+            return []
+        lists = self._lists.get(queue)
+        if lists is None:
+            lists = self._lists[queue] = _QueueKeyLists(self.keys.queue(queue))
+        commands: list[list[Any]] = []
+        if queue not in self._known_queues:
+            commands.append(["SADD", self.keys.queues, queue])
+        for first in range(0, len(jobs), ENQUEUE_CHUNK):
+            keys, argv = enqueue_call(
+                lists, jobs[first : first + ENQUEUE_CHUNK], self.events_maxlen
+            )
+            commands.append(["EVALSHA", self._sha, len(keys), *keys, *argv])
+        conn = self._connection()
+        replies = conn.pipeline(commands)
+        if any(isinstance(r, NoScriptError) for r in replies):  # nothing ran for those
+            conn.pipeline([["SCRIPT", "LOAD", self._script]])
+            again = [
+                c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScriptError)
+            ]
+            retried = iter(conn.pipeline(again))
+            replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        self._known_queues.add(queue)
+        return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
+
+    def _connection(self) -> BlockingConnection:
+        conn: BlockingConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = BlockingConnection(self.url, timeout=self.timeout)
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (call when no thread enqueues any more)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
