@@ -53,6 +53,20 @@ def encode_command(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+def encode_evalsha(
+    heads: dict[tuple[str, ...], bytes], sha: str, keys: Sequence[str], args: Sequence[Any]
+) -> bytes:
+    """``EVALSHA sha numkeys keys... args...``; the part before the arguments is encoded once
+    per script and keys, and kept in ``heads``."""
+    head = heads.get((sha, *keys))
+    if head is None:
+        head = encode_command(["EVALSHA", sha, len(keys), *keys]).split(b"\r\n", 1)[1]
+        if len(heads) < 4096:
+            heads[(sha, *keys)] = head
+    body = encode_command(args).split(b"\r\n", 1)[1]
+    return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, body)
+
+
 def supports(url: str) -> bool:
     """Whether a Redis URL is one this connection speaks to (plain TCP, ``redis://``)."""
     parsed = urlparse(url)
@@ -121,16 +135,7 @@ class MultiplexedConnection:
 
     async def evalsha(self, sha: str, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script by its digest, loading it first if Redis does not know it."""
-        head = self._heads.get((sha, *keys))
-        if head is None:  # "EVALSHA sha numkeys keys...", encoded once per script and keys
-            head = encode_command(["EVALSHA", sha, len(keys), *keys]).split(b"\r\n", 1)[1]
-            if len(self._heads) < 4096:
-                self._heads[(sha, *keys)] = head
-        command = b"*%d\r\n%s%s" % (
-            3 + len(keys) + len(args),
-            head,
-            encode_command(args).split(b"\r\n", 1)[1],
-        )
+        command = encode_evalsha(self._heads, sha, keys, args)
         protocol = self._protocol or await self._connect()
         try:
             return await self._send(protocol, command)
@@ -240,13 +245,16 @@ class BlockingConnection:
         self._reader = hiredis.Reader()
         self._pid = 0
 
-    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send commands in one write; their replies, error replies as exception objects."""
+    def pipeline(self, commands: Sequence[bytes | Sequence[Any]]) -> list[Any]:
+        """Send commands (encoded already, or not) in one write; their replies, error
+        replies as exception objects."""
         sock = self._sock if self._sock is not None and self._pid == os.getpid() else None
         if sock is None:
             sock = self._open()
         try:
-            sock.sendall(b"".join(encode_command(c) for c in commands))
+            sock.sendall(
+                b"".join(c if isinstance(c, bytes) else encode_command(c) for c in commands)
+            )
             replies = [self._read(sock) for _ in commands]
         except builtins.TimeoutError as exc:  # the socket's timeout
             self.close()

@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import BlockingConnection
+from jobmaster.multiplexed import BlockingConnection, encode_evalsha
 from jobmaster.scripts import source
 from jobmaster.store.base import ENQUEUE_CHUNK, _QueueKeyLists
 from jobmaster.store.jobs import enqueue_call
@@ -36,6 +36,7 @@ class BlockingProducer:
         self._local = threading.local()
         self._connections: list[BlockingConnection] = []
         self._lock = threading.Lock()
+        self._heads: dict[tuple[str, ...], bytes] = {}
 
     def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
         """Create jobs; for each, False when its id already existed (nothing written)."""
@@ -44,14 +45,14 @@ class BlockingProducer:
         lists = self._lists.get(queue)
         if lists is None:
             lists = self._lists[queue] = _QueueKeyLists(self.keys.queue(queue))
-        commands: list[list[Any]] = []
+        commands: list[bytes | list[Any]] = []
         if queue not in self._known_queues:
             commands.append(["SADD", self.keys.queues, queue])
         for first in range(0, len(jobs), ENQUEUE_CHUNK):
             keys, argv = enqueue_call(
                 lists, jobs[first : first + ENQUEUE_CHUNK], self.events_maxlen
             )
-            commands.append(["EVALSHA", self._sha, len(keys), *keys, *argv])
+            commands.append(encode_evalsha(self._heads, self._sha, keys, argv))
         conn = self._connection()
         replies = conn.pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in replies):  # nothing ran for those
