@@ -13,7 +13,10 @@ paths alike: :class:`redis.exceptions.ConnectionError` when the connection is re
 lost (every pending call fails; the next call reconnects), :class:`redis.exceptions.
 TimeoutError` when Redis does not answer within ``timeout`` (the connection is dropped),
 and :class:`redis.exceptions.ResponseError` (:class:`NoScriptError` for ``NOSCRIPT``) for
-error replies.
+error replies. Like redis-py's default retry, a call that finds its connection closed (by
+the server's idle timeout, a proxy, a restart) is sent once more on a new one: every script
+jobmaster sends can be repeated (enqueue skips ids that exist, the end of an attempt checks
+its lease token, jobs of a claim whose reply was lost go back when their lease expires).
 """
 
 from __future__ import annotations
@@ -130,18 +133,26 @@ class MultiplexedConnection:
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply."""
-        protocol = self._protocol or await self._connect()
-        return await self._send(protocol, encode_command(args))
+        return await self._call(encode_command(args))
 
     async def evalsha(self, sha: str, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script by its digest, loading it first if Redis does not know it."""
-        command = encode_evalsha(self._heads, sha, keys, args)
-        protocol = self._protocol or await self._connect()
         try:
-            return await self._send(protocol, command)
+            return await self._call(encode_evalsha(self._heads, sha, keys, args))
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script)
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def _call(self, command: bytes) -> Any:
+        protocol = self._protocol
+        if protocol is None:
+            return await self._send(await self._connect(), command)
+        try:
+            return await self._send(protocol, command)
+        except ConnectionError:
+            # A connection that served earlier calls may have been closed while idle (by
+            # the server's timeout, a proxy, a restart): once more on a new one.
+            return await self._send(await self._connect(), command)
 
     def _send(self, protocol: _Protocol, command: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -248,14 +259,19 @@ class BlockingConnection:
     def pipeline(self, commands: Sequence[bytes | Sequence[Any]]) -> list[Any]:
         """Send commands (encoded already, or not) in one write; their replies, error
         replies as exception objects."""
+        data = b"".join(c if isinstance(c, bytes) else encode_command(c) for c in commands)
         sock = self._sock if self._sock is not None and self._pid == os.getpid() else None
-        if sock is None:
-            sock = self._open()
+        if sock is not None:
+            try:
+                return self._exchange(sock, data, len(commands))
+            except ConnectionError:  # closed while idle, as in MultiplexedConnection._call
+                pass
+        return self._exchange(self._open(), data, len(commands))
+
+    def _exchange(self, sock: socket.socket, data: bytes, count: int) -> list[Any]:
         try:
-            sock.sendall(
-                b"".join(c if isinstance(c, bytes) else encode_command(c) for c in commands)
-            )
-            replies = [self._read(sock) for _ in commands]
+            sock.sendall(data)
+            replies = [self._read(sock) for _ in range(count)]
         except builtins.TimeoutError as exc:  # the socket's timeout
             self.close()
             raise TimeoutError(f"Redis did not answer in {self.timeout:g}s") from exc
@@ -294,7 +310,8 @@ class BlockingConnection:
         if address.db:
             handshake.append(["SELECT", address.db])
         if handshake:
-            for reply in self.pipeline(handshake):
+            encoded = b"".join(encode_command(c) for c in handshake)
+            for reply in self._exchange(sock, encoded, len(handshake)):
                 if isinstance(reply, Exception):
                     self.close()
                     raise reply

@@ -255,3 +255,32 @@ def test_invalid_arguments_write_nothing_on_the_blocking_path(redis_url: str) ->
         assert registry.run_sync(registry.known_queues()) == []
     finally:
         registry.close()
+
+
+async def test_a_connection_closed_while_idle_is_replaced_without_an_error(redis_url: str) -> None:
+    conn = MultiplexedConnection(redis_url)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        await conn.execute("CLIENT", "SETNAME", "idle-victim")
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert await conn.execute("PING") == b"PONG"
+        assert await conn.execute("CLIENT", "GETNAME") is None  # a new connection
+    finally:
+        admin.close()
+        await conn.close()
+
+
+def test_the_blocking_producer_replaces_a_connection_closed_while_idle(redis_url: str) -> None:
+    registry = Registry(redis_url, namespace="idle", environ={})
+
+    @registry.job()
+    def noop() -> None: ...
+
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        noop.enqueue_sync()
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert noop.enqueue_sync().created
+    finally:
+        admin.close()
+        registry.close()
