@@ -7,7 +7,13 @@ Phases of each run (each in its own namespace; the server is flushed between run
 3. processing: one burst worker process (default concurrency) empties that queue; it
    reports its own time around ``await worker.run()``; every job must end succeeded;
 4. Redis calls per job during processing, from ``INFO commandstats`` before and after;
-5. latency: enqueue one job, then ``await handle.result()``, against an idle worker.
+5. latency: enqueue one job, then ``await handle.result()``, against an idle worker;
+6. scaling: the same number of jobs, queued again, emptied by 1, 2 and 4 burst worker
+   processes released together;
+7. memory: on a flushed server, ``INFO memory`` ``used_memory`` before and after enqueueing
+   100,000 no-op jobs (20,000 with ``--quick``) that stay queued.
+
+The processing worker also reports its peak resident memory (``ru_maxrss``).
 
 Usage (from the repository root)::
 
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -31,7 +39,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from rich.console import Console
@@ -41,7 +49,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
 
-from bench_app import QUEUE, RESULT_MARKER, make_registry  # noqa: E402
+from bench_app import QUEUE, RESULT_MARKER, gate_keys, make_registry  # noqa: E402
 
 import jobmaster  # noqa: E402
 from jobmaster import JobState  # noqa: E402
@@ -53,6 +61,13 @@ WARMUP = 20
 """Round trips before the latency samples (the first one waits for the worker to start)."""
 CHILD_TIMEOUT = 600.0
 """Longest a burst worker may take before the benchmark gives up."""
+START_TIMEOUT = 120.0
+"""Longest the gated workers of the scaling phase may take to sign in."""
+SCALING = (1, 2, 4)
+"""Worker processes in the scaling phase."""
+MEMORY_UNIT = 100_000
+"""Redis memory is reported per this many queued jobs."""
+MB = 1_000_000
 
 WARNING_LINE = re.compile(r"\[(warning|error|critical)\s*\]")
 """How structlog's console renderer marks a warning (or worse) in a worker's output."""
@@ -80,16 +95,39 @@ METRICS = (
     Metric("latency_p99", "enqueue to result (round trip)", "ms p99", 2),
     Metric("lateness_p50", "delayed job start after due, loaded (5)", "ms p50", 2),
     Metric("lateness_p99", "delayed job start after due, loaded (5)", "ms p99", 2),
+    *(
+        Metric(f"scale_{n}", f"processing, {n} process{'es' if n > 1 else ''} (6)", "jobs/s", 0)
+        for n in SCALING
+    ),
+    Metric("worker_rss_mb", "worker peak RSS (7)", "MB", 1),
+    Metric("redis_mb_per_100k", f"Redis memory, {MEMORY_UNIT // 1000}k queued jobs (8)", "MB", 1),
 )
-NOTES = (
-    "(1) time measured in the worker process, around `await worker.run()`",
-    "(2) the parent's wall time, including the worker process start-up",
-    "(3) EVALSHA + XREAD calls: the requests the worker sends",
-    "(4) all of INFO commandstats: includes commands run inside the Lua scripts",
-    "    (Redis 7 counts those), heartbeats and worker start-up",
-    "(5) priority-9 jobs delayed 0.05 to 1.5 s, while the worker drains a backlog of",
-    "    no-op jobs: how long after their due time the handler started",
-)
+
+
+def notes(memory_jobs: int, cpus: int | None) -> list[str]:
+    """The table's footnotes."""
+    if memory_jobs == MEMORY_UNIT:
+        measured = f"{memory_jobs:,} no-op jobs"
+    else:
+        measured = f"{memory_jobs:,} no-op jobs, scaled to {MEMORY_UNIT:,}"
+    cpu_count = f"The {cpus}" if cpus else "The"
+    return [
+        "(1) time measured in the worker process, around `await worker.run()`",
+        "(2) the parent's wall time, including the worker process start-up",
+        "(3) EVALSHA + XREAD calls: the requests the worker sends",
+        "(4) all of INFO commandstats: includes commands run inside the Lua scripts",
+        "    (Redis 7 counts those), heartbeats and worker start-up",
+        "(5) priority-9 jobs delayed 0.05 to 1.5 s, while the worker drains a backlog of",
+        "    no-op jobs: how long after their due time the handler started",
+        "(6) the same number of jobs, queued again, and burst worker processes started",
+        "    together, released at once after their imports: jobs / time from the first",
+        "    handler start in any of them to the last return from `worker.run()` (its",
+        f"    last completions recorded). {cpu_count} CPUs also run Redis and this driver:",
+        "    with more worker processes than CPUs, the workers compete with Redis itself",
+        "(7) ru_maxrss of the worker process of (1), over its life; 1 MB = 10^6 bytes",
+        "(8) INFO memory used_memory after enqueue_many (1000 per call, no worker)",
+        f"    minus before, on a flushed server: {measured}",
+    ]
 
 
 T = TypeVar("T")
@@ -121,9 +159,14 @@ def worker_command(url: str, namespace: str, *, burst: bool) -> list[str]:
     return [*command, "--burst"] if burst else command
 
 
+def info(client: redis.Redis, section: str) -> dict[str, Any]:
+    """One section of ``INFO`` (redis-py's sync client returns it, whatever its annotation)."""
+    return cast(dict[str, Any], client.info(section))
+
+
 def command_calls(client: redis.Redis) -> dict[str, int]:
     """Calls per command so far (``INFO commandstats``)."""
-    stats: dict[str, dict[str, Any]] = client.info("commandstats")
+    stats: dict[str, dict[str, Any]] = info(client, "commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
@@ -212,6 +255,7 @@ def process(url: str, namespace: str, jobs: int) -> dict[str, Any]:
         "evalsha_per_job": calls.get("evalsha", 0) / jobs,
         "calls_per_job": sum(calls.values()) / jobs,
         "worker_elapsed_s": figures["elapsed_s"],
+        "worker_rss_mb": figures["max_rss_bytes"] / MB,
         "commands": calls,
         "process_worker_warnings": worker_warnings(child.stdout + child.stderr),
     }
@@ -306,10 +350,96 @@ async def _lateness_under_load(url: str, namespace: str, samples: int) -> list[f
         return [1000 * await h.result(timeout=60) for h in handles]
 
 
+def scaling(url: str, namespace: str, jobs: int, processes: int) -> dict[str, Any]:
+    """Queue ``jobs`` no-op jobs, then empty the queue with ``processes`` burst workers that
+    start processing together."""
+    run_async(lambda: enqueue_bulk(url, namespace, jobs))
+    children = run_gated_workers(url, namespace, processes)
+    figures = [_child_figures(child) for child in children]
+    done = sum(f["jobs_done"] for f in figures)
+    counts = run_async(lambda: _counts(url, namespace))
+    if done != jobs or counts[JobState.SUCCEEDED] != jobs:
+        raise BenchmarkError(
+            f"{processes} workers finished {done} of {jobs} jobs; the queue counts "
+            f"{counts[JobState.SUCCEEDED]} succeeded"
+        )
+    first = min(f["first_start"] for f in figures if f["first_start"] is not None)
+    last = max(f["ended"] for f in figures)
+    return {
+        f"scale_{processes}": jobs / (last - first),
+        f"scale_{processes}_jobs_per_worker": [f["jobs_done"] for f in figures],
+        f"scale_{processes}_worker_warnings": [
+            line for child in children for line in worker_warnings(child.stdout)
+        ],
+    }
+
+
+def run_gated_workers(
+    url: str, namespace: str, processes: int
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``processes`` gated burst workers, wait until all have signed in, let them go
+    at once and wait for them to exit."""
+    ready, go = gate_keys(namespace)
+    command = [*worker_command(url, namespace, burst=True), "--gate"]
+    client = redis.Redis.from_url(url)
+    with contextlib.ExitStack() as stack:
+        stack.callback(client.close)
+        outputs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(processes)]
+        children = [
+            subprocess.Popen(
+                command, cwd=REPO_ROOT, env=child_env(), stdout=out, stderr=subprocess.STDOUT
+            )
+            for out in outputs
+        ]
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while cast(int, client.llen(ready)) < processes:
+                if any(c.poll() is not None for c in children) or time.monotonic() > deadline:
+                    raise BenchmarkError("a scaling worker exited or did not sign in")
+                time.sleep(0.01)
+            client.rpush(go, *["go"] * processes)
+            for child in children:
+                child.wait(timeout=CHILD_TIMEOUT)
+        except BaseException:
+            for child in children:
+                child.kill()
+                child.wait()
+            for out in outputs:
+                out.seek(0)
+                console.print("worker output:", style="red")
+                console.print(out.read()[-3000:], markup=False, highlight=False)
+            raise
+        finished = []
+        for child, out in zip(children, outputs, strict=True):
+            out.seek(0)
+            finished.append(subprocess.CompletedProcess(command, child.returncode, out.read(), ""))
+    return finished
+
+
+def memory(url: str, namespace: str, jobs: int) -> dict[str, Any]:
+    """Redis memory taken by ``jobs`` queued no-op jobs, from ``INFO memory`` on a flushed
+    server (the scripts stay loaded: FLUSHALL keeps them)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushall()  # synchronous: the private server does not set lazyfree-lazy-user-flush
+        before = int(info(client, "memory")["used_memory"])
+        run_async(lambda: enqueue_bulk(url, namespace, jobs))
+        after = int(info(client, "memory")["used_memory"])
+        client.flushall()
+    finally:
+        client.close()
+    per_job = (after - before) / jobs
+    return {
+        "redis_mb_per_100k": per_job * MEMORY_UNIT / MB,
+        "redis_bytes_per_job": per_job,
+        "redis_memory_jobs": jobs,
+    }
+
+
 # -- driver -------------------------------------------------------------------------------------
 
 
-def one_run(url: str, run: int, jobs: int, samples: int) -> dict[str, Any]:
+def one_run(url: str, run: int, jobs: int, samples: int, memory_jobs: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         (
@@ -322,6 +452,14 @@ def one_run(url: str, run: int, jobs: int, samples: int) -> dict[str, Any]:
         ),
         ("processing", lambda: process(url, f"bench{run}", jobs)),
         ("latency", lambda: latency(url, f"b{run}lat", samples)),
+        *(
+            (
+                f"processing with {n} worker process(es)",
+                functools.partial(scaling, url, f"b{run}w{n}", jobs, n),
+            )
+            for n in SCALING
+        ),
+        ("Redis memory", lambda: memory(url, f"b{run}mem", memory_jobs)),
     ]
     for name, step in steps:
         with console.status(f"run {run + 1}: {name}"):
@@ -333,7 +471,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {m.key: statistics.median(r[m.key] for r in runs) for m in METRICS}
 
 
-def show(runs: list[dict[str, Any]], medians: dict[str, float], title: str) -> None:
+def show(
+    runs: list[dict[str, Any]], medians: dict[str, float], title: str, footnotes: list[str]
+) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("median", justify="right", style="bold")
@@ -343,16 +483,21 @@ def show(runs: list[dict[str, Any]], medians: dict[str, float], title: str) -> N
         each = ", ".join(f"{r[m.key]:,.{m.digits}f}" for r in runs)
         table.add_row(m.label, f"{medians[m.key]:,.{m.digits}f}", m.unit, each)
     console.print(table)
-    for note in NOTES:
+    for note in footnotes:
         console.print(note, highlight=False, markup=False)
     for run, results in enumerate(runs, 1):
-        for phase in ("process", "latency"):
-            for line in results[f"{phase}_worker_warnings"]:
+        for key, lines in results.items():
+            if not key.endswith("_worker_warnings"):
+                continue
+            phase = key.removesuffix("_worker_warnings")
+            for line in lines:
                 console.print(f"run {run}, {phase} worker: {line}", style="yellow", markup=False)
 
 
 DEFAULTS = {"jobs": 20_000, "runs": 3, "samples": 1000}
 QUICK = {"jobs": 5000, "runs": 1, "samples": 500}
+MEMORY_JOBS = {"default": MEMORY_UNIT, "quick": 20_000}
+"""Jobs queued for the Redis memory figure."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -361,7 +506,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs; medians are shown (default 3)")
     parser.add_argument("--samples", type=int, help="latency samples per run (default 1000)")
     parser.add_argument(
-        "--quick", action="store_true", help="defaults of 5000 jobs, 1 run, 500 samples"
+        "--quick",
+        action="store_true",
+        help="defaults of 5000 jobs, 1 run, 500 samples; 20000 jobs for the memory figure",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
     args = parser.parse_args()
@@ -370,6 +517,7 @@ def parse_args() -> argparse.Namespace:
             setattr(args, name, default)
     if args.jobs < 1 or args.runs < 1 or args.samples < 100:
         parser.error("--jobs and --runs must be >= 1, --samples >= 100")
+    args.memory_jobs = MEMORY_JOBS["quick" if args.quick else "default"]
     return args
 
 
@@ -380,27 +528,30 @@ def main() -> None:
         if server.port == 6379:
             raise BenchmarkError("refusing to benchmark on the default Redis port")
         client = redis.Redis.from_url(server.url)
-        redis_version = str(client.info("server")["redis_version"])
+        redis_version = str(info(client, "server")["redis_version"])
         for run in range(args.runs):
             client.flushall()
-            runs.append(one_run(server.url, run, args.jobs, args.samples))
+            runs.append(one_run(server.url, run, args.jobs, args.samples, args.memory_jobs))
         client.close()
     medians = summarize(runs)
+    cpus = os.cpu_count()
     title = (
         f"jobmaster {jobmaster.__version__}: {args.jobs:,} jobs x {args.runs} run(s)\n"
-        f"Redis {redis_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
+        f"Redis {redis_version}, Python {platform.python_version()}, {cpus} CPUs"
     )
-    show(runs, medians, title)
+    show(runs, medians, title, notes(args.memory_jobs, cpus))
     if args.json is not None:
         report = {
             "jobmaster": jobmaster.__version__,
             "redis": redis_version,
             "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            "cpus": cpus,
             "jobs": args.jobs,
             "runs": args.runs,
             "latency_samples": args.samples,
             "batch": BATCH,
+            "scaling_processes": list(SCALING),
+            "memory_jobs": args.memory_jobs,
             "medians": medians,
             "per_run": runs,
         }
