@@ -1,4 +1,4 @@
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench bench-peers bench-dashboard screenshots
 
 demo:
 	scripts/demo
@@ -11,3 +11,13 @@ lint:
 
 bench:
 	scripts/bench
+
+bench-peers:
+	scripts/bench-peers
+
+bench-dashboard:
+	scripts/bench-dashboard
+
+# Writes the README's dashboard pictures (docs/screenshots/) from the browser tests.
+screenshots:
+	scripts/setup && UPDATE_SCREENSHOTS=1 .venv/bin/pytest dashboard/tests/test_e2e_browser.py -k screenshots

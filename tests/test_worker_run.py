@@ -2,13 +2,11 @@
 payloads that cannot be run."""
 
 import asyncio
-import contextlib
 import itertools
 import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,23 +28,10 @@ from jobmaster.codec import pack, unpack
 from jobmaster.records import job_record
 from jobmaster.testing import run_jobs
 from jobmaster.worker import Worker
-from tests.conftest import wait_until
+from tests.conftest import live_worker, wait_until
 
 JOBS_KEY = "jobmaster:{default}:jobs"
 STREAM_0 = "jobmaster:{default}:stream:0"
-
-
-@contextlib.asynccontextmanager
-async def live_worker(registry: Registry, **options: Any) -> AsyncIterator[Worker]:
-    """A worker running as a task of this event loop until the block ends."""
-    options.setdefault("grace", 1.0)
-    worker = Worker(registry, install_signal_handlers=False, echo_job_logs=False, **options)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def burst(registry: Registry, **options: Any) -> Worker:
@@ -525,3 +510,31 @@ async def test_sync_twins_from_a_thread(registry: Registry) -> None:
     assert await handle.info() == info
     assert info.state is JobState.SUCCEEDED
     registry.close()
+
+
+async def test_a_lone_running_jobs_log_lines_are_written_while_it_runs(
+    registry: Registry,
+) -> None:
+    release = asyncio.Event()
+
+    @registry.job()
+    async def long(ctx: Context) -> str:
+        ctx.log.info("halfway", step=1)
+        ctx.progress(0.5)
+        async with asyncio.timeout(20):
+            await release.wait()
+        return "done"
+
+    handle = await long.enqueue()
+
+    async def logged() -> bool:
+        attempts = (await handle.info()).attempts
+        return bool(attempts) and [line.event for line in attempts[0].logs] == ["halfway"]
+
+    async with live_worker(registry):
+        await wait_until(logged, timeout=5)  # the only job is still running
+        job = await handle.info()
+        assert job.state == JobState.ACTIVE
+        assert job.attempts[0].progress == 0.5
+        release.set()
+        assert await handle.result(timeout=10) == "done"

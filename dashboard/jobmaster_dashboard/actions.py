@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from jobmaster import JobmasterError, JobNotFound, ScheduleNotFound
 from jobmaster_dashboard.auth import SESSION_COOKIE, AuthConfig, safe_next
+from jobmaster_dashboard.notices import notice_params
 from jobmaster_dashboard.pages import registry_of
 from jobmaster_dashboard.rendering import check_csrf, prefix, redirect, remember_csrf, render
 
@@ -101,10 +102,9 @@ async def _retry(request: Request, form: FormData) -> Response:
         return render(request, "error.html", status_code=404, message=str(exc))
     except JobmasterError as exc:  # InvalidState: it is not failed or cancelled
         return render(request, "error.html", status_code=409, message=str(exc))
-    back = _field(form, "back")
-    if back == "failed":
-        return redirect(request, "/failed", retried=job_id)
-    return redirect(request, "/job", queue=queue, id=job_id)
+    if _field(form, "back") == "failed":
+        return redirect(request, "/failed", **notice_params("retried"))
+    return redirect(request, "/job", queue=queue, id=job_id, **notice_params("retried"))
 
 
 def _schedule_action(kind: str) -> Action:

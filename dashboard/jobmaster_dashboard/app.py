@@ -14,7 +14,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jobmaster import RedisUnavailable, Registry
-from jobmaster_dashboard import actions, pages
+from jobmaster_dashboard import (
+    actions,
+    bulk,
+    enqueue,
+    job_actions,
+    job_page,
+    live,
+    pages,
+    schedule_forms,
+)
 from jobmaster_dashboard.auth import FROM_ENV, AuthConfig, AuthMiddleware, _FromEnv, resolve_auth
 from jobmaster_dashboard.rendering import HERE, render
 
@@ -55,12 +64,14 @@ def create_app(
     else:
         registry, owned = Registry(registry_or_redis_url, environ=environ), True
     prefix = root_path.rstrip("/")
+    hub = live.EventHub(registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:  # the connections this event loop opened
+            await hub.close()
             await registry.aclose()
             if owned:
                 registry.close()
@@ -68,11 +79,22 @@ def create_app(
     routes = [
         Route("/", pages.overview, name="overview"),
         Route("/jobs", pages.jobs, name="jobs"),
-        Route("/job", pages.job, name="job"),
+        Route("/job", job_page.job, name="job"),
+        Route("/job/live", job_page.job_live, name="job_live"),
         Route("/job/retry", actions.retry, methods=["POST"], name="retry"),
+        Route("/job/cancel", job_actions.cancel, methods=["POST"]),
+        Route("/job/delete", job_actions.delete, methods=["POST"]),
+        Route("/job/change", job_actions.change, methods=["POST"]),
+        Route("/enqueue", enqueue.enqueue_form, name="enqueue_form"),
+        Route("/enqueue", enqueue.enqueue, methods=["POST"], name="enqueue"),
+        Route("/events", live.events, name="events"),
         Route("/failed", pages.failed, name="failed"),
+        Route("/failed/retry", bulk.retry, methods=["POST"]),
+        Route("/failed/delete", bulk.delete, methods=["POST"]),
         Route("/workers", pages.workers, name="workers"),
-        Route("/schedules", pages.schedules, name="schedules"),
+        Route("/schedules", schedule_forms.schedules, name="schedules"),
+        Route("/schedules/add", schedule_forms.add, methods=["POST"]),
+        Route("/schedules/delete", schedule_forms.delete, methods=["POST"]),
         Route("/schedules/pause", actions.pause_schedule, methods=["POST"]),
         Route("/schedules/resume", actions.resume_schedule, methods=["POST"]),
         Route("/schedules/trigger", actions.trigger_schedule, methods=["POST"]),
@@ -95,4 +117,5 @@ def create_app(
     app.state.auth = resolved
     app.state.read_only = read_only
     app.state.root_path = prefix
+    app.state.event_hub = hub
     return app

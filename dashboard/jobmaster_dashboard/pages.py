@@ -1,18 +1,23 @@
-"""The pages: overview, jobs, one job, failed jobs, workers, schedules (GET only)."""
+"""The pages: overview, jobs, failed jobs, workers, schedules (GET only; one job's page is
+in job_page.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobmaster import JobmasterError, JobNotFound, JobState, Registry
+from jobmaster import JobmasterError, JobState, QueueStats, Registry
+from jobmaster_dashboard.charts import Chart, throughput_chart
 from jobmaster_dashboard.rendering import redirect, render
 
 PAGE_SIZE = 50
-FAILED_PER_QUEUE = 20
+MAX_PAGE_SIZE = 500
+FAILED_PER_QUEUE = 50
 
 
 def registry_of(request: Request) -> Registry:
@@ -20,24 +25,42 @@ def registry_of(request: Request) -> Registry:
     return registry
 
 
+@dataclass(frozen=True)
+class QueueView:
+    """A queue on the overview: its statistics, chart and the workers that consume it."""
+
+    stats: QueueStats
+    chart: Chart
+    workers: int
+
+
 async def overview(request: Request) -> Response:
     registry = registry_of(request)
     queues = await registry.known_queues()
-    counts = await asyncio.gather(*(registry.count_jobs(q) for q in queues))
+    stats = await asyncio.gather(*(registry.queue_stats(q) for q in queues))
     workers = await registry.workers()
-    return render(
-        request,
-        "overview.html",
-        queues=list(zip(queues, counts, strict=True)),
-        workers=workers,
-    )
+    views = [
+        QueueView(s, throughput_chart(s), sum(1 for w in workers if s.queue in w.queues))
+        for s in stats
+    ]
+    return render(request, "overview.html", queues=views, workers=workers)
 
 
-def _page_number(raw: str | None) -> int:
+def _number(raw: str | None, default: int, lowest: int, highest: int) -> int:
     try:
-        return max(1, int(raw or "1"))
+        value = int(raw) if raw else default
     except ValueError:
-        return 1
+        value = default
+    return min(max(value, lowest), highest)
+
+
+def _paging(params: Mapping[str, str]) -> tuple[int, int]:
+    """``offset`` and ``limit`` (or the older ``page``) from a query string."""
+    limit = _number(params.get("limit"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    if "offset" not in params and "page" in params:
+        page = _number(params.get("page"), 1, 1, 1_000_000)
+        return (page - 1) * limit, limit
+    return _number(params.get("offset"), 0, 0, 100_000_000), limit
 
 
 async def jobs(request: Request) -> Response:
@@ -56,58 +79,52 @@ async def jobs(request: Request) -> Response:
         state = JobState(params.get("state") or JobState.QUEUED)
     except ValueError:
         return render(request, "error.html", status_code=400, message="unknown job state")
-    page = _page_number(params.get("page"))
+    offset, limit = _paging(params)
+    name = params.get("name", "").strip() or None
+    tag = params.get("tag", "").strip() or None
     summaries: list[Any] = []
     counts: dict[JobState, int] = {}
     if queue is not None:
         counts = await registry.count_jobs(queue)
         summaries = await registry.list_jobs(
-            queue, state, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+            queue, state, offset=offset, limit=limit + 1, name=name, tag=tag
         )
-    total = counts.get(state, 0)
+    filters = {"queue": queue, "state": state.value, "name": name, "tag": tag, "limit": limit}
     return render(
         request,
         "jobs.html",
         queues=queues,
         queue=queue,
         state=state,
+        name=name,
+        tag=tag,
+        job_names=sorted(registry.jobs),
         counts=counts,
-        jobs=summaries,
-        page=page,
-        has_next=page * PAGE_SIZE < total,
-        total=total,
+        jobs=summaries[:limit],
+        offset=offset,
+        limit=limit,
+        filters=filters,
+        newer_offset=max(0, offset - limit) if offset > 0 else None,
+        older_offset=offset + limit if len(summaries) > limit else None,
+        total=counts.get(state, 0),
     )
 
 
-async def job(request: Request) -> Response:
-    registry = registry_of(request)
-    queue = request.query_params.get("queue") or None
-    job_id = request.query_params.get("id", "")
-    try:
-        found = await registry.get_job(job_id, queue)
-    except JobNotFound as exc:
-        return render(request, "error.html", status_code=404, message=str(exc))
-    except JobmasterError as exc:
-        return render(request, "error.html", status_code=400, message=str(exc))
-    return render(request, "job.html", job=found)
-
-
 async def failed(request: Request) -> Response:
+    """The dead-letter view: failed jobs by queue (or of one queue), with bulk actions."""
     registry = registry_of(request)
+    only = request.query_params.get("queue") or None
+    queues = [only] if only else await registry.known_queues()
+    totals = await asyncio.gather(*(registry.count_jobs(q) for q in queues))
     groups = []
-    for queue in await registry.known_queues():
-        total = (await registry.count_jobs(queue)).get(JobState.FAILED, 0)
+    for queue, counts in zip(queues, totals, strict=True):
+        total = counts.get(JobState.FAILED, 0)
         if total:
             listed = await registry.list_jobs(queue, JobState.FAILED, limit=FAILED_PER_QUEUE)
             groups.append((queue, total, listed))
-    return render(request, "failed.html", groups=groups)
+    return render(request, "failed.html", groups=groups, only=only)
 
 
 async def workers(request: Request) -> Response:
     found = await registry_of(request).workers()
     return render(request, "workers.html", workers=sorted(found, key=lambda w: w.id))
-
-
-async def schedules(request: Request) -> Response:
-    found = await registry_of(request).schedules()
-    return render(request, "schedules.html", schedules=found)

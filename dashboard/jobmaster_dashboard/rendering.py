@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from jobmaster import JobState
+from jobmaster_dashboard.notices import read_notice
 
 CSRF_COOKIE = "jobmaster_csrf"
 CSRF_FIELD = "csrf_token"
@@ -31,12 +32,32 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
 
 
+def _compact(value: Any) -> str:
+    """JSON on one line, for table cells; escaped by the template like any text."""
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
 def _when(value: datetime | float | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value, UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _age(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    if value is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - value).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if minutes < 60:
+        return f"{minutes} min"
+    if hours < 24:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def _environment() -> jinja2.Environment:
@@ -46,7 +67,9 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pretty"] = _pretty
+    env.filters["compact"] = _compact
     env.filters["when"] = _when
+    env.filters["age"] = _age
     env.globals["STATES"] = list(JobState)
     return env
 
@@ -88,6 +111,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     def url(path: str, **params: Any) -> str:
         return link(request, path, **params)
 
+    context.setdefault("notice", read_notice(request))
     page = TEMPLATES.get_template(template).render(
         url=url,
         csrf_field=CSRF_FIELD,

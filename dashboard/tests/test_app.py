@@ -3,53 +3,25 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from dashboard_support import (
+    HOSTILE,
+    TOKEN,
+    client_for,
+    csrf_of,
+    declare_jobs,
+    failed_job_id,
+)
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from jobmaster import Context, JobState, Registry, Retry
+from jobmaster import JobState, Registry
 from jobmaster.testing import run_jobs
 from jobmaster_dashboard import AuthConfig, AuthError, create_app
-
-HOSTILE = "<script>alert(1)</script>"
-TOKEN = "t0ken-for-tests"
-
-
-def declare_jobs(registry: Registry) -> None:
-    @registry.job(queue="dash")
-    async def echo(text: str) -> str:
-        return text
-
-    @registry.job(queue="dash", retry=Retry(max_attempts=1))
-    def boom(ctx: Context, text: str) -> None:
-        ctx.progress(0.5)
-        ctx.log.info("about to fail", text=text)
-        raise ValueError(f"bad input {text}")
-
-
-@contextmanager
-def client_for(registry: Registry, **options: object) -> Iterator[TestClient]:
-    options.setdefault("auth", None)
-    app = create_app(registry, **options)  # type: ignore[arg-type]
-    with TestClient(app, follow_redirects=False) as client:
-        yield client
-
-
-def csrf_of(client: TestClient, page: str = "/") -> str:
-    assert client.get(page).status_code == 200
-    return client.cookies["jobmaster_csrf"]
-
-
-async def failed_job_id(registry: Registry, text: str = "x") -> str:
-    declare_jobs(registry)
-    handle = await registry.enqueue("boom", {"text": text})
-    await run_jobs(registry)
-    assert (await handle.info()).state is JobState.FAILED
-    return handle.id
 
 
 def test_credentials_are_required_unless_turned_off(redis_url: str) -> None:

@@ -353,6 +353,8 @@ class Worker(UpkeepLoops):
         token = f"{self.id}/{claimed.attempt}"
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
         self._running[(queue, claimed.id)] = job
+        if len(self._running) == 1:  # the flush loop may be waiting for completions only
+            self._flush_wanted.set()
         job.task = asyncio.get_running_loop().create_task(self._execute(job, claimed.record))
 
     async def _execute(self, job: RunningJob, record: bytes) -> None:
@@ -393,7 +395,7 @@ class Worker(UpkeepLoops):
 
     async def _flush_loop(self) -> None:
         while not self._closing:
-            if any(job.ctx is not None for job in self._running.values()):
+            if self._running:  # their log lines and progress are written as they come
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that races its timeout, and this loop is cancelled at shutdown.
                 with contextlib.suppress(TimeoutError):

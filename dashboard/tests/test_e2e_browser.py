@@ -1,0 +1,424 @@
+"""The dashboard in a real headless Chromium, served by uvicorn, against real worker processes.
+
+The dashboard runs as ``python -m jobmaster_dashboard --app e2e_app:registry`` on a free
+loopback port of the test suite's private redis-server; jobs run in ``jobmaster worker``
+processes; Chromium is the system's (Debian's ``chromium``, installed by ``scripts/setup``),
+driven through Playwright. The screenshot test writes the README's pictures to
+``docs/screenshots/`` when ``UPDATE_SCREENSHOTS=1`` is set (``make screenshots``), and to a
+temporary directory otherwise, so that a test run leaves the tree as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import redis
+from e2e_app import declare_jobs
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from jobmaster import JobState, Registry
+from jobmaster.embedded import EmbeddedRedis, free_port
+from tests.conftest import ROOT, start_worker
+
+HERE = Path(__file__).resolve().parent
+APP = "e2e_app:registry"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+TOKEN = "e2e-t0ken"
+USER, PASSWORD = "ops", "e2e-passw0rd"
+TIMEOUT_MS = 10_000
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE_SCRIPT = "<script>window.__pwned=1</script>"
+HOSTILE_IMG = '<img src=x onerror="window.__pwned=1">'
+
+INJECTED = """() => document.querySelector('[onerror]') !== null
+    || [...document.scripts].some(script => script.textContent.includes('__pwned'))"""
+"""Whether the hostile markup became elements of the page."""
+
+T = TypeVar("T")
+
+
+def eventually(predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+    """Poll a synchronous predicate until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or predicate}")
+        time.sleep(0.05)
+
+
+# -- the server, the browser, the application ---------------------------------------------------
+
+
+def _wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the dashboard exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/login", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    raise RuntimeError(f"the dashboard did not answer on {url}:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The dashboard served by uvicorn in a process of its own, with token and basic auth."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("dashboard") / "server.log"
+    env = {
+        **os.environ,
+        "JOBMASTER_REDIS_URL": redis_server.url,
+        "JOBMASTER_DASHBOARD_TOKEN": TOKEN,
+        "JOBMASTER_DASHBOARD_USER": USER,
+        "JOBMASTER_DASHBOARD_PASSWORD": PASSWORD,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]),
+    }
+    command = [sys.executable, "-m", "jobmaster_dashboard", "--app", APP, "--port", str(port)]
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, cwd=HERE, env=env, stdout=output, stderr=output)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(server, url, log)
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(found, os.X_OK):
+        raise RuntimeError("chromium is not installed: run scripts/setup (apt install chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, headless (Playwright never downloads a browser here)."""
+    launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, dashboard_url: str) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on the dashboard, 1280x800."""
+    context = browser.new_context(base_url=dashboard_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def app(redis_url: str, tmp_path: Path) -> Iterator[Registry]:
+    """The e2e application's jobs on the (emptied) test Redis, used from synchronous code."""
+    registry = Registry(redis_url, config_dir=tmp_path, environ={})
+    declare_jobs(registry)
+    yield registry
+    registry.close()
+
+
+def run_burst(redis_url: str, queues: str) -> None:
+    """A `jobmaster worker --burst` process: runs what is queued in ``queues``, then exits."""
+    worker = start_worker(APP, redis_url, "--burst", "--queues", queues, cwd=HERE)
+    output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, output
+
+
+@contextmanager
+def worker_process(redis_url: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A long-running `jobmaster worker` process, stopped with SIGTERM at the end."""
+    worker = start_worker(APP, redis_url, "--grace", "1", *args, cwd=HERE)
+    try:
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.communicate()
+
+
+def log_in(page: Page) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+    page.get_by_label("Token").fill(TOKEN)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+
+
+def job_state(app: Registry, job_id: str) -> JobState:
+    return app.run_sync(app.get_job(job_id)).state
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+def test_login_is_required_and_the_overview_shows_queues(
+    page: Page, browser: Browser, app: Registry, dashboard_url: str
+) -> None:
+    app.run_sync(app.enqueue("send_email", {"to": "ana@example.com", "subject": "Welcome"}))
+    assert page.request.get("/", headers={"accept": "application/json"}).status == 401
+    page.goto("/jobs?queue=emails")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fjobs%3Fqueue%3Demails$"))
+    page.get_by_label("Token").fill("not-the-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Wrong credentials.")).to_be_visible()
+
+    log_in(page)
+    assert page.url == f"{dashboard_url}/"
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="emails", exact=True))
+    expect(row.locator('a[href*="state=queued"]')).to_have_text("1")
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+
+    other = browser.new_context(base_url=dashboard_url)  # user and password, another browser
+    try:
+        tab = other.new_page()
+        tab.goto("/workers")
+        tab.get_by_label("User").fill(USER)
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab).to_have_url(f"{dashboard_url}/workers")
+        expect(tab.get_by_role("heading", name="Workers")).to_be_visible()
+    finally:
+        other.close()
+
+
+def test_retrying_a_failed_job_shows_it_succeed_live(
+    page: Page, app: Registry, redis_url: str
+) -> None:
+    gate = "e2e:ledger-up"
+    job_id = app.run_sync(app.enqueue("sync_ledger", {"gate": gate})).id
+    run_burst(redis_url, "reports")
+    assert job_state(app, job_id) is JobState.FAILED
+
+    log_in(page)
+    page.get_by_role("link", name="Failed").click()
+    expect(page.get_by_role("heading", name="reports 1 failed")).to_be_visible()
+    page.get_by_role("link", name=job_id).click()
+    expect(page).to_have_url(re.compile(r"/job\?queue=reports&id="))
+    message = f"RuntimeError: ledger service unavailable ({gate} is not set)"
+    expect(page.locator(".attempt .error")).to_have_text(message)
+    traceback = page.locator(".attempt details pre")
+    expect(traceback).to_contain_text("Traceback (most recent call last)")
+    expect(traceback).to_contain_text("in sync_ledger")
+    expect(traceback).to_contain_text(message)
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(gate, "up")  # the ledger is back: the next attempt succeeds
+    page.evaluate("window.__before_retry = 1")
+    page.get_by_role("button", name="Retry").click()  # a POST that redirects to this page
+    page.wait_for_function("window.__before_retry === undefined")  # the new page loaded
+    state = page.locator("#job-state")
+    expect(state).to_have_text(re.compile(r"^\s*(queued|active)\s*$"))
+    page.evaluate("window.__marker = 1")
+
+    run_burst(redis_url, "reports")  # the job runs only now, with the page open
+    assert job_state(app, job_id) is JobState.SUCCEEDED
+    expect(state).to_have_text(re.compile(r"^\s*succeeded\s*$"))
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    assert len(app.run_sync(app.get_job(job_id)).attempts) == 2
+
+
+def test_pausing_a_schedule(page: Page, app: Registry) -> None:
+    app.run_sync(
+        app.add_schedule("nightly-sales", "build_report", cron="0 3 * * *", args={"kind": "sales"})
+    )
+    app.run_sync(app.add_schedule("ledger-sync", "sync_ledger", every=900, args={"gate": "g"}))
+    log_in(page)
+    page.get_by_role("link", name="Schedules").click()
+    row = page.get_by_role("row").filter(has_text="nightly-sales")
+    expect(row.locator(".badge")).to_have_count(0)
+    row.get_by_role("button", name="Pause").click()
+
+    expect(row.locator(".badge")).to_have_text("paused")
+    expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    assert app.run_sync(app.get_schedule("nightly-sales")).paused
+    other = page.get_by_role("row").filter(has_text="ledger-sync")
+    expect(other.get_by_role("button", name="Pause")).to_be_visible()
+    assert not app.run_sync(app.get_schedule("ledger-sync")).paused
+
+
+def test_a_hostile_payload_is_shown_as_text(page: Page, app: Registry, redis_url: str) -> None:
+    hostile = f"{HOSTILE_SCRIPT}{HOSTILE_IMG}"
+    job_id = app.run_sync(app.enqueue("send_email", {"to": hostile, "subject": HOSTILE_IMG})).id
+    run_burst(redis_url, "emails")
+    assert job_state(app, job_id) is JobState.FAILED
+
+    log_in(page)
+    for path in (f"/job?queue=emails&id={job_id}", "/jobs?queue=emails&state=failed", "/failed"):
+        page.goto(path)  # waits for the load event: an image's error handler has run by then
+        main = page.locator("main")
+        expect(main).to_contain_text(f"invalid address {hostile}")
+        assert not page.evaluate(INJECTED), path
+        assert page.evaluate("typeof window.__pwned") == "undefined", path
+    page.goto(f"/job?queue=emails&id={job_id}")
+    expect(page.locator("pre.json")).to_contain_text(f'"subject": {json.dumps(HOSTILE_IMG)}')
+
+    # The check itself: the same markup, if it did reach the page as HTML, is caught.
+    page.evaluate(
+        "html => document.querySelector('main').insertAdjacentHTML('beforeend', html)", hostile
+    )
+    page.wait_for_function("window.__pwned === 1")
+    assert page.evaluate(INJECTED)
+
+
+# -- screenshots ----------------------------------------------------------------------------------
+
+
+def fill_with_realistic_data(app: Registry, redis_url: str) -> dict[str, str]:
+    """Queues with succeeded, failed and scheduled jobs, and schedules; returns some job ids."""
+    send_email, build_report = app.get("send_email"), app.get("build_report")
+    people = ["ana", "bo", "chen", "dara", "eli", "fatima", "gus", "hana", "ivo", "june"]
+    mails = [(f"{p}@example.com", "Your invoice for November") for p in people * 2]
+    mails += [("maria.example.com", "Password reset"), ("sam@example.com", "Welcome")]
+    app.run_sync(send_email.enqueue_many(mails))
+    reports = [
+        {"kind": kind, "region": region}
+        for kind in ("sales", "inventory")
+        for region in ("eu", "us", "apac")
+    ]
+    app.run_sync(build_report.enqueue_many(reports))
+    failed = app.run_sync(build_report.enqueue("sales", region="latam"))
+    app.run_sync(app.enqueue("sync_ledger", {"gate": "ledger:up"}))
+    for hours in (1, 2, 6):
+        app.run_sync(
+            send_email.options(delay=3600 * hours).enqueue(f"team{hours}@example.com", "Reminder")
+        )
+    app.run_sync(build_report.options(delay=7200).enqueue("forecast", region="us"))
+    run_burst(redis_url, "emails,reports")
+
+    app.run_sync(
+        app.add_schedule(
+            "nightly-sales",
+            "build_report",
+            cron="0 3 * * *",
+            args={"kind": "sales"},
+            tz="Europe/Paris",
+        )
+    )
+    app.run_sync(
+        app.add_schedule(
+            "weekly-digest",
+            "send_email",
+            cron="0 8 * * mon",
+            args={"to": "team@example.com", "subject": "Weekly digest"},
+        )
+    )
+    app.run_sync(app.add_schedule("ledger-sync", "sync_ledger", every=900, args={"gate": "up"}))
+    app.run_sync(app.pause_schedule("weekly-digest"))
+    return {"failed": failed.id}
+
+
+def test_screenshots_of_the_main_pages(
+    page: Page, app: Registry, redis_url: str, tmp_path: Path
+) -> None:
+    ids = fill_with_realistic_data(app, redis_url)
+    target = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def shoot(name: str, *, full_page: bool = False) -> None:
+        path = target / f"{name}.png"
+        page.screenshot(path=path, full_page=full_page)
+        written.append(path)
+
+    options = ("--queues", "media", "--concurrency", "2", "--heartbeat", "0.5")
+    with worker_process(redis_url, *options):
+        transcode = app.get("transcode")
+        videos = [("keynote.mov", 60.0), ("launch-teaser.mov", 60.0)]
+        running = app.run_sync(transcode.enqueue_many(videos))
+        eventually(
+            lambda: all(job_state(app, h.id) is JobState.ACTIVE for h in running),
+            timeout=20,
+            what="two transcodes active",
+        )
+        eventually(
+            lambda: [w.busy for w in app.run_sync(app.workers())] == [2],
+            timeout=10,
+            what="the worker's heartbeat shows it busy",
+        )
+        app.run_sync(app.get("thumbnail").enqueue_many([(f"img/{n:03}.png",) for n in range(6)]))
+        log_in(page)
+
+        page.goto("/")
+        media = page.get_by_role("row").filter(has=page.get_by_role("link", name="media"))
+        expect(media.locator('a[href*="state=active"]')).to_have_text("2")
+        expect(media.locator('a[href*="state=queued"]')).to_have_text("6")
+        expect(page.locator("main table").nth(1)).to_contain_text("2 / 2")
+        shoot("overview", full_page=True)
+
+        page.goto("/jobs?queue=emails&state=succeeded")
+        expect(page.get_by_role("row")).to_have_count(22)  # a header and 21 jobs
+        shoot("jobs")
+
+        page.goto(f"/job?queue=reports&id={ids['failed']}")
+        expect(page.locator(".attempt details pre")).to_contain_text("in _load_rows")
+        shoot("job-traceback", full_page=True)
+
+        page.goto("/failed")
+        expect(page.get_by_role("heading", name="emails 1 failed")).to_be_visible()
+        expect(page.get_by_role("heading", name="reports 2 failed")).to_be_visible()
+        shoot("failed")
+
+        page.goto("/workers")
+        expect(page.get_by_role("row")).to_have_count(2)
+        expect(page.locator("main table")).to_contain_text("media")
+        shoot("workers")
+
+        page.goto("/schedules")
+        expect(page.get_by_role("row")).to_have_count(4)
+        expect(page.locator(".badge")).to_have_text("paused")
+        shoot("schedules")
+
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+        assert 10_000 < len(data) < 1_000_000, (path, len(data))
