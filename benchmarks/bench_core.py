@@ -2,7 +2,9 @@
 
 Phases of each run (each in its own namespace; the server is flushed between runs):
 
-1. single enqueue: ``await noop.enqueue(i)`` one at a time;
+1. single enqueue: ``await noop.enqueue(i)`` one at a time; ``noop.enqueue_sync(i)`` one at a
+   time; and 100 asyncio tasks each awaiting ``noop.enqueue(i)`` one at a time (concurrent
+   producers, as in a web application, sharing the event loop's connection);
 2. bulk enqueue: ``await noop.enqueue_many(...)`` in batches, which also fills the queue;
 3. processing: one burst worker process (default concurrency) empties that queue; it
    reports its own time around ``await worker.run()``; every job must end succeeded;
@@ -57,6 +59,8 @@ from jobmaster.embedded import EmbeddedRedis  # noqa: E402
 
 BATCH = 1000
 """Jobs per ``enqueue_many`` call."""
+PRODUCERS = 100
+"""Concurrent producer tasks in the concurrent enqueue phase."""
 WARMUP = 20
 """Round trips before the latency samples (the first one waits for the worker to start)."""
 CHILD_TIMEOUT = 600.0
@@ -84,7 +88,9 @@ class Metric:
 
 
 METRICS = (
-    Metric("enqueue_single", "enqueue, one at a time", "jobs/s", 0),
+    Metric("enqueue_single", "await enqueue(), one at a time", "jobs/s", 0),
+    Metric("enqueue_sync", "enqueue_sync(), one at a time", "jobs/s", 0),
+    Metric("enqueue_concurrent", f"enqueue, {PRODUCERS} concurrent producers", "jobs/s", 0),
     Metric("enqueue_bulk", f"enqueue_many, {BATCH} per call", "jobs/s", 0),
     Metric("process", "processing, 1 worker process (1)", "jobs/s", 0),
     Metric("process_wall", "processing incl. start-up (2)", "jobs/s", 0),
@@ -197,6 +203,40 @@ async def enqueue_single(url: str, namespace: str, jobs: int) -> float:
         for i in range(jobs):
             await noop.enqueue(i)
         elapsed = time.perf_counter() - started
+    return jobs / elapsed
+
+
+def enqueue_sync(url: str, namespace: str, jobs: int) -> float:
+    """Jobs per second enqueued by ``enqueue_sync()`` one at a time (no event loop)."""
+    registry = make_registry(url, namespace)
+    try:
+        noop = registry.get("noop")
+        noop.enqueue_sync(-1)  # connects and registers the queue outside the timing
+        started = time.perf_counter()
+        for i in range(jobs):
+            noop.enqueue_sync(i)
+        return jobs / (time.perf_counter() - started)
+    finally:
+        registry.close()
+
+
+async def enqueue_concurrent(url: str, namespace: str, jobs: int) -> float:
+    """Jobs per second enqueued by ``PRODUCERS`` tasks, each one ``await enqueue()`` at a
+    time (their calls share the event loop's multiplexed connection)."""
+    async with make_registry(url, namespace) as registry:
+        noop = registry.get("noop")
+        await noop.enqueue(-1)
+
+        async def producer(first: int) -> None:
+            for i in range(first, jobs, PRODUCERS):
+                await noop.enqueue(i)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(producer(n) for n in range(PRODUCERS)))
+        elapsed = time.perf_counter() - started
+        counts = await registry.count_jobs(QUEUE)
+    if counts[JobState.QUEUED] != jobs + 1:
+        raise BenchmarkError(f"{jobs} jobs enqueued concurrently, but the queue holds {counts}")
     return jobs / elapsed
 
 
@@ -445,6 +485,16 @@ def one_run(url: str, run: int, jobs: int, samples: int, memory_jobs: int) -> di
         (
             "single enqueue",
             lambda: {"enqueue_single": run_async(lambda: enqueue_single(url, f"b{run}s", jobs))},
+        ),
+        (
+            "enqueue_sync",
+            lambda: {"enqueue_sync": enqueue_sync(url, f"b{run}y", jobs)},
+        ),
+        (
+            "concurrent enqueue",
+            lambda: {
+                "enqueue_concurrent": run_async(lambda: enqueue_concurrent(url, f"b{run}c", jobs))
+            },
         ),
         (
             "bulk enqueue",

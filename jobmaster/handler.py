@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -16,7 +16,7 @@ from jobmaster.handle import JobHandle
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
 from jobmaster.records import job_record
 from jobmaster.signature import HandlerSignature
-from jobmaster.store import NewJob
+from jobmaster.store import ENQUEUE_CHUNK, NewJob
 
 if TYPE_CHECKING:
     from jobmaster.registry import Registry
@@ -91,10 +91,13 @@ class JobOptions(Generic[P, R]):
     async def _enqueue(
         self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
     ) -> list[JobHandle[R]]:
-        jobs = self._new_jobs(calls, job_id)
+        arguments = self._validate(calls)  # every call, before anything is written
+        jobs: list[NewJob] = []
         store = self.handler.registry.connection().store
         with redis_errors(ENQUEUE_FAILED, self.handler.registry.settings.redis_url):
-            created = await store.enqueue(self.queue, jobs)
+            created = await store.enqueue_batches(
+                self.queue, self._batches(arguments, job_id, jobs)
+            )
         return self._handles(jobs, created)
 
     def _enqueue_sync(
@@ -105,30 +108,50 @@ class JobOptions(Generic[P, R]):
         producer = registry.blocking_producer()
         if producer is None:
             return registry.run_sync(self._enqueue(calls, job_id))
-        jobs = self._new_jobs(calls, job_id)
+        jobs: list[NewJob] = []
+        for _ in self._batches(self._validate(calls), job_id, jobs):
+            pass
         with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
             created = producer.enqueue(self.queue, jobs)
         return self._handles(jobs, created)
 
-    def _new_jobs(
-        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
-    ) -> list[NewJob]:
-        """Validate every call (nothing is written if one is invalid) and build its job."""
-        handler = self.handler
-        signature, name = handler.signature, handler.definition.name
-        created_ms = int(time.time() * 1000)
-        tags = self.tags
-        jobs = []
+    def _validate(self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[bytes]:
+        """Every call's arguments, validated and packed (raises for the first invalid one)."""
+        signature = self.handler.signature
+        packed = []
         for number, (args, kwargs) in enumerate(calls):
             try:
-                arguments = signature.encode_call(args, kwargs)
+                packed.append(pack(signature.encode_call(args, kwargs)))
             except InvalidArguments as exc:
                 if len(calls) == 1:
                     raise
                 raise InvalidArguments(f"call #{number}: {exc}") from None
-            record = pack(job_record(name, pack(arguments), self.priority, created_ms, tags))
-            jobs.append(NewJob(job_id or uuid.uuid4().hex, record, self.priority, self.delay_ms))
-        return jobs
+        return packed
+
+    def _batches(
+        self, arguments: list[bytes], job_id: str | None, into: list[NewJob]
+    ) -> Iterator[list[NewJob]]:
+        """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time (as
+        the store sends them) and also appended to ``into``."""
+        name, priority, delay_ms = self.handler.definition.name, self.priority, self.delay_ms
+        created_ms = int(time.time() * 1000)
+        tags = self.tags
+        # 128 random bits per job as 32 hex digits, drawn in one call for the batch
+        random_ids = "" if job_id is not None else os.urandom(16 * len(arguments)).hex()
+        for first in range(0, len(arguments), ENQUEUE_CHUNK):
+            batch = [
+                NewJob(
+                    job_id or random_ids[32 * number : 32 * number + 32],
+                    pack(job_record(name, packed, priority, created_ms, tags)),
+                    priority,
+                    delay_ms,
+                )
+                for number, packed in enumerate(
+                    arguments[first : first + ENQUEUE_CHUNK], start=first
+                )
+            ]
+            into += batch
+            yield batch
 
     def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:
         registry, signature = self.handler.registry, self.handler.signature

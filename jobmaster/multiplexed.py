@@ -40,19 +40,24 @@ def encode_command(args: Sequence[Any]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     append = parts.append
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)
+        if kind is bytes:
             value = arg
-        elif isinstance(arg, str):
+        elif kind is str:
             value = arg.encode()
+        elif kind is int:
+            value = b"%d" % arg
+        elif kind is float:
+            value = repr(arg).encode()
+        elif isinstance(arg, bytes | bytearray | memoryview):
+            value = bytes(arg)
+        elif isinstance(arg, str):
+            value = str(arg).encode()
         elif isinstance(arg, int) and not isinstance(arg, bool):
             value = b"%d" % arg
-        elif isinstance(arg, float):
-            value = repr(arg).encode()
         else:
             raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
-        append(b"$%d\r\n" % len(value))
-        append(value)
-        append(b"\r\n")
+        append(b"$%d\r\n%b\r\n" % (len(value), value))
     return b"".join(parts)
 
 
@@ -142,6 +147,21 @@ class MultiplexedConnection:
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script)
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def connect(self) -> None:
+        """Open the connection now, if it is not open (before :meth:`submit_evalsha`)."""
+        if self._protocol is None:
+            await self._connect()
+
+    def submit_evalsha(
+        self, sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """Write a script call now and return the future of its reply, so that the caller
+        can prepare the next call while Redis runs this one. No retry and no loading of the
+        script here: on an error, call :meth:`evalsha` with the same call."""
+        if self._protocol is None:
+            raise ConnectionError("not connected: await connect() first")
+        return self._send(self._protocol, encode_evalsha(self._heads, sha, keys, args))
 
     async def _call(self, command: bytes) -> Any:
         protocol = self._protocol

@@ -29,6 +29,7 @@ class _Script:
         self.name = name
         self._script: AsyncScript = redis.register_script(source(name))
         self._fast = fast
+        self.sha: str = self._script.sha
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         if client is None and self._fast is not None:

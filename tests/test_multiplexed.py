@@ -284,3 +284,33 @@ def test_the_blocking_producer_replaces_a_connection_closed_while_idle(redis_url
     finally:
         admin.close()
         registry.close()
+
+
+async def test_a_large_batch_is_sent_in_overlapping_script_calls(redis_url: str) -> None:
+    from jobmaster import JobState
+    from jobmaster.store import ENQUEUE_CHUNK
+
+    registry = Registry(redis_url, namespace="batches", environ={})
+
+    @registry.job()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    try:
+        await add.enqueue(0, 0)
+        redis.Redis.from_url(redis_url).script_flush()  # every call of the batch is refused
+        count = 4 * ENQUEUE_CHUNK + 7
+        handles = await add.enqueue_many([(i, i) for i in range(count)])
+        assert all(h.created for h in handles)
+        assert len({h.id for h in handles}) == count
+        assert (await registry.count_jobs("default"))[JobState.QUEUED] == count + 1
+        newest = await registry.list_jobs("default", JobState.QUEUED, limit=3)
+        assert [j.id for j in newest] == [h.id for h in reversed(handles[-3:])]
+        assert (await handles[ENQUEUE_CHUNK].info()).arguments == {
+            "a": ENQUEUE_CHUNK,
+            "b": ENQUEUE_CHUNK,
+        }
+        again = await add.options(job_id=handles[5].id).enqueue(1, 1)
+        assert not again.created
+    finally:
+        await registry.aclose()

@@ -14,8 +14,9 @@ from jobmaster.scripts import Scripts
 GROUP = "workers"
 """The consumer group every worker of every queue belongs to."""
 
-ENQUEUE_CHUNK = 1000
-"""Jobs per enqueue script call: large batches are split so no call blocks Redis long."""
+ENQUEUE_CHUNK = 250
+"""Jobs per enqueue script call: large batches are split so that no call blocks Redis long,
+and so that a producer builds the next call while Redis runs the one before."""
 
 _ASCENDING_STATES = frozenset({JobState.SCHEDULED})
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 from jobmaster.codec import load_json
 from jobmaster.keys import attempt_field
@@ -31,19 +32,47 @@ class JobCommands(StoreBase):
 
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
         """Create jobs; for each, False when its id already existed (nothing written)."""
-        if not jobs:
-            return []
+        chunks = (jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK))
+        return await self.enqueue_batches(queue, chunks)
+
+    async def enqueue_batches(self, queue: str, batches: Iterable[Sequence[NewJob]]) -> list[bool]:
+        """:meth:`enqueue` of batches of at most ``ENQUEUE_CHUNK`` jobs. Over the multiplexed
+        connection each batch is sent as soon as it is built (the iterable may build them
+        lazily), so that Redis runs one while the next is being built."""
         lists = self._k(queue)
+        if self.fast is None:
+            return await self._enqueue_pipelined(queue, lists, [b for b in batches if b])
+        fast, script = self.fast, self._scripts.enqueue
+        await fast.connect()
+        pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        for batch in batches:
+            if batch:
+                if not pending and queue not in self._known_queues:
+                    await fast.execute("SADD", self.keys.queues, queue)
+                keys, argv = self._enqueue_call(lists, batch)
+                pending.append((keys, argv, fast.submit_evalsha(script.sha, keys, argv)))
+        created: list[bool] = []
+        for keys, argv, reply in pending:
+            try:
+                flags = await reply
+            except (NoScriptError, ConnectionError):  # repeatable: the ids are fixed
+                flags = await script(keys, argv)
+            created += (bool(c) for c in flags)
+        self._known_queues.add(queue)
+        return created
+
+    async def _enqueue_pipelined(
+        self, queue: str, lists: _QueueKeyLists, batches: list[Sequence[NewJob]]
+    ) -> list[bool]:
         script = self._scripts.enqueue
-        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
-        if len(chunks) == 1 and queue in self._known_queues:
-            created = await script(*self._enqueue_call(lists, chunks[0]))
+        if len(batches) == 1 and queue in self._known_queues:
+            created = await script(*self._enqueue_call(lists, batches[0]))
             return [bool(c) for c in created]
         async with self.redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
                 pipe.sadd(self.keys.queues, queue)
-            for chunk in chunks:
-                await script(*self._enqueue_call(lists, chunk), client=pipe)
+            for batch in batches:
+                await script(*self._enqueue_call(lists, batch), client=pipe)
             replies = await pipe.execute()
         self._known_queues.add(queue)
         return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
