@@ -1,15 +1,15 @@
 """jobmaster side by side with rq, arq, saq, dramatiq, celery, huey and taskiq.
 
 Every library runs against one private redis-server (flushed before each measurement), with
-a no-op job whose handler makes one Redis call (see ``peers/common.py``). For each library,
-in each run:
+a no-op job whose handler counts itself in the worker's memory and writes to Redis only at
+the first and the last job (see ``peers/common.py``). For each library, in each run:
 
 1. enqueue one job at a time (jobs/s), then, where the library has one, with its bulk API in
    calls of ``--batch`` jobs; the queue so filled is the next phase's;
 2. processing: one worker process started on that queue; the wall time from starting it to
-   the last handler's ``INCR`` (the driver polls the counter every 10 ms), and the rate
-   between the first handler's start and the last one's end, as the handlers timed them;
-   the counter must end at exactly ``--jobs``;
+   the handler that brings the count to ``--jobs`` (it writes the count; the driver polls it
+   every 10 ms), and the rate between the first handler's start and the last one's end, as
+   the handlers timed them;
 3. latency with an idle worker: enqueue one job carrying ``time.time()``, wait for the
    handler to push its own ``time.time()`` (BRPOP), ``--samples`` times;
 4. the same with "bare streams": redis-py on one stream, no job semantics, the ceiling.
@@ -101,14 +101,14 @@ METRICS = (
 NOTES = (
     "(1) the library's bulk API, {batch} jobs per call; n/a: it has none, and the queue "
     "filled one at a time is the one processed",
-    "(2) jobs / time from starting the worker process to the last handler's INCR, as the "
+    "(2) jobs / time from starting the worker process to the last handler, as the "
     "driver saw it (polling every 10 ms): includes interpreter start-up, imports, connecting "
     "and every handler; excludes what follows the last handler (acks, results, exit)",
     "(3) jobs / time from the first handler's start to the last handler's end, by the "
     "handlers' own time.time()",
     "(4) Redis commands per job from the worker's start to the last handler, from INFO "
-    "commandstats (Redis 7 also counts the commands run inside Lua scripts); the handler's "
-    "INCR included, the driver's polling not",
+    "commandstats (Redis 7 also counts the commands run inside Lua scripts); the driver's "
+    "polling not included",
     "(5) from time.time() before the enqueue call to time.time() at the handler's start, one "
     "job at a time against an idle worker",
     "(6) handler runs beyond one per job while processing (jobs run twice), summed over the "
