@@ -21,7 +21,8 @@ they touch in ``KEYS`` and never build key names themselves::
                                              stream per priority band 0..9, consumer
                                              group "workers"; entries are XDELed on ack
     <ns>:{<q>}:jobs                  hash    job id -> msgpack {n: name, a: args (bin),
-                                             p: priority, c: created ms} (set at enqueue)
+                                             p: priority, c: created ms, t: tags (when
+                                             any)} (set at enqueue)
     <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
                                              b: band, e: stream entry, t: lease token,
                                              d: due ms, f: finished ms, x: error type,
