@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -125,3 +126,16 @@ def run_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def stop_process(
+    process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
+    """Send ``sig`` and wait for the process to exit; SIGKILL it after ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()

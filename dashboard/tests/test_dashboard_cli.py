@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jobmaster.embedded import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop_process
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "cli-t0ken"
@@ -78,12 +78,7 @@ def serving(redis_url: str, *args: str, **extra: str) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        stop_process(server, signal.SIGINT)
         assert server.returncode == 0
 
 

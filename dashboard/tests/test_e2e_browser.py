@@ -32,7 +32,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from jobmaster import JobState, Registry
 from jobmaster.embedded import EmbeddedRedis, free_port
-from tests.conftest import ROOT, start_worker
+from tests.conftest import ROOT, start_worker, stop_process
 
 HERE = Path(__file__).resolve().parent
 APP = "e2e_app:registry"
@@ -112,12 +112,7 @@ def dashboard_url(
         _wait_until_serving(server, url, log)
         yield url
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, signal.SIGINT, timeout=10)
 
 
 def chromium_path() -> str:
@@ -175,12 +170,7 @@ def worker_process(redis_url: str, *args: str) -> Iterator[subprocess.Popen[str]
     try:
         yield worker
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.communicate()
+        stop_process(worker)
 
 
 def log_in(page: Page) -> None:
