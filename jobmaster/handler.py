@@ -93,11 +93,15 @@ class JobOptions(Generic[P, R]):
     ) -> list[JobHandle[R]]:
         arguments = self._validate(calls)  # every call, before anything is written
         jobs: list[NewJob] = []
-        store = self.handler.registry.connection().store
-        with redis_errors(ENQUEUE_FAILED, self.handler.registry.settings.redis_url):
-            created = await store.enqueue_batches(
-                self.queue, self._batches(arguments, job_id, jobs)
-            )
+
+        def batches() -> Iterator[list[NewJob]]:  # built while Redis runs the one before
+            for batch in self._batches(arguments, job_id):
+                jobs.extend(batch)
+                yield batch
+
+        registry = self.handler.registry
+        with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
+            created = await registry.connection().store.enqueue_batches(self.queue, batches())
         return self._handles(jobs, created)
 
     def _enqueue_sync(
@@ -108,9 +112,8 @@ class JobOptions(Generic[P, R]):
         producer = registry.blocking_producer()
         if producer is None:
             return registry.run_sync(self._enqueue(calls, job_id))
-        jobs: list[NewJob] = []
-        for _ in self._batches(self._validate(calls), job_id, jobs):
-            pass
+        arguments = self._validate(calls)
+        jobs = [job for batch in self._batches(arguments, job_id) for job in batch]
         with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
             created = producer.enqueue(self.queue, jobs)
         return self._handles(jobs, created)
@@ -128,11 +131,8 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
         return packed
 
-    def _batches(
-        self, arguments: list[bytes], job_id: str | None, into: list[NewJob]
-    ) -> Iterator[list[NewJob]]:
-        """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time (as
-        the store sends them) and also appended to ``into``."""
+    def _batches(self, arguments: list[bytes], job_id: str | None) -> Iterator[list[NewJob]]:
+        """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time."""
         name, priority, delay_ms = self.handler.definition.name, self.priority, self.delay_ms
         created_ms = int(time.time() * 1000)
         tags = self.tags
@@ -150,7 +150,6 @@ class JobOptions(Generic[P, R]):
                     arguments[first : first + ENQUEUE_CHUNK], start=first
                 )
             ]
-            into += batch
             yield batch
 
     def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:

@@ -28,6 +28,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -75,6 +76,42 @@ def encode_evalsha(
     return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, body)
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where a ``redis://`` URL points, and how to log in there."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    db: int
+
+    @classmethod
+    def parse(cls, url: str) -> Address:
+        parsed = urlparse(url)
+        path = parsed.path.strip("/")
+        return cls(
+            host=parsed.hostname or "localhost",
+            port=parsed.port or 6379,
+            username=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            db=int(path) if path else 0,
+        )
+
+    def handshake(self) -> list[list[Any]]:
+        """The commands a new connection sends first (AUTH, SELECT), if any."""
+        commands: list[list[Any]] = []
+        if self.password is not None:
+            user = [] if self.username is None else [self.username]
+            commands.append(["AUTH", *user, self.password])
+        if self.db:
+            commands.append(["SELECT", self.db])
+        return commands
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 def supports(url: str) -> bool:
     """Whether a Redis URL is one this connection speaks to (plain TCP, ``redis://``)."""
     parsed = urlparse(url)
@@ -120,13 +157,7 @@ class MultiplexedConnection:
     """Commands of one event loop over one connection, replies matched in order."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
-        parsed = urlparse(url)
-        self.host = parsed.hostname or "localhost"
-        self.port = parsed.port or 6379
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
-        path = parsed.path.strip("/")
-        self.db = int(path) if path else 0
+        self.address = Address.parse(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._protocol: _Protocol | None = None
@@ -227,28 +258,16 @@ class MultiplexedConnection:
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(self)
+        address = self.address
         try:
             async with asyncio.timeout(self.connect_timeout):
-                await loop.create_connection(lambda: protocol, self.host, self.port)
+                await loop.create_connection(lambda: protocol, address.host, address.port)
         except (OSError, TimeoutError) as exc:
-            raise ConnectionError(
-                f"cannot connect to Redis at {self.host}:{self.port} ({exc})"
-            ) from exc
+            raise ConnectionError(f"cannot connect to Redis at {address} ({exc})") from exc
         self._protocol = protocol  # so that the handshake's replies find their futures
-        handshake = []
-        if self.password is not None:
-            credentials = (
-                [self.password]
-                if self.username is None
-                else [
-                    self.username,
-                    self.password,
-                ]
-            )
-            handshake.append(self._send(protocol, encode_command(["AUTH", *credentials])))
-        if self.db:
-            handshake.append(self._send(protocol, encode_command(["SELECT", self.db])))
-        try:  # written before anything else can be: the callers wait for this to finish
+        # written before anything else can be: the other callers wait for this to finish
+        handshake = [self._send(protocol, encode_command(c)) for c in address.handshake()]
+        try:
             for reply in handshake:
                 await reply
         except BaseException:
@@ -269,7 +288,7 @@ class BlockingConnection:
     """
 
     def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
-        self._address = MultiplexedConnection(url)  # parses the URL; never connects
+        self.address = Address.parse(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
@@ -310,25 +329,18 @@ class BlockingConnection:
         return reply
 
     def _open(self) -> socket.socket:
-        address = self._address
+        address = self.address
         self._sock = None
         try:
             sock = socket.create_connection(
                 (address.host, address.port), timeout=self.connect_timeout
             )
         except OSError as exc:
-            raise ConnectionError(
-                f"cannot connect to Redis at {address.host}:{address.port} ({exc})"
-            ) from exc
+            raise ConnectionError(f"cannot connect to Redis at {address} ({exc})") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout)
         self._sock, self._pid, self._reader = sock, os.getpid(), hiredis.Reader()
-        handshake: list[list[Any]] = []
-        if address.password is not None:
-            user = [] if address.username is None else [address.username]
-            handshake.append(["AUTH", *user, address.password])
-        if address.db:
-            handshake.append(["SELECT", address.db])
+        handshake = address.handshake()
         if handshake:
             encoded = b"".join(encode_command(c) for c in handshake)
             for reply in self._exchange(sock, encoded, len(handshake)):

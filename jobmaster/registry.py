@@ -362,7 +362,7 @@ class Registry:
         """A store on a new Redis client (the caller closes it)."""
         settings = self.settings
         fast = None
-        if self.redis_factory == self._connect and multiplexed.supports(settings.redis_url):
+        if self._own_connections():
             fast = multiplexed.MultiplexedConnection(
                 settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
             )
@@ -374,13 +374,18 @@ class Registry:
             fast=fast,
         )
 
+    def _own_connections(self) -> bool:
+        """Whether jobmaster opens its connections itself (the fast paths need a plain
+        ``redis://`` URL and the default client; a client of one's own is used as it is)."""
+        return self.redis_factory == self._connect and multiplexed.supports(self.settings.redis_url)
+
     def blocking_producer(self) -> BlockingProducer | None:
         """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,
         as with a TLS or socket URL, or a client of one's own)."""
         if self._blocking is None:
-            settings = self.settings
-            if self.redis_factory != self._connect or not multiplexed.supports(settings.redis_url):
+            if not self._own_connections():
                 return None
+            settings = self.settings
             with self._sync_lock:
                 if self._blocking is None:
                     self._blocking = BlockingProducer(

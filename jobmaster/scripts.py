@@ -33,8 +33,7 @@ class _Script:
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         if client is None and self._fast is not None:
-            script = self._script
-            return await self._fast.evalsha(script.sha, source(self.name), keys, args)
+            return await self._fast.evalsha(self.sha, source(self.name), keys, args)
         return await self._script(keys=list(keys), args=list(args), client=client)
 
 

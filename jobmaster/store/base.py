@@ -56,6 +56,7 @@ class _QueueKeyLists:
             k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
             idx("succeeded"), idx("failed"), idx("cancelled"),
         )  # fmt: skip
+        self.delete = self.prune  # a job's records and the final-state indexes
         self.record_output = (k.logs, k.progress)
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (

@@ -51,12 +51,13 @@ class JobCommands(StoreBase):
                     await fast.execute("SADD", self.keys.queues, queue)
                 keys, argv = self._enqueue_call(lists, batch)
                 pending.append((keys, argv, fast.submit_evalsha(script.sha, keys, argv)))
+        replies = await asyncio.gather(*(p[2] for p in pending), return_exceptions=True)
         created: list[bool] = []
-        for keys, argv, reply in pending:
-            try:
-                flags = await reply
-            except (NoScriptError, ConnectionError):  # repeatable: the ids are fixed
+        for (keys, argv, _), flags in zip(pending, replies, strict=True):
+            if isinstance(flags, NoScriptError | ConnectionError):  # repeatable: fixed ids
                 flags = await script(keys, argv)
+            elif isinstance(flags, BaseException):
+                raise flags
             created += (bool(c) for c in flags)
         self._known_queues.add(queue)
         return created
@@ -166,7 +167,7 @@ class JobCommands(StoreBase):
 
     async def delete(self, queue: str, job_id: str) -> str:
         """Delete a finished job: 'deleted', 'refused:<state>' or 'missing'."""
-        answer = await self._scripts.delete(self._k(queue).prune, (job_id,))
+        answer = await self._scripts.delete(self._k(queue).delete, (job_id,))
         return str(answer.decode())
 
     async def record(self, queue: str, job_id: str) -> bytes | None:
