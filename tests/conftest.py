@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from jobmaster import Registry
+from jobmaster import JobHandler, Registry, Retry
 from jobmaster.embedded import EmbeddedRedis
 from jobmaster.worker import Worker
 
@@ -53,6 +53,17 @@ async def registry(redis_url: str, tmp_path: Path) -> AsyncIterator[Registry]:
     yield reg
     await reg.aclose()
     reg.close()
+
+
+@pytest.fixture
+def boom(registry: Registry) -> JobHandler[[str], None]:
+    """A job that fails at once, without retries, with ``RuntimeError(why)``."""
+
+    @registry.job(retry=Retry(max_attempts=1))
+    def boom(why: str) -> None:
+        raise RuntimeError(why)
+
+    return boom
 
 
 async def wait_until(

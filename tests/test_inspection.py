@@ -39,15 +39,6 @@ def add(registry: Registry) -> JobHandler[[int, int], int]:
 
 
 @pytest.fixture
-def boom(registry: Registry) -> JobHandler[[str], None]:
-    @registry.job(retry=Retry(max_attempts=1))
-    def boom(why: str) -> None:
-        raise RuntimeError(why)
-
-    return boom
-
-
-@pytest.fixture
 async def other_process(redis_url: str, tmp_path: Path) -> AsyncIterator[Registry]:
     """Another Registry on the same Redis that defines no jobs, as another process would."""
     registry = Registry(redis_url, config_dir=tmp_path, environ={})

@@ -16,7 +16,6 @@ from jobmaster import (
     JobNotFound,
     JobState,
     Registry,
-    Retry,
 )
 from jobmaster.testing import run_jobs
 from tests.conftest import wait_until
@@ -29,15 +28,6 @@ def add(registry: Registry) -> JobHandler[[int, int], int]:
         return a + b
 
     return add
-
-
-@pytest.fixture
-def boom(registry: Registry) -> JobHandler[[str], None]:
-    @registry.job(retry=Retry(max_attempts=1))
-    def boom(why: str) -> None:
-        raise RuntimeError(why)
-
-    return boom
 
 
 # -- tags ----------------------------------------------------------------------------------------
