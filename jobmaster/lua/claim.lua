@@ -8,12 +8,17 @@ Returns: {claimed, newest}
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
   empty), from which a blocking XREAD waits for new work; otherwise empty.
 An entry without a known job is acknowledged, deleted and recorded as a failed job
-'invalid-<entry id>' so that the queue keeps moving. ]]
+'invalid-<entry id>' so that the queue keeps moving.
+The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
+ZADD), not one per job: this script runs for every job a worker processes. ]]
 local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local claimed, changes = {}, {}
+-- the fixed part of every attempt record, its strings escaped once
+local worker_json = ',"w":' .. cjson.encode(consumer) .. ',"h":' .. cjson.encode(host)
+  .. ',"p":' .. pid .. ',"s":' .. now .. '}'
 
 local function dead_letter(stream, band, entry, fields, why)
   drop_entry(stream, group, entry)
@@ -22,37 +27,58 @@ local function dead_letter(stream, band, entry, fields, why)
   rcall('HSET', status, id, cjson.encode(
     {s = 'failed', a = 0, b = band, f = now, x = 'InvalidStreamEntry', m = why}))
   rcall('ZADD', KEYS[7], now, id)
-  changes[#changes + 1] = {id, 'failed'}
+  changes[#changes + 1] = change_json(id, 'failed')
 end
 
-local function start(stream, band, entry, fields)
-  local id = (fields[1] == 'id') and fields[2] or nil
-  if not id then
-    return dead_letter(stream, band, entry, fields,
-      'stream entry ' .. entry .. ' in band ' .. band .. ' has no job id')
+-- Start the attempts of the entries read from one band's stream.
+local function start_band(stream, band, entries)
+  local ids = {}
+  for k, item in ipairs(entries) do
+    local fields = item[2]
+    ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
-  local raw = rcall('HGET', status, id)
-  if not raw then
-    return dead_letter(stream, band, entry, fields,
-      'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
+  local raws = hmget_many(status, ids)
+  local started, statuses, leases, opened = {}, {}, {}, {}
+  for k, item in ipairs(entries) do
+    local entry, id, raw = item[1], ids[k], raws[k]
+    if id == '' then
+      dead_letter(stream, band, entry, item[2],
+        'stream entry ' .. entry .. ' in band ' .. band .. ' has no job id')
+    elseif not raw then
+      dead_letter(stream, band, entry, item[2],
+        'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
+    else
+      local st = cjson.decode(raw)
+      if st.s ~= 'queued' or st.e ~= entry then
+        drop_entry(stream, group, entry)  -- superseded: the job was cancelled or moved
+      else
+        local n = st.a + 1
+        st.s, st.a, st.t = 'active', n, consumer .. '/' .. n
+        statuses[#statuses + 1] = id
+        statuses[#statuses + 1] = cjson.encode(st)
+        leases[#leases + 1] = now + lease
+        leases[#leases + 1] = id
+        opened[#opened + 1] = id .. ':' .. n
+        opened[#opened + 1] = '{"n":' .. n .. worker_json
+        started[#started + 1] = {id, n, st.l or 0}
+        changes[#changes + 1] = change_json(id, 'active')
+      end
+    end
   end
-  local st = cjson.decode(raw)
-  if st.s ~= 'queued' or st.e ~= entry then
-    drop_entry(stream, group, entry)  -- superseded: the job was cancelled or moved
-    return
+  if #started == 0 then return end
+  call_many('HSET', status, statuses)
+  call_many('ZADD', active, leases)
+  call_many('HSET', attempts, opened)
+  local names = {}
+  for k, job in ipairs(started) do names[k] = job[1] end
+  call_many('ZREM', queued, names)
+  local records = hmget_many(jobs, names)
+  for k, job in ipairs(started) do
+    claimed[#claimed + 1] = job[1]
+    claimed[#claimed + 1] = job[2]
+    claimed[#claimed + 1] = records[k] or ''
+    claimed[#claimed + 1] = job[3]
   end
-  local n = st.a + 1
-  st.s, st.a, st.t = 'active', n, consumer .. '/' .. n
-  rcall('HSET', status, id, cjson.encode(st))
-  rcall('ZREM', queued, id)
-  rcall('ZADD', active, now + lease, id)
-  rcall('HSET', attempts, id .. ':' .. n,
-    cjson.encode({n = n, w = consumer, h = host, p = pid, s = now}))
-  claimed[#claimed + 1] = id
-  claimed[#claimed + 1] = n
-  claimed[#claimed + 1] = rcall('HGET', jobs, id) or ''
-  claimed[#claimed + 1] = st.l or 0
-  changes[#changes + 1] = {id, 'active'}
 end
 
 for band = 9, 0, -1 do
@@ -61,13 +87,14 @@ for band = 9, 0, -1 do
   if rcall('EXISTS', stream) == 1 then
     local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer,
       'COUNT', remaining, 'STREAMS', stream, '>')
-    for _, item in ipairs(read_entries(reply)) do
-      start(stream, band, item[1], item[2])
-      remaining = remaining - 1
+    local entries = read_entries(reply)
+    if #entries > 0 then
+      start_band(stream, band, entries)
+      remaining = remaining - #entries
     end
   end
 end
-emit(KEYS[6], maxlen, changes)
+emit_json(KEYS[6], maxlen, changes)
 
 local newest = {}
 if #claimed == 0 then

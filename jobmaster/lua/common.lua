@@ -15,6 +15,19 @@ local function emit(events, maxlen, changes)
   end
 end
 
+-- One [job id, state] change as JSON, for emit_json: job ids match [A-Za-z0-9_.:@/+=-]+
+-- and states are plain words, so nothing needs escaping.
+local function change_json(id, state)
+  return '["' .. id .. '","' .. state .. '"]'
+end
+
+-- emit for changes already encoded by change_json (the hot paths build them as they go).
+local function emit_json(events, maxlen, changes)
+  if #changes > 0 then
+    rcall('XADD', events, 'MAXLEN', '~', maxlen, '*', 'd', '[' .. table.concat(changes, ',') .. ']')
+  end
+end
+
 -- Put a job in the scheduled set; wake the schedulers if it is now the earliest one.
 local function schedule(scheduled, timers, id, due)
   local first = rcall('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
@@ -26,10 +39,45 @@ end
 
 -- Add a runnable entry for a job to a band's stream, creating stream and group if needed.
 local function add_entry(stream, group, id)
-  if rcall('EXISTS', stream) == 0 then
+  local entry = rcall('XADD', stream, 'NOMKSTREAM', '*', 'id', id)
+  if not entry then
     rcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    entry = rcall('XADD', stream, '*', 'id', id)
   end
-  return rcall('XADD', stream, '*', 'id', id)
+  return entry
+end
+
+-- The queued index's score of a stream entry: its time in ms and, as thousandths, its
+-- sequence number within that ms (capped at 999), so that entries of one band keep their
+-- order within a millisecond. Entry ids are 'ms-seq'.
+local function entry_score(entry)
+  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
+  if #seq > 3 then return ms .. '.999' end
+  return ms .. '.' .. string.rep('0', 3 - #seq) .. seq
+end
+
+-- rcall(command, key, [extra,] args...) for a list of any length, sent in slices of 1000
+-- (unpack is limited by Lua's C stack); pairs stay together. Nothing is sent for none.
+local function call_many(command, key, args, extra)
+  for first = 1, #args, 1000 do
+    local last = math.min(first + 999, #args)
+    if extra then  -- an argument between the key and the list (XACK's group)
+      rcall(command, key, extra, unpack(args, first, last))
+    else
+      rcall(command, key, unpack(args, first, last))
+    end
+  end
+end
+
+-- HMGET key fields... for a list of any length (in slices, as call_many); false for a
+-- missing field.
+local function hmget_many(key, fields)
+  local values = {}
+  for first = 1, #fields, 1000 do
+    local part = rcall('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
+    for k = 1, #part do values[first + k - 1] = part[k] end
+  end
+  return values
 end
 
 -- Acknowledge and delete a job's stream entry, if it has one.
@@ -40,9 +88,9 @@ local function drop_entry(stream, group, entry)
   end
 end
 
--- Close an attempt record with an outcome and, optionally, an error.
-local function close_attempt(attempts, field, number, now, outcome, etype, emsg, tb)
-  local raw = rcall('HGET', attempts, field)
+-- An attempt record (JSON, false when missing) closed with an outcome and, optionally, an
+-- error.
+local function closed_attempt(raw, number, now, outcome, etype, emsg, tb)
   local at = raw and cjson.decode(raw) or {n = number}
   at.f = now
   at.o = outcome
@@ -51,7 +99,13 @@ local function close_attempt(attempts, field, number, now, outcome, etype, emsg,
     at.m = emsg
     if tb ~= '' then at.tb = tb end
   end
-  rcall('HSET', attempts, field, cjson.encode(at))
+  return cjson.encode(at)
+end
+
+-- Close an attempt record with an outcome and, optionally, an error.
+local function close_attempt(attempts, field, number, now, outcome, etype, emsg, tb)
+  local raw = rcall('HGET', attempts, field)
+  rcall('HSET', attempts, field, closed_attempt(raw, number, now, outcome, etype, emsg, tb))
 end
 
 -- The entries of an XREADGROUP reply on one stream ({{stream, entries}}; some Redis

@@ -9,54 +9,95 @@ ARGV[4..] per job, either five values for a success: 'S', id, lease token, resul
   lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
   scheduled), error type, error message, traceback
 Returns: one integer per job, 1 when recorded, 0 when the lease was no longer held
-(the attempt was taken over; nothing is written for it). ]]
+(the attempt was taken over; nothing is written for it).
+The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
+job: this script runs for every job a worker processes. ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local index = {succeeded = KEYS[12], failed = KEYS[13], cancelled = KEYS[14]}
-local out, changes = {}, {}
 
+local ends, ids = {}, {}
 local i = 4
 while i <= #ARGV do
-  local id, token = ARGV[i + 1], ARGV[i + 2]
-  local outcome, next_state, delay, result, ttl = 'succeeded', 'succeeded', 0, nil, -1
-  local etype, emsg, tb = '', '', ''
+  local e = {id = ARGV[i + 1], token = ARGV[i + 2], outcome = 'succeeded',
+    next_state = 'succeeded', delay = 0, ttl = -1, etype = '', emsg = '', tb = ''}
   if ARGV[i] == 'S' then
-    result, ttl = ARGV[i + 3], tonumber(ARGV[i + 4])
+    e.result, e.ttl = ARGV[i + 3], tonumber(ARGV[i + 4])
     i = i + 5
   else
-    outcome, next_state, delay = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
-    etype, emsg, tb = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+    e.outcome, e.next_state, e.delay = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+    e.etype, e.emsg, e.tb = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
     i = i + 9
   end
-  local raw = rcall('HGET', status, id)
-  local st = raw and cjson.decode(raw)
-  if not st or st.t ~= token then
-    out[#out + 1] = 0
+  ends[#ends + 1] = e
+  ids[#ids + 1] = e.id
+end
+
+-- the ends whose lease is held (a job named twice counts once), and their attempt fields
+local out, held, fields, seen = {}, {}, {}, {}
+local raws = hmget_many(status, ids)
+for k, e in ipairs(ends) do
+  local st = raws[k] and cjson.decode(raws[k])
+  if not st or st.t ~= e.token or seen[e.id] then
+    out[k] = 0
   else
-    if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
-    drop_entry(KEYS[15 + st.b], group, st.e)
-    rcall('ZREM', active, id)
-    close_attempt(attempts, id .. ':' .. st.a, st.a, now, outcome, etype, emsg, tb)
-    st.t, st.e, st.s = nil, nil, next_state
-    if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
-    if next_state == 'scheduled' then
-      st.d = now + delay
-      schedule(scheduled, KEYS[11], id, st.d)
-    else
-      st.f = now
-      rcall('ZADD', index[next_state], now, id)
-      if next_state == 'succeeded' then
-        rcall('HSET', results, id, result)
-        if ttl >= 0 then rcall('ZADD', result_expiry, now + ttl, id) end
-      end
-    end
-    rcall('HSET', status, id, cjson.encode(st))
-    changes[#changes + 1] = {id, next_state}
-    out[#out + 1] = 1
+    out[k] = 1
+    seen[e.id] = true
+    e.st = st
+    held[#held + 1] = e
+    fields[#fields + 1] = e.id .. ':' .. st.a
   end
 end
-emit(KEYS[10], maxlen, changes)
+
+local opened = hmget_many(attempts, fields)
+local index = {succeeded = {}, failed = {}, cancelled = {}}
+local acks, unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}, {}
+for k, e in ipairs(held) do
+  local id, st, next_state = e.id, e.st, e.next_state
+  if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
+  if st.e then
+    acks[st.b] = acks[st.b] or {}
+    table.insert(acks[st.b], st.e)
+  end
+  unleased[k] = id
+  closed[#closed + 1] = fields[k]
+  closed[#closed + 1] = closed_attempt(opened[k], st.a, now, e.outcome, e.etype, e.emsg, e.tb)
+  st.t, st.e, st.s = nil, nil, next_state
+  if e.etype ~= '' then st.x, st.m = e.etype, e.emsg else st.x, st.m = nil, nil end
+  if next_state == 'scheduled' then
+    st.d = now + e.delay
+    schedule(scheduled, KEYS[11], id, st.d)
+  else
+    st.f = now
+    local list = index[next_state]
+    list[#list + 1] = now
+    list[#list + 1] = id
+    if next_state == 'succeeded' then
+      stored[#stored + 1] = id
+      stored[#stored + 1] = e.result
+      if e.ttl >= 0 then
+        expiries[#expiries + 1] = now + e.ttl
+        expiries[#expiries + 1] = id
+      end
+    end
+  end
+  statuses[#statuses + 1] = id
+  statuses[#statuses + 1] = cjson.encode(st)
+  changes[#changes + 1] = change_json(id, next_state)
+end
+for band, entries in pairs(acks) do
+  call_many('XACK', KEYS[15 + band], entries, group)
+  call_many('XDEL', KEYS[15 + band], entries)
+end
+call_many('ZREM', active, unleased)
+call_many('HSET', attempts, closed)
+call_many('HSET', status, statuses)
+call_many('ZADD', KEYS[12], index.succeeded)
+call_many('ZADD', KEYS[13], index.failed)
+call_many('ZADD', KEYS[14], index.cancelled)
+call_many('HSET', results, stored)
+call_many('ZADD', result_expiry, expiries)
+emit_json(KEYS[10], maxlen, changes)
 
 prune({jobs = jobs, status = status, attempts = attempts, logs = KEYS[6], progress = KEYS[7],
   results = results, result_expiry = result_expiry,
