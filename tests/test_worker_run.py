@@ -538,3 +538,48 @@ async def test_a_lone_running_jobs_log_lines_are_written_while_it_runs(
         assert job.attempts[0].progress == 0.5
         release.set()
         assert await handle.result(timeout=10) == "done"
+
+
+async def test_finished_jobs_leave_the_stream_even_behind_a_long_running_one(
+    registry: Registry, raw_redis: redis.Redis
+) -> None:
+    """Entries behind the oldest running job are trimmed once it ends; while it has run
+    for 10 s or more, later entries are deleted as their jobs end, so the stream does not
+    grow behind it."""
+    release = asyncio.Event()
+
+    @registry.job()
+    async def slow() -> str:
+        async with asyncio.timeout(20):
+            await release.wait()
+        return "slow"
+
+    @registry.job()
+    async def fast(n: int) -> int:
+        return n
+
+    async with live_worker(registry):
+        slow_handle = await slow.enqueue()
+        await wait_until(lambda: raw_redis.xlen(STREAM_0) == 1 and _pending(raw_redis) == 1)
+        first = await fast.enqueue_many([(n,) for n in range(20)])
+        assert [await h.result(timeout=10) for h in first] == list(range(20))
+        # acknowledged, and kept until the older running job ends (trimming is cheap)
+        assert raw_redis.xlen(STREAM_0) == 21
+
+        # the slow job has now run for 20 s, as far as Redis can tell
+        [oldest] = raw_redis.xpending_range(STREAM_0, "workers", "-", "+", 1)
+        raw_redis.xclaim(
+            STREAM_0, "workers", oldest["consumer"], 0, [oldest["message_id"]],
+            idle=20_000, justid=True,
+        )  # fmt: skip
+        second = await fast.enqueue_many([(n,) for n in range(20)])
+        assert [await h.result(timeout=10) for h in second] == list(range(20))
+        assert raw_redis.xlen(STREAM_0) == 21  # the second twenty were deleted at once
+
+        release.set()
+        assert await slow_handle.result(timeout=10) == "slow"
+        assert raw_redis.xlen(STREAM_0) == 0
+
+
+def _pending(raw_redis: redis.Redis) -> int:
+    return int(raw_redis.xpending(STREAM_0, "workers")["pending"])

@@ -47,6 +47,16 @@ local function add_entry(stream, group, id)
   return entry
 end
 
+-- The id of the last entry a consumer group was given ('0-0' before the first).
+local function last_delivered(stream, group)
+  for _, info in ipairs(rcall('XINFO', 'GROUPS', stream)) do
+    local fields = {}
+    for k = 1, #info, 2 do fields[info[k]] = info[k + 1] end
+    if fields['name'] == group then return fields['last-delivered-id'] end
+  end
+  return '0-0'
+end
+
 -- The queued index's score of a stream entry: its time in ms and, as thousandths, its
 -- sequence number within that ms (capped at 999), so that entries of one band keep their
 -- order within a millisecond. Entry ids are 'ms-seq'.
@@ -88,9 +98,34 @@ local function drop_entry(stream, group, entry)
   end
 end
 
+-- Remove acknowledged entries from a band's stream. Entries are delivered in id order and
+-- never again, so every entry older than the oldest one still pending (or, when none is,
+-- up to the last one delivered) was acknowledged: XTRIM MINID drops them in one pass,
+-- which costs little. XDEL, which scans a node for each entry it deletes, is used only while
+-- the oldest pending entry's attempt has run for LONG_RUNNING_MS or more: that keeps the
+-- stream from growing behind a long-running job. `entries` are acknowledged already, in no
+-- particular order.
+local LONG_RUNNING_MS = 10000
+local function release_entries(stream, group, entries)
+  local pending = redis.pcall('XPENDING', stream, group, '-', '+', 1)
+  if pending.err then return end  -- the stream or its group was deleted meanwhile
+  local oldest, minid = pending[1], nil
+  if oldest then
+    minid = oldest[1]
+    if oldest[3] >= LONG_RUNNING_MS then call_many('XDEL', stream, entries) end
+  else  -- nothing pending: every entry up to the last delivered one can go
+    local ms, seq = string.match(last_delivered(stream, group), '^(%d+)-(%d+)$')
+    minid = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+  end
+  rcall('XTRIM', stream, 'MINID', minid)
+end
+
 -- An attempt record (JSON, false when missing) closed with an outcome and, optionally, an
 -- error.
 local function closed_attempt(raw, number, now, outcome, etype, emsg, tb)
+  if etype == '' and raw and raw:sub(-1) == '}' and not raw:find('"f":', 1, true) then
+    return raw:sub(1, -2) .. ',"f":' .. now .. ',"o":"' .. outcome .. '"}'  -- no decoding
+  end
   local at = raw and cjson.decode(raw) or {n = number}
   at.f = now
   at.o = outcome

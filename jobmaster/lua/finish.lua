@@ -87,7 +87,7 @@ for k, e in ipairs(held) do
 end
 for band, entries in pairs(acks) do
   call_many('XACK', KEYS[15 + band], entries, group)
-  call_many('XDEL', KEYS[15 + band], entries)
+  release_entries(KEYS[15 + band], group, entries)
 end
 call_many('ZREM', active, unleased)
 call_many('HSET', attempts, closed)
