@@ -14,7 +14,7 @@ from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
-from jobmaster.records import job_record
+from jobmaster.records import RecordPacker
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import ENQUEUE_CHUNK, NewJob
 
@@ -72,7 +72,9 @@ class JobOptions(Generic[P, R]):
             raise InvalidArguments("job_id= names one job; it cannot be used with enqueue_many")
         bound: list[tuple[Sequence[Any], Mapping[str, Any]]] = []
         for call in calls:
-            if isinstance(call, Mapping):
+            if type(call) is tuple:  # the common case, without the slower ABC checks
+                bound.append((call, {}))
+            elif isinstance(call, Mapping):
                 bound.append(((), call))
             elif isinstance(call, Sequence) and not isinstance(call, str | bytes):
                 bound.append((call, {}))
@@ -121,28 +123,37 @@ class JobOptions(Generic[P, R]):
     def _validate(self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[bytes]:
         """Every call's arguments, validated and packed (raises for the first invalid one)."""
         signature = self.handler.signature
-        packed = []
+        if len(calls) == 1:
+            return [pack(signature.encode_call(*calls[0]))]
+        bound = []
         for number, (args, kwargs) in enumerate(calls):
             try:
-                packed.append(pack(signature.encode_call(args, kwargs)))
+                bound.append(signature.bind(args, kwargs))
             except InvalidArguments as exc:
-                if len(calls) == 1:
-                    raise
                 raise InvalidArguments(f"call #{number}: {exc}") from None
-        return packed
+        encoded = signature.encode_many(bound)
+        if encoded is not None:
+            return [pack(arguments) for arguments in encoded]
+        for number, arguments in enumerate(bound):  # which call is invalid, and why
+            try:
+                signature.dump(signature.validate(arguments))
+            except InvalidArguments as exc:
+                raise InvalidArguments(f"call #{number}: {exc}") from None
+        raise AssertionError("a batch failed validation, yet each of its calls passes")
 
     def _batches(self, arguments: list[bytes], job_id: str | None) -> Iterator[list[NewJob]]:
         """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time."""
-        name, priority, delay_ms = self.handler.definition.name, self.priority, self.delay_ms
-        created_ms = int(time.time() * 1000)
-        tags = self.tags
+        priority, delay_ms = self.priority, self.delay_ms
+        record = RecordPacker(
+            self.handler.definition.name, priority, int(time.time() * 1000), self.tags
+        )
         # 128 random bits per job as 32 hex digits, drawn in one call for the batch
         random_ids = "" if job_id is not None else os.urandom(16 * len(arguments)).hex()
         for first in range(0, len(arguments), ENQUEUE_CHUNK):
             batch = [
                 NewJob(
                     job_id or random_ids[32 * number : 32 * number + 32],
-                    pack(job_record(name, packed, priority, created_ms, tags)),
+                    record(packed),
                     priority,
                     delay_ms,
                 )

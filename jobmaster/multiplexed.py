@@ -63,17 +63,23 @@ def encode_command(args: Sequence[Any]) -> bytes:
 
 
 def encode_evalsha(
-    heads: dict[tuple[str, ...], bytes], sha: str, keys: Sequence[str], args: Sequence[Any]
+    heads: dict[tuple[str, ...], bytes],
+    sha: str,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    encoded: tuple[bytes, int] = (b"", 0),
 ) -> bytes:
     """``EVALSHA sha numkeys keys... args...``; the part before the arguments is encoded once
-    per script and keys, and kept in ``heads``."""
+    per script and keys, and kept in ``heads``. ``encoded``: more arguments, already in the
+    protocol's form, and how many."""
     head = heads.get((sha, *keys))
     if head is None:
         head = encode_command(["EVALSHA", sha, len(keys), *keys]).split(b"\r\n", 1)[1]
         if len(heads) < 4096:
             heads[(sha, *keys)] = head
     body = encode_command(args).split(b"\r\n", 1)[1]
-    return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, body)
+    more, count = encoded
+    return b"*%d\r\n%s%s%s" % (3 + len(keys) + len(args) + count, head, body, more)
 
 
 @dataclass(frozen=True)
@@ -184,15 +190,13 @@ class MultiplexedConnection:
         if self._protocol is None:
             await self._connect()
 
-    def submit_evalsha(
-        self, sha: str, keys: Sequence[str], args: Sequence[Any]
-    ) -> asyncio.Future[Any]:
-        """Write a script call now and return the future of its reply, so that the caller
-        can prepare the next call while Redis runs this one. No retry and no loading of the
-        script here: on an error, call :meth:`evalsha` with the same call."""
+    def submit(self, command: bytes) -> asyncio.Future[Any]:
+        """Write an encoded command now and return the future of its reply, so that the
+        caller can prepare the next call while Redis runs this one. No retry and no loading
+        of scripts here: on an error, call :meth:`evalsha` with the same call."""
         if self._protocol is None:
             raise ConnectionError("not connected: await connect() first")
-        return self._send(self._protocol, encode_evalsha(self._heads, sha, keys, args))
+        return self._send(self._protocol, command)
 
     async def _call(self, command: bytes) -> Any:
         protocol = self._protocol

@@ -19,6 +19,8 @@ from jobmaster import (
     Registry,
     UnknownJob,
 )
+from jobmaster.codec import pack, unpack
+from jobmaster.records import RecordPacker, job_record
 from jobmaster.testing import run_jobs
 
 
@@ -660,3 +662,14 @@ async def test_bad_options_by_name_raise_invalid_arguments(
 async def test_unknown_option_is_a_type_error(add: JobHandler[Any, Any]) -> None:
     with pytest.raises(TypeError, match="countdown"):
         add.options(countdown=5)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("size", [0, 255, 256, 65_535, 65_536])
+@pytest.mark.parametrize("tags", [(), ("a", "b-c")])
+def test_records_of_a_batch_are_packed_as_single_records_are(
+    size: int, tags: tuple[str, ...]
+) -> None:
+    arguments = b"\x81" * size
+    packed = RecordPacker("reports.build", 7, 1_763_900_000_123, tags)(arguments)
+    assert packed == pack(job_record("reports.build", arguments, 7, 1_763_900_000_123, tags))
+    assert unpack(packed)["a"] == arguments

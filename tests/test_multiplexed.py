@@ -12,7 +12,11 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 
 from jobmaster import Registry
 from jobmaster.embedded import EmbeddedRedis
-from jobmaster.multiplexed import MultiplexedConnection, encode_command, supports
+from jobmaster.keys import Keys
+from jobmaster.multiplexed import MultiplexedConnection, encode_command, encode_evalsha, supports
+from jobmaster.store.base import _QueueKeyLists
+from jobmaster.store.jobs import enqueue_call, enqueue_command
+from jobmaster.store.types import NewJob
 
 
 @pytest.fixture
@@ -314,3 +318,16 @@ async def test_a_large_batch_is_sent_in_overlapping_script_calls(redis_url: str)
         assert not again.created
     finally:
         await registry.aclose()
+
+
+def test_the_encoded_enqueue_call_is_the_generic_encoding_of_its_arguments() -> None:
+    lists = _QueueKeyLists(Keys("ns").queue("q"))
+    jobs = [
+        NewJob("a" * 32, b"\x84record", 0),
+        NewJob("user-id:42/x", b"\x00" * 300, 9, delay_ms=1500),
+        NewJob("b" * 200, b"", 3),
+        *(NewJob(f"id{band}", b"r", band, delay_ms=band * 10**9) for band in range(10)),
+    ]
+    sha = "f" * 40
+    keys, argv = enqueue_call(lists, jobs, 10_000)
+    assert enqueue_command({}, sha, lists, jobs, 10_000) == encode_evalsha({}, sha, keys, argv)

@@ -85,6 +85,7 @@ class StoreBase:
         self._scripts = Scripts(redis, fast)
         self._key_lists: dict[str, _QueueKeyLists] = {}
         self._known_queues: set[str] = set()
+        self._heads: dict[tuple[str, ...], bytes] = {}  # see multiplexed.encode_evalsha
 
     def _k(self, queue: str) -> _QueueKeyLists:
         lists = self._key_lists.get(queue)

@@ -14,10 +14,10 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import BlockingConnection, encode_evalsha
+from jobmaster.multiplexed import BlockingConnection
 from jobmaster.scripts import source
 from jobmaster.store.base import ENQUEUE_CHUNK, _QueueKeyLists
-from jobmaster.store.jobs import enqueue_call
+from jobmaster.store.jobs import enqueue_command
 from jobmaster.store.types import NewJob
 
 
@@ -49,10 +49,10 @@ class BlockingProducer:
         if queue not in self._known_queues:
             commands.append(["SADD", self.keys.queues, queue])
         for first in range(0, len(jobs), ENQUEUE_CHUNK):
-            keys, argv = enqueue_call(
-                lists, jobs[first : first + ENQUEUE_CHUNK], self.events_maxlen
+            batch = jobs[first : first + ENQUEUE_CHUNK]
+            commands.append(
+                enqueue_command(self._heads, self._sha, lists, batch, self.events_maxlen)
             )
-            commands.append(encode_evalsha(self._heads, self._sha, keys, argv))
         conn = self._connection()
         replies = conn.pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in replies):  # nothing ran for those
