@@ -25,6 +25,7 @@ import asyncio
 import builtins
 import os
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -151,6 +152,22 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._drop(self, ConnectionError(f"connection to Redis lost ({exc or 'closed'})"))
+
+
+def _set_blocking_timeout(sock: socket.socket, timeout: float) -> None:
+    """Make a blocking socket's reads and writes fail after ``timeout`` seconds (with
+    :class:`BlockingIOError`). Set in the kernel (``SO_RCVTIMEO``), it costs nothing per
+    call, where Python's own socket timeout polls before every read and write: two more
+    system calls per round trip. Where the option is missing, Python's timeout is used."""
+    seconds = int(timeout)
+    interval = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, interval)
+    except (OSError, AttributeError):
+        sock.settimeout(timeout)
+    else:
+        sock.settimeout(None)
 
 
 def _error(message: str) -> ResponseError:
@@ -315,7 +332,7 @@ class BlockingConnection:
         try:
             sock.sendall(data)
             replies = [self._read(sock) for _ in range(count)]
-        except builtins.TimeoutError as exc:  # the socket's timeout
+        except (builtins.TimeoutError, BlockingIOError) as exc:  # the socket's timeout
             self.close()
             raise TimeoutError(f"Redis did not answer in {self.timeout:g}s") from exc
         except OSError as exc:
@@ -342,7 +359,7 @@ class BlockingConnection:
         except OSError as exc:
             raise ConnectionError(f"cannot connect to Redis at {address} ({exc})") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.timeout)
+        _set_blocking_timeout(sock, self.timeout)
         self._sock, self._pid, self._reader = sock, os.getpid(), hiredis.Reader()
         handshake = address.handshake()
         if handshake:

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,13 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from jobmaster import Registry
 from jobmaster.embedded import EmbeddedRedis
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import MultiplexedConnection, encode_command, encode_evalsha, supports
+from jobmaster.multiplexed import (
+    BlockingConnection,
+    MultiplexedConnection,
+    encode_command,
+    encode_evalsha,
+    supports,
+)
 from jobmaster.store.base import _QueueKeyLists
 from jobmaster.store.jobs import enqueue_call, enqueue_command
 from jobmaster.store.types import NewJob
@@ -130,6 +137,26 @@ async def test_a_server_that_does_not_answer_times_out(own_server: EmbeddedRedis
         assert await conn.execute("PING") == b"PONG"  # a fresh connection
     finally:
         await conn.close()
+
+
+def test_a_server_that_does_not_answer_times_out_on_the_blocking_connection(
+    own_server: EmbeddedRedis,
+) -> None:
+    conn = BlockingConnection(own_server.url, timeout=0.5)
+    assert own_server.process is not None
+    try:
+        assert conn.pipeline([["PING"]]) == [b"PONG"]
+        os.kill(own_server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"did not answer in 0\.5s"):
+                conn.pipeline([["PING"]])
+            assert 0.4 < time.monotonic() - started < 5
+        finally:
+            os.kill(own_server.process.pid, signal.SIGCONT)
+        assert conn.pipeline([["PING"]]) == [b"PONG"]  # a fresh connection
+    finally:
+        conn.close()
 
 
 async def test_registry_producers_use_it_and_report_redis_unavailable(
