@@ -48,6 +48,7 @@ class JobOptions(Generic[P, R]):
         self.job_id = None if job_id is None else check_job_id(job_id)
         self.queue = definition.queue if queue is None else check_queue(queue)
         self.tags = definition.tags if tags is None else check_tags(tags)
+        self._packer: RecordPacker | None = None  # made on first use
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
@@ -144,9 +145,9 @@ class JobOptions(Generic[P, R]):
     def _batches(self, arguments: list[bytes], job_id: str | None) -> Iterator[list[NewJob]]:
         """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time."""
         priority, delay_ms = self.priority, self.delay_ms
-        record = RecordPacker(
-            self.handler.definition.name, priority, int(time.time() * 1000), self.tags
-        )
+        if self._packer is None:
+            self._packer = RecordPacker(self.handler.definition.name, priority, self.tags)
+        record = self._packer.at(int(time.time() * 1000))
         # 128 random bits per job as 32 hex digits, drawn in one call for the batch
         random_ids = "" if job_id is not None else os.urandom(16 * len(arguments)).hex()
         for first in range(0, len(arguments), ENQUEUE_CHUNK):

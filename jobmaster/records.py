@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from jobmaster.codec import DecodeError, load_json, load_record, pack, unpack, unpack_stream
@@ -24,18 +26,20 @@ def job_record(
 
 class RecordPacker:
     """``pack(job_record(name, arguments, priority, created_ms, tags))`` for the jobs of one
-    batch, which differ only in their arguments: the msgpack of the rest is encoded once,
-    and each record is that plus its arguments' bytes (a producer's hot path)."""
+    definition and options, which differ only in their arguments and creation time: the
+    msgpack of the rest is encoded once, and each record is that around its arguments'
+    bytes (a producer's hot path)."""
 
-    def __init__(
-        self, name: str, priority: int, created_ms: int, tags: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, name: str, priority: int, tags: tuple[str, ...] = ()) -> None:
         self._head = bytes((0x85 if tags else 0x84,)) + pack("n") + pack(name) + pack("a")
-        self._tail = pack("p") + pack(priority) + pack("c") + pack(created_ms)
-        if tags:
-            self._tail += pack("t") + pack(list(tags))
+        self._priority = pack("p") + pack(priority) + pack("c")
+        self._tags = pack("t") + pack(list(tags)) if tags else b""
 
-    def __call__(self, arguments: bytes) -> bytes:
+    def at(self, created_ms: int) -> Callable[[bytes], bytes]:
+        """The packer of records created at ``created_ms``: arguments -> record."""
+        return partial(self._record, self._priority + pack(created_ms) + self._tags)
+
+    def _record(self, tail: bytes, arguments: bytes) -> bytes:
         size = len(arguments)
         if size < 0x100:
             header = b"\xc4%c" % size  # msgpack bin 8
@@ -43,7 +47,7 @@ class RecordPacker:
             header = b"\xc5" + size.to_bytes(2, "big")
         else:
             header = b"\xc6" + size.to_bytes(4, "big")
-        return b"".join((self._head, header, arguments, self._tail))
+        return b"".join((self._head, header, arguments, tail))
 
 
 def decode_arguments(record: dict[str, Any]) -> dict[str, Any]:

@@ -670,6 +670,6 @@ def test_records_of_a_batch_are_packed_as_single_records_are(
     size: int, tags: tuple[str, ...]
 ) -> None:
     arguments = b"\x81" * size
-    packed = RecordPacker("reports.build", 7, 1_763_900_000_123, tags)(arguments)
+    packed = RecordPacker("reports.build", 7, tags).at(1_763_900_000_123)(arguments)
     assert packed == pack(job_record("reports.build", arguments, 7, 1_763_900_000_123, tags))
     assert unpack(packed)["a"] == arguments
