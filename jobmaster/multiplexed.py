@@ -194,13 +194,22 @@ class MultiplexedConnection:
         """Send one command and return its reply."""
         return await self._call(encode_command(args))
 
-    async def evalsha(self, sha: str, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a script by its digest, loading it first if Redis does not know it."""
+    async def evalsha(
+        self,
+        sha: str,
+        script: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        encoded: tuple[bytes, int] = (b"", 0),
+    ) -> Any:
+        """Run a script by its digest, loading it first if Redis does not know it
+        (``encoded``: as :func:`encode_evalsha`'s)."""
+        command = encode_evalsha(self._heads, sha, keys, args, encoded)
         try:
-            return await self._call(encode_evalsha(self._heads, sha, keys, args))
+            return await self._call(command)
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script)
-            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+            return await self._call(command)
 
     async def connect(self) -> None:
         """Open the connection now, if it is not open (before :meth:`submit_evalsha`)."""

@@ -36,6 +36,15 @@ class _Script:
             return await self._fast.evalsha(self.sha, source(self.name), keys, args)
         return await self._script(keys=list(keys), args=list(args), client=client)
 
+    async def call_encoded(
+        self, keys: Sequence[str], args: Sequence[Any], encoded: tuple[bytes, int]
+    ) -> Any:
+        """A call whose last arguments are already in the protocol's form (and how many):
+        only over the multiplexed connection."""
+        if self._fast is None:
+            raise RuntimeError(f"{self.name}: encoded arguments need the multiplexed connection")
+        return await self._fast.evalsha(self.sha, source(self.name), keys, args, encoded)
+
 
 class Scripts:
     """Every atomic operation of jobmaster, ready to call."""

@@ -23,7 +23,7 @@ from jobmaster.multiplexed import (
 )
 from jobmaster.store.base import _QueueKeyLists
 from jobmaster.store.jobs import enqueue_call, enqueue_command
-from jobmaster.store.types import NewJob
+from jobmaster.store.types import Completion, NewJob
 
 
 @pytest.fixture
@@ -358,3 +358,21 @@ def test_the_encoded_enqueue_call_is_the_generic_encoding_of_its_arguments() -> 
     sha = "f" * 40
     keys, argv = enqueue_call(lists, jobs, 10_000)
     assert enqueue_command({}, sha, lists, jobs, 10_000) == encode_evalsha({}, sha, keys, argv)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        Completion("a" * 32, "worker-1/1", "succeeded", "succeeded", result=b"\xc0"),
+        Completion("id:7", "w/2", "succeeded", "succeeded", result=b"\x00" * 300, result_ttl_ms=5),
+        Completion("id", "w/3", "failed", "scheduled", 1500, error_type="E", error_message="é"),
+    ],
+    ids=["success", "success-with-ttl", "failure"],
+)
+def test_an_encoded_completion_is_the_generic_encoding_of_its_arguments(
+    completion: Completion,
+) -> None:
+    body, count = completion.encoded()
+    argv = completion.argv()
+    assert count == len(argv)
+    assert b"*%d\r\n%s" % (count, body) == encode_command(argv)

@@ -117,10 +117,15 @@ class JobCommands(StoreBase):
         self, queue: str, completions: Sequence[Completion], retention_ms: int
     ) -> list[bool]:
         """Record ended attempts; False where the lease was no longer held (nothing written)."""
-        argv: list[Any] = [GROUP, retention_ms, self.events_maxlen]
-        for completion in completions:
-            argv += completion.argv()
-        recorded = await self._scripts.finish(self._k(queue).finish, argv)
+        keys, argv = self._k(queue).finish, [GROUP, retention_ms, self.events_maxlen]
+        if self.fast is not None:
+            parts = [completion.encoded() for completion in completions]
+            encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
+            recorded = await self._scripts.finish.call_encoded(keys, argv, encoded)
+        else:
+            for completion in completions:
+                argv += completion.argv()
+            recorded = await self._scripts.finish(keys, argv)
         return [bool(r) for r in recorded]
 
     async def renew(

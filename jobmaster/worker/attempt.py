@@ -186,6 +186,12 @@ def _prepare(
     return handler, arguments, positional, keywords
 
 
+# read once: an enum's .value is a property lookup, and this is every job's path
+_NONE = pack(None)
+_SUCCEEDED_OUTCOME: str = AttemptOutcome.SUCCEEDED.value
+_SUCCEEDED_STATE: str = JobState.SUCCEEDED.value
+
+
 def _succeeded(
     job: RunningJob,
     handler: JobHandler[Any, Any],
@@ -198,7 +204,10 @@ def _succeeded(
     ``encoded``)."""
     definition = handler.definition
     try:
-        result = pack(value if encoded else handler.signature.encode_result(value))
+        if value is None:
+            result = _NONE
+        else:
+            result = pack(value if encoded else handler.signature.encode_result(value))
     except Exception as exc:
         unstorable = TypeError(f"the result of {job.name} cannot be stored: {exc}")
         return failed(job, unstorable, definition, retryable=False)
@@ -206,8 +215,8 @@ def _succeeded(
     return Completion(
         job_id=job.job_id,
         token=job.token,
-        outcome=AttemptOutcome.SUCCEEDED.value,
-        next_state=JobState.SUCCEEDED.value,
+        outcome=_SUCCEEDED_OUTCOME,
+        next_state=_SUCCEEDED_STATE,
         result=result,
         result_ttl_ms=-1 if ttl is None or ttl >= retention_s else int(ttl * 1000),
     )
