@@ -14,8 +14,6 @@ clock; nothing is written unless 1), jobs created} ]]
 local states, due, jobs, status, queued = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, group, maxlen = now_ms(), ARGV[1], ARGV[2]
 local out, changes = {-1}, {}
-local top = rcall('ZREVRANGE', queued, 0, 0, 'WITHSCORES')[2]
-local score = top and math.max(now, tonumber(top) + 0.001) or now
 local i = 3
 while i <= #ARGV do
   local name, rev = ARGV[i], tonumber(ARGV[i + 1])
@@ -43,8 +41,7 @@ while i <= #ARGV do
         rcall('HSET', jobs, id, ARGV[j + 1])
         local entry = add_entry(KEYS[7 + band], group, id)
         rcall('HSET', status, id, cjson.encode({s = 'queued', a = 0, b = band, e = entry}))
-        rcall('ZADD', queued, string.format('%.3f', score), id)
-        score = score + 0.001
+        rcall('ZADD', queued, entry_score(entry), id)
         changes[#changes + 1] = {id, 'queued'}
         created = created + 1
       end
