@@ -21,8 +21,6 @@ from rich.table import Table
 from jobmaster.errors import JobmasterError
 from jobmaster.models import CancelOutcome, Job, JobState, Schedule
 from jobmaster.registry import Registry
-from jobmaster.worker import Worker
-from jobmaster.worker.supervisor import Supervisor
 
 console = Console()
 err_console = Console(stderr=True)
@@ -180,6 +178,10 @@ def _run(registry: Registry, action: Callable[[], Coroutine[Any, Any, int]]) -> 
 
 
 def _worker(args: argparse.Namespace) -> int:
+    # The worker runtime is imported by this command only, not by the others.
+    from jobmaster.worker import Worker
+    from jobmaster.worker.supervisor import Supervisor
+
     registry = load_registry(args.app)  # fails here, once, if the app cannot be imported
     if args.processes > 1:
         return Supervisor(_child_arguments(args), args.processes, burst=args.burst).run()

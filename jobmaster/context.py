@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from jobmaster.codec import pack, pack_loose
+
+if TYPE_CHECKING:
+    import structlog
 
 LineEcho = Callable[[str, str, dict[str, Any]], None]
 
@@ -44,6 +45,8 @@ class Context:
         attempt: int,
         echo: LineEcho | None = None,
     ) -> None:
+        import structlog  # here, not above: producers import this module but make no contexts
+
         self.job_id = job_id
         self.job_name = job_name
         self.queue = queue
@@ -97,7 +100,9 @@ class Context:
         self.last_activity = time.monotonic()
         if self._echo is not None:
             self._echo(level, event, fields)
-        raise structlog.DropEvent
+        from structlog import DropEvent
+
+        raise DropEvent
 
     def take_output(self) -> tuple[bytes, bytes]:
         """Log lines and progress written since the last call (for the worker to store)."""

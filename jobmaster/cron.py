@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
-
 from jobmaster.errors import ConfigError
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 CatchUp = Literal["skip", "latest", "all"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("skip", "latest", "all")
@@ -42,6 +43,8 @@ class CronRule:
     tz: str
 
     def _iter(self, ms: int) -> croniter:
+        from croniter import croniter  # here: only processes with cron schedules need it
+
         return croniter(self.expression, datetime.fromtimestamp(ms / 1000, ZoneInfo(self.tz)))
 
     def next_after(self, ms: int) -> int:
@@ -85,6 +88,8 @@ def check_cron(expression: str, tz: str = "UTC") -> str:
     Five fields (minute hour day month weekday), or six with seconds last (croniter's
     order), or an alias such as ``@daily``.
     """
+    from croniter import CroniterError
+
     text = " ".join(str(expression).split())
     fields = text.split(" ")
     if not text.startswith("@") and len(fields) not in (5, 6):

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import VERSION, BaseModel, ConfigDict
 
 
 class JobState(StrEnum):
@@ -54,8 +54,13 @@ class AttemptOutcome(StrEnum):
     """Its worker died, shut down, or lost its lease before the attempt ended."""
 
 
+# Most processes never read a record, so their validators are built on first use where
+# pydantic does that thread-safely (2.14 and later), else at import.
+_DEFER_BUILD = tuple(int(part) for part in VERSION.split(".")[:2]) >= (2, 14)
+
+
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=_DEFER_BUILD)
 
 
 class ErrorInfo(_Record):

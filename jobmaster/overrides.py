@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +129,8 @@ def _unknown(key: str, source: str, job: str) -> ConfigError:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -40,12 +40,15 @@ from jobmaster.models import (
 )
 from jobmaster.overrides import JobConfig, env_name
 from jobmaster.records import from_ms
-from jobmaster.schedules import ScheduleBook, ScheduleDefinition, define
 from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
 from jobmaster.store import Store
 from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
 from jobmaster.waiting import JobWaiter
+
+if TYPE_CHECKING:
+    # imported where used: an application without schedules does not load them (nor cron)
+    from jobmaster.schedules import ScheduleBook, ScheduleDefinition
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -251,6 +254,8 @@ class Registry:
                 declared twice.
             InvalidArguments: ``args`` do not fit the job's signature.
         """
+        from jobmaster.schedules import define
+
         if name in self.declared_schedules:
             raise ConfigError(f"a schedule named {name!r} is already declared")
         definition = define(
@@ -272,6 +277,8 @@ class Registry:
         self.schedule(handler.name, handler, cron=cron)
 
     def _schedules(self) -> ScheduleBook:
+        from jobmaster.schedules import ScheduleBook
+
         return ScheduleBook(self, self.connection().store)
 
     async def schedules(self) -> list[Schedule]:
@@ -300,6 +307,8 @@ class Registry:
         Takes the arguments of :meth:`schedule`. Raises :class:`ScheduleExists` if the
         name is taken.
         """
+        from jobmaster.schedules import define
+
         definition = define(
             self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
             catch_up_limit=catch_up_limit, queue=queue, source="api",

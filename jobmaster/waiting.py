@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-
-import structlog
+from typing import Any
 
 from jobmaster.errors import JobNotFound, ResultTimeout
 from jobmaster.models import JobState
 from jobmaster.store import Store
-
-log = structlog.get_logger("jobmaster.waiting")
 
 RECHECK_SECONDS = 5.0
 """A waiter re-reads its job's state this often in case events were trimmed unread."""
@@ -101,7 +98,7 @@ class JobWaiter:
             except Exception as exc:  # a dropped connection: waiters re-check on their own
                 if not self._has_waiters(queue):
                     break
-                log.warning("events read failed; retrying", error=str(exc), retry_in=delay)
+                _log().warning("events read failed; retrying", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -119,3 +116,9 @@ class JobWaiter:
             reader.cancel()
         if readers:  # bounded: a cancellation swallowed by the client must not hang close
             await asyncio.wait(readers, timeout=1.0)
+
+
+def _log() -> Any:
+    import structlog  # on this error path only: producers import this module
+
+    return structlog.get_logger("jobmaster.waiting")

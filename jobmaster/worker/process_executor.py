@@ -12,18 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import multiprocessing
 import traceback
-from multiprocessing.connection import Connection
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.codec import pack, unpack
 from jobmaster.errors import RetryLater
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkServerContext
+
     from jobmaster.handler import JobHandler
 
-_context = multiprocessing.get_context("forkserver")
+
+@cache
+def _context() -> ForkServerContext:
+    """The forkserver context (multiprocessing is imported for process handlers only)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("forkserver")
 
 
 class ProcessHandlerError(Exception):
@@ -44,7 +52,7 @@ def preload(handlers: list[JobHandler[Any, Any]]) -> None:
     """Have the forkserver import the modules of these handlers once, before any attempt."""
     modules = sorted({h.fn.__module__ for h in handlers})
     if modules:
-        _context.set_forkserver_preload(modules)
+        _context().set_forkserver_preload(modules)
 
 
 def locate(handler: JobHandler[Any, Any]) -> tuple[str, str]:
@@ -80,8 +88,9 @@ async def run_in_process(
 ) -> Any:
     """Run one attempt in a child process; returns the result's wire form or raises."""
     module, name = locate(handler)
-    receive, send = _context.Pipe(duplex=False)
-    process = _context.Process(
+    context = _context()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
         target=_child, args=(module, name, pack(arguments), tries, send), daemon=True
     )
     process.start()
