@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -144,6 +145,43 @@ async def test_producers_get_a_clear_error_when_redis_is_down(tmp_path) -> None:
         server.start()  # same port: the registry reconnects by itself
         again = await add.enqueue(5, 6)
         assert (await again.info()).arguments == {"a": 5, "b": 6}
+    finally:
+        await registry.aclose()
+        server.close()
+
+
+async def test_a_burst_worker_stops_when_told_while_redis_is_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from jobmaster.embedded import EmbeddedRedis
+    from jobmaster.worker import Worker
+
+    server = EmbeddedRedis()
+    server.start()
+    registry = Registry(server.url, config_dir=tmp_path, environ={})
+    release = asyncio.Event()
+
+    @registry.job()
+    async def answer() -> int:
+        await release.wait()
+        return 42
+
+    worker = Worker(registry, burst=True, install_signal_handlers=False, echo_job_logs=False)
+    try:
+        await answer.enqueue()
+        task = asyncio.create_task(worker.run())
+        await wait_until(lambda: bool(worker._running), timeout=10)
+        server.stop()
+        release.set()  # its completion cannot be written now: the burst waits for that
+        await wait_until(lambda: worker._unrecorded == 1 and not worker._running, timeout=10)
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        started = time.monotonic()
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+        # its background writer gives up at once, then a bounded last try to record (about
+        # 2 s of backoff); not the 5 s allowed to background tasks to stop on their own
+        assert time.monotonic() - started < 4.5
     finally:
         await registry.aclose()
         server.close()

@@ -211,6 +211,7 @@ class Worker(UpkeepLoops):
             return
         self._stopping = True
         self._slot_freed.set()
+        self._recorded.set()  # a burst worker may be waiting for completions to be written
         self._stop_requested.set()
 
     def _on_signal(self, sig: signal.Signals) -> None:

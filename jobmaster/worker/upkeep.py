@@ -229,8 +229,9 @@ class UpkeepLoops:
         await self.store.heartbeat(info, ttl_ms=int(self.lease * 1000))
 
     async def _with_retries(self, what: str, action: Any, attempts: int | None = None) -> None:
-        """Run ``action`` until it succeeds (or ``attempts`` run out), backing off between
-        tries: a worker outlives a Redis restart or a network blip."""
+        """Run ``action`` until it succeeds (or ``attempts`` run out, or, without a limit, the
+        worker closes), backing off between tries: a worker outlives a Redis restart or a
+        network blip."""
         tries = 0
         while True:
             try:
@@ -240,7 +241,9 @@ class UpkeepLoops:
                 raise
             except Exception as exc:
                 tries += 1
-                if attempts is not None and tries >= attempts:
+                if (attempts is None and self._closing) or (
+                    attempts is not None and tries >= attempts
+                ):
                     self.log.error(f"{what} failed; giving up", error=repr(exc), tries=tries)
                     return
                 delay = RETRY_DELAYS[min(tries - 1, len(RETRY_DELAYS) - 1)]
