@@ -78,7 +78,7 @@ def encode_evalsha(
         head = encode_command(["EVALSHA", sha, len(keys), *keys]).split(b"\r\n", 1)[1]
         if len(heads) < 4096:
             heads[(sha, *keys)] = head
-    body = encode_command(args).split(b"\r\n", 1)[1]
+    body = encode_command(args).split(b"\r\n", 1)[1] if args else b""
     more, count = encoded
     return b"*%d\r\n%s%s%s" % (3 + len(keys) + len(args) + count, head, body, more)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
@@ -11,7 +12,7 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 from jobmaster.codec import load_json
 from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
-from jobmaster.multiplexed import encode_evalsha
+from jobmaster.multiplexed import encode_command, encode_evalsha
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP, StoreBase, _QueueKeyLists
 from jobmaster.store.types import (
     Claim,
@@ -331,8 +332,14 @@ def enqueue_command(
                 len(str(slot)), slot, len(delay), delay,
             )
         )  # fmt: skip
-    encoded = (b"".join(parts), 5 * len(jobs))
-    return encode_evalsha(heads, sha, keys, [GROUP, events_maxlen], encoded)
+    encoded = (_enqueue_options(events_maxlen) + b"".join(parts), 2 + 5 * len(jobs))
+    return encode_evalsha(heads, sha, keys, (), encoded)
+
+
+@cache
+def _enqueue_options(events_maxlen: int) -> bytes:
+    """The first two arguments of every enqueue call, encoded."""
+    return encode_command([GROUP, events_maxlen]).split(b"\r\n", 1)[1]
 
 
 def _band_streams(lists: _QueueKeyLists, jobs: Sequence[NewJob]) -> tuple[list[str], list[int]]:
