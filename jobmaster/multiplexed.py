@@ -211,8 +211,19 @@ class MultiplexedConnection:
             await self.execute("SCRIPT", "LOAD", script)
             return await self._call(command)
 
+    async def execute_blocking(self, block_seconds: float, *args: Any) -> Any:
+        """Send a command that Redis may hold for up to ``block_seconds`` (``XREAD BLOCK``)
+        and return its reply; the timeout counts from the end of the block. Nothing else
+        can be answered on this connection meanwhile: give blocking reads one of their own."""
+        command = encode_command(args)
+        protocol = self._protocol or await self._connect()
+        try:
+            return await self._send(protocol, command, block_seconds)
+        except ConnectionError:  # closed while idle, as in _call
+            return await self._send(await self._connect(), command, block_seconds)
+
     async def connect(self) -> None:
-        """Open the connection now, if it is not open (before :meth:`submit_evalsha`)."""
+        """Open the connection now, if it is not open (before :meth:`submit`)."""
         if self._protocol is None:
             await self._connect()
 
@@ -235,12 +246,12 @@ class MultiplexedConnection:
             # the server's timeout, a proxy, a restart): once more on a new one.
             return await self._send(await self._connect(), command)
 
-    def _send(self, protocol: _Protocol, command: bytes) -> asyncio.Future[Any]:
+    def _send(self, protocol: _Protocol, command: bytes, block: float = 0.0) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         assert protocol.transport is not None
         protocol.transport.write(command)
-        self._pending.append((future, time.monotonic()))
+        self._pending.append((future, time.monotonic() + block))
         if self._watchdog is None:
             self._watchdog = loop.call_later(self.timeout, self._check_timeouts)
         return future

@@ -370,10 +370,13 @@ class Registry:
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
         settings = self.settings
-        fast = None
+        fast = waits = None
         if self._own_connections():
-            fast = multiplexed.MultiplexedConnection(
-                settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
+            fast, waits = (
+                multiplexed.MultiplexedConnection(
+                    settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
+                )
+                for _ in range(2)
             )
         return Store(
             self.redis_factory(),
@@ -381,6 +384,7 @@ class Registry:
             events_maxlen=settings.events_maxlen,
             log_bytes=settings.log_bytes,
             fast=fast,
+            waits=waits,
         )
 
     def _own_connections(self) -> bool:

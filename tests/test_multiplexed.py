@@ -376,3 +376,21 @@ def test_an_encoded_completion_is_the_generic_encoding_of_its_arguments(
     argv = completion.argv()
     assert count == len(argv)
     assert b"*%d\r\n%s" % (count, body) == encode_command(argv)
+
+
+async def test_a_blocking_read_may_outlast_the_timeout_and_wakes_on_new_entries(
+    redis_url: str, raw_redis: redis.Redis
+) -> None:
+    conn = MultiplexedConnection(redis_url, timeout=0.3)
+    read = ["XREAD", "COUNT", 1, "BLOCK", 800, "STREAMS", "s", "$"]
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await conn.execute_blocking(0.8, *read) is None  # the block ended, empty
+        assert asyncio.get_running_loop().time() - started >= 0.75
+        woken = asyncio.ensure_future(conn.execute_blocking(0.8, *read))
+        await asyncio.sleep(0.1)
+        entry = raw_redis.xadd("s", {"id": "job"})
+        [[stream, [(entry_id, fields)]]] = await asyncio.wait_for(woken, 0.6)
+        assert (stream, entry_id, fields) == (b"s", entry, [b"id", b"job"])
+    finally:
+        await conn.close()

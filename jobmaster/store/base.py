@@ -76,12 +76,14 @@ class StoreBase:
         events_maxlen: int = 10_000,
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
+        waits: MultiplexedConnection | None = None,
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes
         self.fast = fast
+        self.waits = waits  # a connection of its own for the worker's wait for new jobs
         self._scripts = Scripts(redis, fast)
         self._key_lists: dict[str, _QueueKeyLists] = {}
         self._known_queues: set[str] = set()
@@ -106,6 +108,7 @@ class StoreBase:
         return [q for q, f in zip(queues, found, strict=True) if f]
 
     async def close(self) -> None:
-        if self.fast is not None:
-            await self.fast.close()
+        for conn in (self.fast, self.waits):
+            if conn is not None:
+                await conn.close()
         await self.redis.aclose()

@@ -265,13 +265,19 @@ class JobCommands(StoreBase):
     async def wait_for_entries(
         self, newest: Mapping[str, Sequence[bytes]], timeout_ms: int
     ) -> bool:
-        """Block until an entry newer than ``newest`` (per queue, per band) is added."""
+        """Block until an entry newer than ``newest`` (per queue, per band) is added.
+        Over the multiplexed connection when there is one: this is on the path from an
+        enqueue to an idle worker starting the job, and redis-py's call costs more than the
+        round trip."""
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
             for band, stream in enumerate(self.keys.queue(queue).streams):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
-        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
-        return bool(reply)
+        block_ms = max(1, timeout_ms)
+        if self.waits is None:
+            return bool(await self.redis.xread(streams, count=1, block=block_ms))
+        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
+        return bool(await self.waits.execute_blocking(block_ms / 1000, *command))
 
     async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
         """Block until a job becomes due earlier than expected on one of the queues."""
