@@ -370,21 +370,22 @@ class Registry:
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
         settings = self.settings
-        fast = waits = None
+        fast = reader = None
         if self._own_connections():
-            fast, waits = (
-                multiplexed.MultiplexedConnection(
+
+            def reader() -> multiplexed.MultiplexedConnection:
+                return multiplexed.MultiplexedConnection(
                     settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
                 )
-                for _ in range(2)
-            )
+
+            fast = reader()
         return Store(
             self.redis_factory(),
             settings.namespace,
             events_maxlen=settings.events_maxlen,
             log_bytes=settings.log_bytes,
             fast=fast,
-            waits=waits,
+            blocking_reads=reader,
         )
 
     def _own_connections(self) -> bool:

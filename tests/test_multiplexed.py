@@ -22,7 +22,7 @@ from jobmaster.multiplexed import (
     supports,
 )
 from jobmaster.store.base import _QueueKeyLists
-from jobmaster.store.jobs import enqueue_call, enqueue_command
+from jobmaster.store.jobs import encode_completion, enqueue_call, enqueue_command
 from jobmaster.store.types import Completion, NewJob
 
 
@@ -372,7 +372,7 @@ def test_the_encoded_enqueue_call_is_the_generic_encoding_of_its_arguments() -> 
 def test_an_encoded_completion_is_the_generic_encoding_of_its_arguments(
     completion: Completion,
 ) -> None:
-    body, count = completion.encoded()
+    body, count = encode_completion(completion)
     argv = completion.argv()
     assert count == len(argv)
     assert b"*%d\r\n%s" % (count, body) == encode_command(argv)

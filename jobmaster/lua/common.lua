@@ -8,24 +8,26 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Append one entry listing [job id, state] changes to the capped events stream.
-local function emit(events, maxlen, changes)
-  if #changes > 0 then
-    rcall('XADD', events, 'MAXLEN', '~', maxlen, '*', 'd', cjson.encode(changes))
-  end
-end
-
--- One [job id, state] change as JSON, for emit_json: job ids match [A-Za-z0-9_.:@/+=-]+
--- and states are plain words, so nothing needs escaping.
+-- One [job id, state] change as JSON, for the hot paths: the ids they write match
+-- [A-Za-z0-9_.:@/+=-]+ (or are 'invalid-<entry id>') and states are plain words, so nothing
+-- needs escaping.
 local function change_json(id, state)
   return '["' .. id .. '","' .. state .. '"]'
 end
 
--- emit for changes already encoded by change_json (the hot paths build them as they go).
+-- Append one entry listing changes, each encoded by change_json, to the capped events
+-- stream (the hot paths encode theirs as they go).
 local function emit_json(events, maxlen, changes)
   if #changes > 0 then
     rcall('XADD', events, 'MAXLEN', '~', maxlen, '*', 'd', '[' .. table.concat(changes, ',') .. ']')
   end
+end
+
+-- emit_json for a list of {job id, state} pairs, escaped by cjson.
+local function emit(events, maxlen, changes)
+  local encoded = {}
+  for k, change in ipairs(changes) do encoded[k] = cjson.encode(change) end
+  emit_json(events, maxlen, encoded)
 end
 
 -- Put a job in the scheduled set; wake the schedulers if it is now the earliest one.

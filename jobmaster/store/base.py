@@ -76,18 +76,29 @@ class StoreBase:
         events_maxlen: int = 10_000,
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
-        waits: MultiplexedConnection | None = None,
+        blocking_reads: Callable[[], MultiplexedConnection] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes
         self.fast = fast
-        self.waits = waits  # a connection of its own for the worker's wait for new jobs
+        self._new_reader = blocking_reads
+        self._readers: dict[str, MultiplexedConnection] = {}
         self._scripts = Scripts(redis, fast)
         self._key_lists: dict[str, _QueueKeyLists] = {}
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see multiplexed.encode_evalsha
+
+    def _reader(self, purpose: str) -> MultiplexedConnection | None:
+        """A multiplexed connection of its own for one kind of blocking read (None: use
+        redis-py). A blocked read holds its connection, and awaiting it costs less than
+        redis-py's call; cancelling the wait takes effect at once, where redis-py may hold
+        a cancelled blocking read until it returns."""
+        reader = self._readers.get(purpose)
+        if reader is None and self._new_reader is not None:
+            reader = self._readers[purpose] = self._new_reader()
+        return reader
 
     def _k(self, queue: str) -> _QueueKeyLists:
         lists = self._key_lists.get(queue)
@@ -108,7 +119,7 @@ class StoreBase:
         return [q for q, f in zip(queues, found, strict=True) if f]
 
     async def close(self) -> None:
-        for conn in (self.fast, self.waits):
+        for conn in (self.fast, *self._readers.values()):
             if conn is not None:
                 await conn.close()
         await self.redis.aclose()

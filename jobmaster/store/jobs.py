@@ -120,7 +120,7 @@ class JobCommands(StoreBase):
         """Record ended attempts; False where the lease was no longer held (nothing written)."""
         keys, argv = self._k(queue).finish, [GROUP, retention_ms, self.events_maxlen]
         if self.fast is not None:
-            parts = [completion.encoded() for completion in completions]
+            parts = [encode_completion(completion) for completion in completions]
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._scripts.finish.call_encoded(keys, argv, encoded)
         else:
@@ -188,11 +188,19 @@ class JobCommands(StoreBase):
         """Cancellation requests after ``positions`` (updated in place): (queue, id, token)."""
         by_stream = {self.keys.queue(q).control: q for q in positions}
         streams: dict[Any, Any] = {self.keys.queue(q).control: p for q, p in positions.items()}
-        reply: Any = await self.redis.xread(streams, block=block_ms)
+        reader = self._reader("control")
+        reply: Any
+        if reader is None:
+            reply = await self.redis.xread(streams, block=block_ms)
+        else:
+            command = ["XREAD", "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
+            reply = await reader.execute_blocking(block_ms / 1000, *command)
         requests = []
         for stream, entries in reply or []:
             queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
             for entry_id, fields in entries:
+                if isinstance(fields, list):  # a raw reply: [field, value, ...]
+                    fields = dict(zip(fields[::2], fields[1::2], strict=True))
                 positions[queue] = entry_id
                 requests.append((queue, fields[b"id"].decode(), fields[b"t"].decode()))
         return requests
@@ -265,19 +273,18 @@ class JobCommands(StoreBase):
     async def wait_for_entries(
         self, newest: Mapping[str, Sequence[bytes]], timeout_ms: int
     ) -> bool:
-        """Block until an entry newer than ``newest`` (per queue, per band) is added.
-        Over the multiplexed connection when there is one: this is on the path from an
-        enqueue to an idle worker starting the job, and redis-py's call costs more than the
-        round trip."""
+        """Block until an entry newer than ``newest`` (per queue, per band) is added (on
+        the path from an enqueue to an idle worker starting its job)."""
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
             for band, stream in enumerate(self.keys.queue(queue).streams):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
         block_ms = max(1, timeout_ms)
-        if self.waits is None:
+        reader = self._reader("entries")
+        if reader is None:
             return bool(await self.redis.xread(streams, count=1, block=block_ms))
         command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-        return bool(await self.waits.execute_blocking(block_ms / 1000, *command))
+        return bool(await reader.execute_blocking(block_ms / 1000, *command))
 
     async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
         """Block until a job becomes due earlier than expected on one of the queues."""
@@ -340,6 +347,25 @@ def enqueue_command(
         )  # fmt: skip
     encoded = (_enqueue_options(events_maxlen) + b"".join(parts), 2 + 5 * len(jobs))
     return encode_evalsha(heads, sha, keys, (), encoded)
+
+
+def encode_completion(completion: Completion) -> tuple[bytes, int]:
+    """The values finish.lua reads for a completion (:meth:`Completion.argv`) in the
+    protocol's form, and how many: a success's with one formatting operation (the worker's
+    hot path; ids and tokens are ASCII)."""
+    if completion.next_state != "succeeded":
+        argv = completion.argv()
+        return encode_command(argv).split(b"\r\n", 1)[1], len(argv)
+    ttl, result = b"%d" % completion.result_ttl_ms, completion.result
+    job_id, token = completion.job_id, completion.token
+    return (
+        b"$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+        % (
+            len(job_id), job_id.encode(), len(token), token.encode(),
+            len(result), result, len(ttl), ttl,
+        ),
+        5,
+    )  # fmt: skip
 
 
 @cache

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobmaster.models import JobState
-from jobmaster.multiplexed import encode_command
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +70,6 @@ class Completion:
             self.error_message,
             self.traceback,
         )
-
-    def encoded(self) -> tuple[bytes, int]:
-        """:meth:`argv` in the Redis protocol's form, and how many values: a success's with
-        one formatting operation (the worker's hot path; ids and tokens are ASCII)."""
-        if self.next_state != "succeeded":
-            argv = self.argv()
-            return encode_command(argv).split(b"\r\n", 1)[1], len(argv)
-        ttl, result = b"%d" % self.result_ttl_ms, self.result
-        return (
-            b"$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-            % (
-                len(self.job_id), self.job_id.encode(), len(self.token), self.token.encode(),
-                len(result), result, len(ttl), ttl,
-            ),
-            5,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
