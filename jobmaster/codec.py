@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 
 _packer_options: dict[str, Any] = {"use_bin_type": True, "datetime": False}
+_local = threading.local()
 
 
 class DecodeError(ValueError):
     """Bytes read from Redis were not the msgpack jobmaster wrote."""
 
 
+def _packer() -> Any:
+    """This thread's packer. ``packb`` builds a new one for every value, which costs six
+    times the packing of a small one; a packer resets itself after each value, failed
+    ones included, and a thread of its own keeps two threads out of one buffer."""
+    try:
+        return _local.packer
+    except AttributeError:
+        _local.packer = msgpack.Packer(**_packer_options)
+        return _local.packer
+
+
 def pack(value: Any) -> bytes:
     """Encode a JSON-like value (what pydantic's ``mode="json"`` produces) as msgpack."""
-    return msgpack.packb(value, **_packer_options)  # type: ignore[no-any-return]
+    return _packer().pack(value)  # type: ignore[no-any-return]
+
+
+def pack_each(values: Iterable[Any]) -> list[bytes]:
+    """:func:`pack` of each value (a batch's arguments)."""
+    return list(map(_packer().pack, values))
 
 
 def pack_loose(value: Any) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from jobmaster.codec import pack
+from jobmaster.codec import pack, pack_each
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
@@ -134,7 +134,7 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
         encoded = signature.encode_many(bound)
         if encoded is not None:
-            return [pack(arguments) for arguments in encoded]
+            return pack_each(encoded)
         for number, arguments in enumerate(bound):  # which call is invalid, and why
             try:
                 signature.dump(signature.validate(arguments))
@@ -147,22 +147,19 @@ class JobOptions(Generic[P, R]):
         priority, delay_ms = self.priority, self.delay_ms
         if self._packer is None:
             self._packer = RecordPacker(self.handler.definition.name, priority, self.tags)
-        record = self._packer.at(int(time.time() * 1000))
-        # 128 random bits per job as 32 hex digits, drawn in one call for the batch
-        random_ids = "" if job_id is not None else os.urandom(16 * len(arguments)).hex()
+        packer, created_ms = self._packer, int(time.time() * 1000)
+        if job_id is not None:
+            ids = [job_id] * len(arguments)
+        else:  # 128 random bits per job as 32 hex digits, drawn in one call for the batch
+            digits = os.urandom(16 * len(arguments)).hex()
+            ids = [digits[i : i + 32] for i in range(0, len(digits), 32)]
         for first in range(0, len(arguments), ENQUEUE_CHUNK):
-            batch = [
-                NewJob(
-                    job_id or random_ids[32 * number : 32 * number + 32],
-                    record(packed),
-                    priority,
-                    delay_ms,
-                )
-                for number, packed in enumerate(
-                    arguments[first : first + ENQUEUE_CHUNK], start=first
-                )
+            last = first + ENQUEUE_CHUNK
+            records = packer.records(created_ms, arguments[first:last])
+            yield [
+                NewJob(new_id, record, priority, delay_ms)
+                for new_id, record in zip(ids[first:last], records, strict=True)
             ]
-            yield batch
 
     def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:
         registry, signature = self.handler.registry, self.handler.signature

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from jobmaster.codec import DecodeError, load_json, load_record, pack, unpack, unpack_stream
@@ -35,19 +34,19 @@ class RecordPacker:
         self._priority = pack("p") + pack(priority) + pack("c")
         self._tags = pack("t") + pack(list(tags)) if tags else b""
 
-    def at(self, created_ms: int) -> Callable[[bytes], bytes]:
-        """The packer of records created at ``created_ms``: arguments -> record."""
-        return partial(self._record, self._priority + pack(created_ms) + self._tags)
-
-    def _record(self, tail: bytes, arguments: bytes) -> bytes:
-        size = len(arguments)
-        if size < 0x100:
-            header = b"\xc4%c" % size  # msgpack bin 8
-        elif size < 0x10000:
-            header = b"\xc5" + size.to_bytes(2, "big")
-        else:
-            header = b"\xc6" + size.to_bytes(4, "big")
-        return b"".join((self._head, header, arguments, tail))
+    def records(self, created_ms: int, arguments: Sequence[bytes]) -> list[bytes]:
+        """The records of jobs created at ``created_ms`` with these packed arguments."""
+        head, tail = self._head, self._priority + pack(created_ms) + self._tags
+        records = []
+        for packed in arguments:
+            size = len(packed)
+            if size < 0x100:  # msgpack bin 8, the common case, in one formatting operation
+                records.append(b"%b\xc4%c%b%b" % (head, size, packed, tail))
+            elif size < 0x10000:
+                records.append(b"".join((head, b"\xc5", size.to_bytes(2, "big"), packed, tail)))
+            else:
+                records.append(b"".join((head, b"\xc6", size.to_bytes(4, "big"), packed, tail)))
+        return records
 
 
 def decode_arguments(record: dict[str, Any]) -> dict[str, Any]:

@@ -670,6 +670,9 @@ def test_records_of_a_batch_are_packed_as_single_records_are(
     size: int, tags: tuple[str, ...]
 ) -> None:
     arguments = b"\x81" * size
-    packed = RecordPacker("reports.build", 7, tags).at(1_763_900_000_123)(arguments)
-    assert packed == pack(job_record("reports.build", arguments, 7, 1_763_900_000_123, tags))
-    assert unpack(packed)["a"] == arguments
+    records = RecordPacker("reports.build", 7, tags).records(1_763_900_000_123, [arguments, b""])
+    assert records == [
+        pack(job_record("reports.build", value, 7, 1_763_900_000_123, tags))
+        for value in (arguments, b"")
+    ]
+    assert unpack(records[0])["a"] == arguments

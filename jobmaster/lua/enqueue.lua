@@ -9,7 +9,7 @@ This is the hot path of every producer: it writes its JSON by concatenation (ids
 [A-Za-z0-9_.:@/+=-]+ and bands are integers, so nothing needs escaping), and the writes to
 the status hash and the queued index of a batch are one command each. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, group, maxlen = now_ms(), ARGV[1], ARGV[2]
+local now, group, maxlen = nil, ARGV[1], ARGV[2]  -- the clock is read for delayed jobs only
 local out, changes, statuses, scores = {}, {}, {}, {}
 for i = 3, #ARGV, 5 do
   local id, band, delay = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 4])
@@ -17,6 +17,7 @@ for i = 3, #ARGV, 5 do
   if rcall('HSETNX', jobs, id, ARGV[i + 1]) == 0 then
     out[#out + 1] = 0
   elseif delay > 0 then
+    now = now or now_ms()
     local due = now + delay
     schedule(scheduled, KEYS[6], id, due)
     statuses[#statuses + 1] = id

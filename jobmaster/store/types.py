@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobmaster.models import JobState
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
+class NewJob(NamedTuple):
+    """A job to create (a tuple: producers make one per job, and a tuple is built in C)."""
+
     id: str
     record: bytes
     band: int
