@@ -94,6 +94,7 @@ METRICS = (
     Metric("process_steady", "processing\nfirst-last (3)", "jobs/s", 0, True),
     Metric("startup", "worker start\nto 1st job", "s", 2, False),
     Metric("calls_per_job", "Redis cmds\nper job (4)", "calls", 2, False),
+    Metric("redis_cpu_per_job", "Redis CPU\nper job (7)", "us", 1, False),
     Metric("latency_p50", "latency\np50 (5)", "ms", 2, False),
     Metric("latency_p99", "latency\np99 (5)", "ms", 2, False),
     Metric("extra_runs", "extra handler\nruns (6)", "total", 0, False, summed=True),
@@ -113,6 +114,8 @@ NOTES = (
     "job at a time against an idle worker",
     "(6) handler runs beyond one per job while processing (jobs run twice), summed over the "
     "runs; the wall time then ends when the count of runs reaches the count of jobs",
+    "(7) CPU time of the redis-server process (INFO cpu, user + system) per job over the same "
+    "span as (4): what each library's bookkeeping costs Redis itself",
     "ratio rows: jobmaster / the best peer (named) and jobmaster / bare streams; for jobs/s "
     "above 1 favours jobmaster, for s, calls and ms below 1 does",
 )
@@ -189,6 +192,12 @@ def command_calls(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
+def redis_cpu(client: redis.Redis) -> float:
+    """Seconds of CPU the redis-server process has used (user + system)."""
+    cpu: dict[str, Any] = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def process(peer: Peer, client: redis.Redis, url: str, jobs: int) -> dict[str, Any]:
     """Run one worker on the filled queue until every job's handler ran."""
     timeout = 60 + jobs / 50
@@ -199,7 +208,7 @@ def process(peer: Peer, client: redis.Redis, url: str, jobs: int) -> dict[str, A
         reads += 1
         return int(client.get(DONE_KEY) or 0)
 
-    before = command_calls(client)
+    before, cpu_before = command_calls(client), redis_cpu(client)
     spawned = time.time()
     started = time.perf_counter()
     with worker(peer, url, jobs, burst=peer.burst) as w:
@@ -213,7 +222,7 @@ def process(peer: Peer, client: redis.Redis, url: str, jobs: int) -> dict[str, A
                 raise BenchmarkError(f"{count} of {jobs} jobs done after {timeout:g}s")
             time.sleep(POLL_INTERVAL)
         elapsed = time.perf_counter() - started
-        calls, own_reads = command_calls(client), reads
+        calls, own_reads, cpu = command_calls(client), reads, redis_cpu(client) - cpu_before
         if peer.burst:
             try:
                 code = w.process.wait(timeout=STOP_TIMEOUT)
@@ -234,6 +243,7 @@ def process(peer: Peer, client: redis.Redis, url: str, jobs: int) -> dict[str, A
         "process_wall_s": elapsed,
         "startup": first - spawned,
         "calls_per_job": sum(commands.values()) / jobs,
+        "redis_cpu_per_job": cpu / jobs * 1e6,
         "extra_runs": count - jobs,
         "commands": {n: c for n, c in sorted(commands.items(), key=lambda kv: -kv[1]) if c},
     }
