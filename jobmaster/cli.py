@@ -18,7 +18,9 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from jobmaster import event_loop
 from jobmaster.errors import JobmasterError
+from jobmaster.event_loop import LOOPS
 from jobmaster.models import CancelOutcome, Job, JobState, Schedule
 from jobmaster.registry import Registry
 
@@ -90,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace", type=_seconds, default=30.0, help="shutdown grace period")
     worker.add_argument(
         "--processes", type=_positive_int, default=1, help="worker processes under a supervisor"
+    )
+    worker.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: uvloop where installed (auto, the default), or asyncio's own",
     )
     worker.set_defaults(run=_worker)
 
@@ -194,7 +202,7 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         grace=args.grace,
     )
-    asyncio.run(worker.run())
+    event_loop.run(worker.run(), args.loop)
     sys.stdout.flush()
     sys.stderr.flush()
     if any(t.name.startswith("jobmaster-sync") and t.is_alive() for t in threading.enumerate()):
@@ -208,6 +216,7 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
     """The worker command line of one supervised process."""
     child = ["--log-level", args.log_level, "worker", args.app]
     child += ["--concurrency", str(args.concurrency), "--grace", str(args.grace)]
+    child += ["--loop", args.loop]
     if args.queues:
         child += ["--queues", ",".join(args.queues)]
     if args.lease is not None:

@@ -23,6 +23,7 @@ import structlog
 
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
+from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
@@ -167,6 +168,7 @@ class Worker(UpkeepLoops):
                 queues=self.queues,
                 concurrency=self.concurrency,
                 burst=self.burst,
+                loop=loop_name(loop),
             )
             self._fetch_task = loop.create_task(self._fetch_loop(), name="jobmaster-fetch")
             with contextlib.suppress(asyncio.CancelledError):
