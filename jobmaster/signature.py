@@ -44,6 +44,8 @@ class HandlerSignature:
         self.names = tuple(p.name for p in params)
         self.positional = tuple(p.name for p in params if p.kind in _KINDS)
         self._positional_only = tuple(p.name for p in params if p.kind is p.POSITIONAL_ONLY)
+        # every parameter can be passed by position: call with the values in their order
+        self._by_position = len(self.positional) == len(self.names)
         self.model: type[BaseModel] = create_model(
             f"{job_name}_arguments",
             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
@@ -125,6 +127,8 @@ class HandlerSignature:
     def call_arguments(self, validated: BaseModel) -> tuple[list[Any], dict[str, Any]]:
         """Positional and keyword arguments to call the handler with."""
         values = validated.__dict__
+        if self._by_position:  # fields are kept in the order of the parameters
+            return list(values.values()), {}
         positional = [values[f"p_{n}"] for n in self._positional_only]
         keywords = {n: values[f] for n, f in zip(self.names, self._fields, strict=True)}
         for name in self._positional_only:

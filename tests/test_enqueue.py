@@ -676,3 +676,11 @@ def test_records_of_a_batch_are_packed_as_single_records_are(
         for value in (arguments, b"")
     ]
     assert unpack(records[0])["a"] == arguments
+
+
+def test_a_value_that_cannot_be_packed_leaves_the_next_one_whole() -> None:
+    # one packer serves a thread's values in turn: a failure must not leave bytes behind
+    for unpackable in ({"n": [1, 2**70]}, {"n": [1, object()]}):
+        with pytest.raises((OverflowError, TypeError)):
+            pack(unpackable)
+        assert unpack(pack({"b": [1, "x"]})) == {"b": [1, "x"]}

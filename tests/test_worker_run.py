@@ -74,6 +74,26 @@ async def test_result_comes_back(registry: Registry) -> None:
     assert (await h1.info()).state is JobState.SUCCEEDED
 
 
+async def test_handlers_get_each_argument_in_its_place(registry: Registry) -> None:
+    @registry.job()
+    async def ordered(a: str, b: str = "b", c: str = "c") -> str:
+        return a + b + c
+
+    @registry.job()
+    def mixed(ctx: Context, a: str, /, b: str, *, c: str = "c", d: str = "d") -> str:
+        return f"{ctx.attempt}:{a}{b}{c}{d}"
+
+    handles = [
+        await ordered.enqueue("x", c="z"),  # a default between two given values
+        await ordered.enqueue(c="3", a="1", b="2"),  # keywords in another order
+        await mixed.enqueue("p", "q", d="s"),
+        await mixed.enqueue("p", c="r", b="q"),
+    ]
+    await run_jobs(registry)
+    results = [await h.result(timeout=5) for h in handles]
+    assert results == ["xbz", "123", "1:pqcs", "1:pqrd"]
+
+
 async def test_failing_job_raises_job_failed_with_remote_traceback(registry: Registry) -> None:
     @registry.job(retry=Retry(max_attempts=1))
     def explode(n: int) -> int:
