@@ -56,8 +56,10 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def part_command(name: str, args: argparse.Namespace, output: Path) -> list[str]:
-    command = [sys.executable, str(PARTS[name]), "--json", str(output)]
+def part_command(name: str, args: argparse.Namespace, output: Path | None) -> list[str]:
+    command = [sys.executable, str(PARTS[name])]
+    if output is not None:
+        command += ["--json", str(output)]
     if args.quick:
         command.append("--quick")
     for flag in SHARED + (PEERS_ONLY if name == "peers" else ()):
@@ -77,12 +79,13 @@ def main() -> int:
             return 1
     with tempfile.TemporaryDirectory(prefix="jobmaster-bench-") as tmp:
         for name in names:
-            output = Path(tmp) / f"{name}.json"
+            output = None if args.json is None else Path(tmp) / f"{name}.json"
             code = subprocess.call(part_command(name, args, output))
             if code != 0:
                 print(f"bench: the {name} part failed (exit status {code})", file=sys.stderr)
                 return code
-            report[name] = json.loads(output.read_text())
+            if output is not None:
+                report[name] = json.loads(output.read_text())
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results of {' and '.join(names)} written to {args.json}")

@@ -18,9 +18,9 @@ class DecodeError(ValueError):
 
 
 def _packer() -> Any:
-    """This thread's packer. ``packb`` builds a new one for every value, which costs six
-    times the packing of a small one; a packer resets itself after each value, failed
-    ones included, and a thread of its own keeps two threads out of one buffer."""
+    """This thread's packer. ``packb`` builds a packer for every value, which makes packing
+    a small value six times as slow. A packer resets itself after each value, a failed one
+    included, and one per thread keeps two threads out of one buffer."""
     try:
         return _local.packer
     except AttributeError:

@@ -1,7 +1,7 @@
 """The event loop a worker process runs on: uvloop where it is installed, else asyncio's.
 
 uvloop (libuv underneath) runs the worker's callbacks, tasks and socket reads for less than
-asyncio's own loop: about 15% more no-op jobs per second for one worker process. It is a
+asyncio's own loop: about 13% more no-op jobs per second for one worker process. It is a
 dependency of jobmaster on the platforms it supports; ``jobmaster worker --loop asyncio``
 keeps asyncio's loop (to rule the loop out when debugging, say).
 """
@@ -50,5 +50,5 @@ def run(main: Coroutine[Any, Any, T], choice: str = "auto") -> T:
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """ "uvloop" or "asyncio": which implementation ``loop`` is."""
+    """Which implementation ``loop`` is: "uvloop" or "asyncio"."""
     return type(loop).__module__.partition(".")[0]
