@@ -36,6 +36,10 @@ class JobHandle(Generic[R]):
         created: False when ``enqueue`` found a job with the same id and wrote nothing.
     """
 
+    # no __dict__: enqueue_many makes one handle per job, and each object the garbage
+    # collector tracks makes its collections of a large heap come sooner
+    __slots__ = ("_signature", "created", "id", "queue", "registry")
+
     def __init__(
         self,
         registry: Registry,

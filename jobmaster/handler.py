@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.codec import pack, pack_each
@@ -52,10 +53,10 @@ class JobOptions(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
-        return (await self._enqueue([(args, kwargs)], self.job_id))[0]
+        return (await self._enqueue(self._encode_one(args, kwargs), self.job_id))[0]
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        return self._enqueue_sync([(args, kwargs)], self.job_id)[0]
+        return self._enqueue_sync(self._encode_one(args, kwargs), self.job_id)[0]
 
     async def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -64,37 +65,15 @@ class JobOptions(Generic[P, R]):
 
         Each call is a sequence of positional arguments or a mapping of keyword arguments.
         """
-        return await self._enqueue(self._bind_many(calls), None)
-
-    def _bind_many(
-        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
-    ) -> list[tuple[Sequence[Any], Mapping[str, Any]]]:
-        if self.job_id is not None:
-            raise InvalidArguments("job_id= names one job; it cannot be used with enqueue_many")
-        bound: list[tuple[Sequence[Any], Mapping[str, Any]]] = []
-        for call in calls:
-            if type(call) is tuple:  # the common case, without the slower ABC checks
-                bound.append((call, {}))
-            elif isinstance(call, Mapping):
-                bound.append(((), call))
-            elif isinstance(call, Sequence) and not isinstance(call, str | bytes):
-                bound.append((call, {}))
-            else:
-                raise InvalidArguments(
-                    f"enqueue_many takes tuples of positional arguments or dicts of keyword "
-                    f"arguments, got {call!r}"
-                )
-        return bound
+        return await self._enqueue(self._encode_many(calls), None)
 
     def enqueue_many_sync(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> list[JobHandle[R]]:
-        return self._enqueue_sync(self._bind_many(calls), None)
+        return self._enqueue_sync(self._encode_many(calls), None)
 
-    async def _enqueue(
-        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
-    ) -> list[JobHandle[R]]:
-        arguments = self._validate(calls)  # every call, before anything is written
+    async def _enqueue(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
+        """Enqueue jobs with these validated, packed arguments."""
         jobs: list[NewJob] = []
 
         def batches() -> Iterator[list[NewJob]]:  # built while Redis runs the one before
@@ -107,27 +86,35 @@ class JobOptions(Generic[P, R]):
             created = await registry.connection().store.enqueue_batches(self.queue, batches())
         return self._handles(jobs, created)
 
-    def _enqueue_sync(
-        self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], job_id: str | None
-    ) -> list[JobHandle[R]]:
+    def _enqueue_sync(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
         """:meth:`_enqueue` on the calling thread's blocking connection, when there is one."""
         registry = self.handler.registry
         producer = registry.blocking_producer()
         if producer is None:
-            return registry.run_sync(self._enqueue(calls, job_id))
-        arguments = self._validate(calls)
+            return registry.run_sync(self._enqueue(arguments, job_id))
         jobs = [job for batch in self._batches(arguments, job_id) for job in batch]
         with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
             created = producer.enqueue(self.queue, jobs)
         return self._handles(jobs, created)
 
-    def _validate(self, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[bytes]:
-        """Every call's arguments, validated and packed (raises for the first invalid one)."""
+    def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:
+        """One call's arguments, validated and packed."""
+        return [pack(self.handler.signature.encode_call(args, kwargs))]
+
+    def _encode_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[bytes]:
+        """Every call's arguments, validated and packed, before anything is written (raises
+        for the first invalid one). Calls are bound straight into the mappings pydantic
+        validates: a batch allocates as few objects per job as it can, since each one the
+        garbage collector tracks brings its collections of the whole heap sooner."""
+        if self.job_id is not None:
+            raise InvalidArguments("job_id= names one job; it cannot be used with enqueue_many")
+        calls = calls if isinstance(calls, list | tuple) else list(calls)
         signature = self.handler.signature
         if len(calls) == 1:
-            return [pack(signature.encode_call(*calls[0]))]
+            return self._encode_one(*_split(calls[0]))
         bound = []
-        for number, (args, kwargs) in enumerate(calls):
+        for number, call in enumerate(calls):
+            args, kwargs = _split(call)
             try:
                 bound.append(signature.bind(args, kwargs))
             except InvalidArguments as exc:
@@ -167,6 +154,23 @@ class JobOptions(Generic[P, R]):
             JobHandle(registry, job.id, self.queue, created=c, signature=signature)
             for job, c in zip(jobs, created, strict=True)
         ]
+
+
+_NO_KEYWORDS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _split(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """The positional and keyword arguments of one call of ``enqueue_many``."""
+    if type(call) is tuple:  # the common case, without the slower ABC checks
+        return call, _NO_KEYWORDS
+    if isinstance(call, Mapping):
+        return (), call
+    if isinstance(call, Sequence) and not isinstance(call, str | bytes):
+        return call, _NO_KEYWORDS
+    raise InvalidArguments(
+        f"enqueue_many takes tuples of positional arguments or dicts of keyword arguments, "
+        f"got {call!r}"
+    )
 
 
 class JobHandler(Generic[P, R]):
@@ -230,12 +234,14 @@ class JobHandler(Generic[P, R]):
         Raises:
             InvalidArguments: the call does not fit the signature; nothing was written.
         """
-        return (await self._defaults._enqueue([(args, kwargs)], None))[0]
+        defaults = self._defaults
+        return (await defaults._enqueue(defaults._encode_one(args, kwargs), None))[0]
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """:meth:`enqueue` for synchronous code (on a blocking connection of the calling
         thread: no event loop is involved)."""
-        return self._defaults._enqueue_sync([(args, kwargs)], None)[0]
+        defaults = self._defaults
+        return defaults._enqueue_sync(defaults._encode_one(args, kwargs), None)[0]
 
     async def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
