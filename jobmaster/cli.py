@@ -20,7 +20,6 @@ from rich.table import Table
 
 from jobmaster import event_loop
 from jobmaster.errors import JobmasterError
-from jobmaster.event_loop import LOOPS
 from jobmaster.models import CancelOutcome, Job, JobState, Schedule
 from jobmaster.registry import Registry
 
@@ -95,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--loop",
-        choices=LOOPS,
+        choices=event_loop.LOOPS,
         default="auto",
         help="event loop: uvloop where installed (auto, the default), or asyncio's own",
     )

@@ -234,14 +234,12 @@ class JobHandler(Generic[P, R]):
         Raises:
             InvalidArguments: the call does not fit the signature; nothing was written.
         """
-        defaults = self._defaults
-        return (await defaults._enqueue(defaults._encode_one(args, kwargs), None))[0]
+        return await self._defaults.enqueue(*args, **kwargs)
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """:meth:`enqueue` for synchronous code (on a blocking connection of the calling
         thread: no event loop is involved)."""
-        defaults = self._defaults
-        return defaults._enqueue_sync(defaults._encode_one(args, kwargs), None)[0]
+        return self._defaults.enqueue_sync(*args, **kwargs)
 
     async def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]

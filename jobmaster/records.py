@@ -42,10 +42,13 @@ class RecordPacker:
             size = len(packed)
             if size < 0x100:  # msgpack bin 8, the common case, in one formatting operation
                 records.append(b"%b\xc4%c%b%b" % (head, size, packed, tail))
-            elif size < 0x10000:
-                records.append(b"".join((head, b"\xc5", size.to_bytes(2, "big"), packed, tail)))
-            else:
-                records.append(b"".join((head, b"\xc6", size.to_bytes(4, "big"), packed, tail)))
+            else:  # bin 16 or bin 32
+                header = (
+                    b"\xc5" + size.to_bytes(2, "big")
+                    if size < 0x10000
+                    else b"\xc6" + size.to_bytes(4, "big")
+                )
+                records.append(b"".join((head, header, packed, tail)))
         return records
 
 

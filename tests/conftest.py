@@ -150,3 +150,24 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
+
+
+PROCAPP = "apps.procapp:registry"
+"""The test application that real `jobmaster worker` processes run (tests/apps/procapp.py)."""
+
+
+@pytest.fixture
+async def procapp(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
+    """The test application's registry, as the worker process imports it."""
+    monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
+    from tests.apps import procapp as module
+
+    assert module.registry.settings.redis_url == redis_url  # one server per session
+    yield module.registry
+    await module.registry.aclose()
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    """Wait for a process to exit: its exit status and its output."""
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out

@@ -9,10 +9,8 @@ import pytest
 from jobmaster import Registry
 from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_factory, loop_name, run
-from tests.conftest import run_cli, start_worker
-from tests.test_worker_process import APP, app, finish
-
-__all__ = ["app"]  # the fixture, shared with the worker process tests
+from tests.conftest import PROCAPP as APP
+from tests.conftest import finish, run_cli, start_worker
 
 
 async def _running_loop() -> str:
@@ -34,7 +32,7 @@ def test_an_unknown_loop_is_refused_with_the_choices() -> None:
     ("option", "expected"), [([], "uvloop"), (["--loop", "asyncio"], "asyncio")]
 )
 async def test_a_worker_process_runs_jobs_on_its_loop(
-    app: Registry, redis_url: str, option: list[str], expected: str
+    procapp: Registry, redis_url: str, option: list[str], expected: str
 ) -> None:
     from tests.apps.procapp import add
 

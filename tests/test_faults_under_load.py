@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -18,19 +17,8 @@ from jobmaster.codec import pack
 from jobmaster.embedded import EmbeddedRedis
 from jobmaster.records import job_record
 from jobmaster.store import NewJob, Store
+from tests.conftest import PROCAPP as APP
 from tests.conftest import start_worker, wait_until
-
-APP = "apps.procapp:registry"
-
-
-@pytest.fixture
-async def app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
-    monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
-    from tests.apps import procapp
-
-    assert procapp.registry.settings.redis_url == redis_url
-    yield procapp.registry
-    await procapp.registry.aclose()
 
 
 async def all_jobs(registry: Registry, ids: list[str]) -> list[Job]:
@@ -55,7 +43,7 @@ def stop_all(workers: list[subprocess.Popen[str]]) -> None:
 
 @pytest.mark.timeout(120)
 async def test_workers_killed_repeatedly_under_load_lose_nothing(
-    app: Registry, redis_url: str
+    procapp: Registry, redis_url: str
 ) -> None:
     from tests.apps.procapp import work
 
@@ -66,17 +54,17 @@ async def test_workers_killed_repeatedly_under_load_lose_nothing(
     killed: dict[int, float] = {}  # pid -> when it was killed (wall clock)
     rng = random.Random(7)
     try:
-        while len(killed) < 6 and not await settled(app, total):
+        while len(killed) < 6 and not await settled(procapp, total):
             await asyncio.sleep(0.3)
             victim = rng.choice([w for w in workers if w.poll() is None])
             victim.kill()
             killed[victim.pid] = time.time()
             victim.communicate(timeout=10)
             workers.append(start_worker(APP, redis_url, *args))
-        await wait_until(lambda: settled(app, total), timeout=60, interval=0.1)
+        await wait_until(lambda: settled(procapp, total), timeout=60, interval=0.1)
     finally:
         stop_all(workers)
-    jobs = await all_jobs(app, [h.id for h in handles])
+    jobs = await all_jobs(procapp, [h.id for h in handles])
     assert [j.result for j in jobs] == list(range(total))
     duplicates = 0
     for job in jobs:
@@ -103,33 +91,33 @@ async def test_workers_killed_repeatedly_under_load_lose_nothing(
 
 @pytest.mark.timeout(60)
 async def test_sigterm_under_load_exits_within_grace_and_loses_nothing(
-    app: Registry, redis_url: str
+    procapp: Registry, redis_url: str
 ) -> None:
     from tests.apps.procapp import work
 
     total = 1000
     handles = await work.enqueue_many([(i, 20) for i in range(total)])
     worker = start_worker(APP, redis_url, "--concurrency", "50", "--grace", "5")
-    await wait_until(lambda: _succeeded_at_least(app, 100), timeout=20)
+    await wait_until(lambda: _succeeded_at_least(procapp, 100), timeout=20)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     out, _ = worker.communicate(timeout=30)
     took = time.monotonic() - started
     assert worker.returncode == 0, out
     assert took < 5 + 2
-    counts = await app.count_jobs("default")
+    counts = await procapp.count_jobs("default")
     assert counts[JobState.ACTIVE] == 0  # nothing left holding a lease
     assert counts[JobState.SUCCEEDED] + counts[JobState.QUEUED] == total
     finisher = start_worker(APP, redis_url, "--burst")
     finisher.communicate(timeout=60)
-    jobs = await all_jobs(app, [h.id for h in handles])
+    jobs = await all_jobs(procapp, [h.id for h in handles])
     assert all(j.state is JobState.SUCCEEDED for j in jobs)
     assert all(len(j.attempts) == 1 for j in jobs)  # the grace sufficed: nothing re-ran
     print(f"\nSIGTERM after {total - counts[JobState.QUEUED]} done: exited 0 in {took:.2f}s")
 
 
-async def _succeeded_at_least(app: Registry, n: int) -> bool:
-    return (await app.count_jobs("default"))[JobState.SUCCEEDED] >= n
+async def _succeeded_at_least(procapp: Registry, n: int) -> bool:
+    return (await procapp.count_jobs("default"))[JobState.SUCCEEDED] >= n
 
 
 @pytest.mark.timeout(120)

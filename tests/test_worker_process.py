@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from jobmaster import AttemptOutcome, JobState, Registry
 from jobmaster.models import WorkerInfo
-from tests.conftest import start_worker, wait_until
-
-APP = "apps.procapp:registry"
-
-
-@pytest.fixture
-async def app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
-    """The test application's registry, as the worker process imports it."""
-    monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
-    from tests.apps import procapp
-
-    assert procapp.registry.settings.redis_url == redis_url  # one server per session
-    yield procapp.registry
-    await procapp.registry.aclose()
+from tests.conftest import PROCAPP as APP
+from tests.conftest import finish, start_worker, wait_until
 
 
-def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
-    out, _ = process.communicate(timeout=timeout)
-    return process.returncode, out
-
-
-async def test_burst_worker_runs_jobs_and_exits_zero(app: Registry, redis_url: str) -> None:
+async def test_burst_worker_runs_jobs_and_exits_zero(procapp: Registry, redis_url: str) -> None:
     from tests.apps.procapp import add
 
     handles = await add.enqueue_many([(i, i) for i in range(50)])
@@ -46,13 +27,13 @@ async def test_burst_worker_runs_jobs_and_exits_zero(app: Registry, redis_url: s
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_signal_lets_running_jobs_finish_then_exits_zero(
-    app: Registry, redis_url: str, sig: signal.Signals
+    procapp: Registry, redis_url: str, sig: signal.Signals
 ) -> None:
     from tests.apps.procapp import sleepy
 
     handles = await sleepy.enqueue_many([(0.5,)] * 4)
     worker = start_worker(APP, redis_url, "--grace", "10")
-    await wait_until(lambda: _count(app, JobState.ACTIVE, 4), timeout=10)
+    await wait_until(lambda: _count(procapp, JobState.ACTIVE, 4), timeout=10)
     worker.send_signal(sig)
     code, out = finish(worker)
     assert code == 0, out
@@ -61,19 +42,19 @@ async def test_signal_lets_running_jobs_finish_then_exits_zero(
         assert len((await handle.info()).attempts) == 1
 
 
-async def _count(app: Registry, state: JobState, expected: int) -> bool:
-    return (await app.count_jobs("default"))[state] == expected
+async def _count(procapp: Registry, state: JobState, expected: int) -> bool:
+    return (await procapp.count_jobs("default"))[state] == expected
 
 
 async def test_jobs_past_the_grace_period_are_handed_back_at_once(
-    app: Registry, redis_url: str
+    procapp: Registry, redis_url: str
 ) -> None:
     from tests.apps.procapp import sleepy, sync_sleepy
 
     slow_async = await sleepy.enqueue(30)
     slow_sync = await sync_sleepy.enqueue(30)
     worker = start_worker(APP, redis_url, "--grace", "0.2")
-    await wait_until(lambda: _count(app, JobState.ACTIVE, 2), timeout=10)
+    await wait_until(lambda: _count(procapp, JobState.ACTIVE, 2), timeout=10)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     code, out = finish(worker)
@@ -87,12 +68,12 @@ async def test_jobs_past_the_grace_period_are_handed_back_at_once(
         assert job.attempts[-1].error.type == "WorkerShutdown"
 
 
-async def test_handed_back_job_is_run_by_the_next_worker(app: Registry, redis_url: str) -> None:
+async def test_handed_back_job_is_run_by_the_next_worker(procapp: Registry, redis_url: str) -> None:
     from tests.apps.procapp import sleepy
 
     handle = await sleepy.enqueue(0.3)
     first = start_worker(APP, redis_url, "--grace", "0")
-    await wait_until(lambda: _count(app, JobState.ACTIVE, 1), timeout=10)
+    await wait_until(lambda: _count(procapp, JobState.ACTIVE, 1), timeout=10)
     first.send_signal(signal.SIGTERM)
     assert finish(first)[0] == 0
     code, out = finish(start_worker(APP, redis_url, "--burst"))
@@ -103,12 +84,12 @@ async def test_handed_back_job_is_run_by_the_next_worker(app: Registry, redis_ur
     assert job.attempts[0].pid != job.attempts[1].pid
 
 
-async def test_second_signal_skips_the_grace_period(app: Registry, redis_url: str) -> None:
+async def test_second_signal_skips_the_grace_period(procapp: Registry, redis_url: str) -> None:
     from tests.apps.procapp import sleepy
 
     handle = await sleepy.enqueue(30)
     worker = start_worker(APP, redis_url, "--grace", "60")
-    await wait_until(lambda: _count(app, JobState.ACTIVE, 1), timeout=10)
+    await wait_until(lambda: _count(procapp, JobState.ACTIVE, 1), timeout=10)
     worker.send_signal(signal.SIGTERM)
     worker.send_signal(signal.SIGINT)  # another signal: never merged with the first
     code, out = finish(worker, timeout=10)
@@ -118,16 +99,16 @@ async def test_second_signal_skips_the_grace_period(app: Registry, redis_url: st
 
 
 async def test_supervisor_restarts_a_dead_child_and_forwards_signals(
-    app: Registry, redis_url: str
+    procapp: Registry, redis_url: str
 ) -> None:
     import os
 
     supervisor = start_worker(APP, redis_url, "--processes", "2", "--grace", "5")
-    workers = await wait_until(lambda: _workers(app, 2), timeout=15)
+    workers = await wait_until(lambda: _workers(procapp, 2), timeout=15)
     victim = workers[0].pid
     os.kill(victim, signal.SIGKILL)
     replaced = await wait_until(
-        lambda: _workers(app, 2, without=victim), timeout=15
+        lambda: _workers(procapp, 2, without=victim), timeout=15
     )  # the dead one's heartbeat expires; a new child took its slot
     assert victim not in {w.pid for w in replaced}
 
@@ -145,8 +126,8 @@ async def test_supervisor_restarts_a_dead_child_and_forwards_signals(
             os.kill(pid, 0)
 
 
-async def _workers(app: Registry, n: int, without: int | None = None) -> list[WorkerInfo]:
-    live = [w for w in await app.workers() if w.pid != without]
+async def _workers(procapp: Registry, n: int, without: int | None = None) -> list[WorkerInfo]:
+    live = [w for w in await procapp.workers() if w.pid != without]
     alive = [w for w in live if _alive(w.pid)]
     return alive if len(alive) == n else []
 
@@ -161,7 +142,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_supervised_burst_workers_exit_when_done(app: Registry, redis_url: str) -> None:
+async def test_supervised_burst_workers_exit_when_done(procapp: Registry, redis_url: str) -> None:
     from tests.apps.procapp import add
 
     handles = await add.enqueue_many([(i, 2) for i in range(200)])
@@ -172,16 +153,18 @@ async def test_supervised_burst_workers_exit_when_done(app: Registry, redis_url:
     assert len({j.attempts[0].pid for j in jobs}) >= 1
 
 
-async def test_a_killed_worker_disappears_from_the_live_list(app: Registry, redis_url: str) -> None:
+async def test_a_killed_worker_disappears_from_the_live_list(
+    procapp: Registry, redis_url: str
+) -> None:
     worker = start_worker(APP, redis_url, "--lease", "1")
-    listed = await wait_until(lambda: app.workers(), timeout=15)
+    listed = await wait_until(lambda: procapp.workers(), timeout=15)
     assert [w.pid for w in listed] == [worker.pid]
     assert listed[0].queues == ["default"]
     assert listed[0].concurrency == 100
     worker.kill()
     worker.communicate(timeout=10)
-    await wait_until(lambda: _none_listed(app), timeout=10)
+    await wait_until(lambda: _none_listed(procapp), timeout=10)
 
 
-async def _none_listed(app: Registry) -> bool:
-    return not await app.workers()
+async def _none_listed(procapp: Registry) -> bool:
+    return not await procapp.workers()
