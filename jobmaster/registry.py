@@ -99,6 +99,8 @@ class Registry:
         events_maxlen: entries kept in each queue's events stream (default 10,000).
         log_bytes: bytes of log lines kept per attempt (default 256 KiB).
         scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
+        reply_spin: seconds ``enqueue*_sync`` polls for Redis's reply before it sleeps
+            (default 0.0001; 0 never polls).
         config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
             (default: the working directory and its parents).
         environ: the environment to read JOBMASTER_* variables from (default: os.environ).
@@ -116,6 +118,7 @@ class Registry:
         events_maxlen: int | None = None,
         log_bytes: int | None = None,
         scheduler_lease: float | None = None,
+        reply_spin: float | None = None,
         config_dir: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -130,6 +133,7 @@ class Registry:
             events_maxlen=events_maxlen,
             log_bytes=log_bytes,
             scheduler_lease=scheduler_lease,
+            reply_spin=reply_spin,
         )
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ
@@ -407,6 +411,7 @@ class Registry:
                         settings.namespace,
                         events_maxlen=settings.events_maxlen,
                         timeout=SOCKET_TIMEOUT,
+                        spin=settings.reply_spin,
                     )
         return self._blocking
 

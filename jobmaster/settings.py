@@ -41,6 +41,9 @@ class Settings(BaseModel):
     """Entries kept in each queue's events stream (each lists one batch of changes)."""
     log_bytes: int = Field(default=256 * 1024, ge=1024)
     """Most bytes of log lines kept per attempt; later lines are dropped and marked."""
+    reply_spin: float = Field(default=0.0001, ge=0, le=0.01)
+    """Seconds a synchronous enqueue polls for Redis's reply before it sleeps on the socket
+    (0: it never polls); see multiplexed.BlockingConnection."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:

@@ -159,6 +159,52 @@ def test_a_server_that_does_not_answer_times_out_on_the_blocking_connection(
         conn.close()
 
 
+def test_replies_read_by_spinning_are_whole_and_in_order(redis_url: str) -> None:
+    conn = BlockingConnection(redis_url, spin=0.001)
+    try:
+        assert conn.spin == 0.001  # this machine has the cores and the socket flag for it
+        big = os.urandom(3 * 1024 * 1024)  # a reply of many reads
+        replies = conn.pipeline([["ECHO", "a"], ["ECHO", big], ["NOSUCHCOMMAND"], ["ECHO", "b"]])
+        assert replies[:2] == [b"a", big]
+        assert isinstance(replies[2], ResponseError)
+        assert replies[3] == b"b"
+        assert [conn.pipeline([["INCR", "spun"]])[0] for _ in range(500)] == list(range(1, 501))
+    finally:
+        conn.close()
+
+
+def test_spinning_stops_costing_cpu_when_replies_are_slower_than_the_spin(
+    redis_url: str,
+) -> None:
+    """Replies that each take 20 ms, with a spin of 5 ms: spinning on each of 40 calls
+    would burn 200 ms of CPU; after the first empty-handed spins, reads sleep."""
+    conn = BlockingConnection(redis_url, spin=0.005)
+    try:
+        conn.pipeline([["PING"]])
+        started = time.thread_time()
+        for _ in range(40):
+            assert conn.pipeline([["BLPOP", "nothing-here", 0.02]]) == [None]
+        assert time.thread_time() - started < 0.08
+    finally:
+        conn.close()
+
+
+def test_a_spinning_connection_still_times_out(own_server: EmbeddedRedis) -> None:
+    conn = BlockingConnection(own_server.url, timeout=0.5, spin=0.002)
+    assert own_server.process is not None
+    try:
+        assert conn.pipeline([["PING"]]) == [b"PONG"]
+        os.kill(own_server.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError, match=r"did not answer in 0\.5s"):
+                conn.pipeline([["PING"]])
+        finally:
+            os.kill(own_server.process.pid, signal.SIGCONT)
+        assert conn.pipeline([["PING"]]) == [b"PONG"]
+    finally:
+        conn.close()
+
+
 async def test_registry_producers_use_it_and_report_redis_unavailable(
     own_server: EmbeddedRedis, tmp_path: object
 ) -> None:

@@ -24,11 +24,14 @@ from jobmaster.store.types import NewJob
 class BlockingProducer:
     """Creates jobs from any thread, each thread on a connection of its own."""
 
-    def __init__(self, url: str, namespace: str, *, events_maxlen: int, timeout: float) -> None:
+    def __init__(
+        self, url: str, namespace: str, *, events_maxlen: int, timeout: float, spin: float = 0.0
+    ) -> None:
         self.url = url
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.timeout = timeout
+        self.spin = spin
         self._script = source("enqueue")
         self._sha = hashlib.sha1(self._script.encode()).hexdigest()
         self._lists: dict[str, _QueueKeyLists] = {}
@@ -71,7 +74,9 @@ class BlockingProducer:
     def _connection(self) -> BlockingConnection:
         conn: BlockingConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = BlockingConnection(self.url, timeout=self.timeout)
+            conn = self._local.conn = BlockingConnection(
+                self.url, timeout=self.timeout, spin=self.spin
+            )
             with self._lock:
                 self._connections.append(conn)
         return conn
