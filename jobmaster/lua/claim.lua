@@ -15,10 +15,14 @@ local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local claimed, changes = {}, {}
+local claimed, changes, lease_end = {}, {}, text(now + lease)
 -- the fixed part of every attempt record, its strings escaped once
-local worker_json = ',"w":' .. cjson.encode(consumer) .. ',"h":' .. cjson.encode(host)
-  .. ',"p":' .. pid .. ',"s":' .. now .. '}'
+local consumer_json = cjson.encode(consumer)
+local worker_json = ',"w":' .. consumer_json .. ',"h":' .. cjson.encode(host)
+  .. ',"p":' .. text(pid) .. ',"s":' .. text(now) .. '}'
+-- how a lease token starts in a status written as text: the consumer, unless it has a
+-- character JSON escapes (then cjson writes the statuses)
+local token_json = not consumer_json:find('\\', 1, true) and consumer_json:sub(2, -2) .. '/'
 
 local function dead_letter(stream, band, entry, fields, why)
   drop_entry(stream, group, entry)
@@ -48,19 +52,27 @@ local function start_band(stream, band, entries)
       dead_letter(stream, band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
     else
-      local st = cjson.decode(raw)
-      if st.s ~= 'queued' or st.e ~= entry then
+      local a, b, queued_entry = nil, nil, nil
+      if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
+      local st = not a and cjson.decode(raw)
+      if (a and queued_entry ~= entry) or (st and (st.s ~= 'queued' or st.e ~= entry)) then
         drop_entry(stream, group, entry)  -- superseded: the job was cancelled or moved
       else
-        local n = st.a + 1
-        st.s, st.a, st.t = 'active', n, consumer .. '/' .. n
+        local n = (a and tonumber(a) or st.a) + 1
+        local number = text(n)
         statuses[#statuses + 1] = id
-        statuses[#statuses + 1] = cjson.encode(st)
-        leases[#leases + 1] = now + lease
+        if a then  -- {"a", "b", "s", "e"} as text, the lease token added
+          statuses[#statuses + 1] = '{"a":' .. number .. ',"b":' .. b .. ',"s":"active","e":"'
+            .. entry .. '","t":"' .. token_json .. number .. '"}'
+        else
+          st.s, st.a, st.t = 'active', n, consumer .. '/' .. number
+          statuses[#statuses + 1] = cjson.encode(st)
+        end
+        leases[#leases + 1] = lease_end
         leases[#leases + 1] = id
-        opened[#opened + 1] = id .. ':' .. n
-        opened[#opened + 1] = '{"n":' .. n .. worker_json
-        started[#started + 1] = {id, n, st.l or 0}
+        opened[#opened + 1] = id .. ':' .. number
+        opened[#opened + 1] = '{"n":' .. number .. worker_json
+        started[#started + 1] = {id, n, st and st.l or 0}
         changes[#changes + 1] = change_json(id, 'active')
       end
     end

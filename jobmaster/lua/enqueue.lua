@@ -10,22 +10,28 @@ This is the hot path of every producer: it writes its JSON by concatenation (ids
 the status hash and the queued index of a batch are one command each. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, maxlen = nil, ARGV[1], ARGV[2]  -- the clock is read for delayed jobs only
-local out, changes, statuses, scores = {}, {}, {}, {}
+local out, changes, statuses, scores, streams = {}, {}, {}, {}, {}
 for i = 3, #ARGV, 5 do
-  local id, band, delay = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 4])
+  local id, band, delay = ARGV[i], ARGV[i + 2], ARGV[i + 4]
   -- the record and the status of a job are written and forgotten together
   if rcall('HSETNX', jobs, id, ARGV[i + 1]) == 0 then
     out[#out + 1] = 0
-  elseif delay > 0 then
+  elseif delay ~= '0' and tonumber(delay) > 0 then  -- '0' first: tonumber is a strtod
     now = now or now_ms()
-    local due = now + delay
+    local due = now + tonumber(delay)
     schedule(scheduled, KEYS[6], id, due)
     statuses[#statuses + 1] = id
     statuses[#statuses + 1] = string.format('{"a":0,"b":%s,"s":"scheduled","d":%d}', band, due)
     changes[#changes + 1] = change_json(id, 'scheduled')
     out[#out + 1] = 1
   else
-    local entry = add_entry(KEYS[6 + tonumber(ARGV[i + 3])], group, id)
+    local index = ARGV[i + 3]
+    local stream = streams[index]
+    if not stream then
+      stream = KEYS[6 + tonumber(index)]
+      streams[index] = stream
+    end
+    local entry = add_entry(stream, group, id)
     statuses[#statuses + 1] = id
     statuses[#statuses + 1] = '{"a":0,"b":' .. band .. ',"s":"queued","e":"' .. entry .. '"}'
     scores[#scores + 1] = entry_score(entry)

@@ -15,6 +15,7 @@ job: this script runs for every job a worker processes. ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local now_text = text(now)
 
 local ends, ids = {}, {}
 local i = 4
@@ -37,7 +38,15 @@ end
 local out, held, fields, seen = {}, {}, {}, {}
 local raws = hmget_many(status, ids)
 for k, e in ipairs(ends) do
-  local st = raws[k] and cjson.decode(raws[k])
+  local raw, st = raws[k], nil
+  if raw then
+    local a, b, entry, token = string.match(raw, ACTIVE_STATUS)
+    if a then  -- as the claim wrote it: its fields stay text
+      st = {a = a, b = b, e = entry, t = token, text = true}
+    else
+      st = cjson.decode(raw)
+    end
+  end
   if not st or st.t ~= e.token or seen[e.id] then
     out[k] = 0
   else
@@ -45,7 +54,7 @@ for k, e in ipairs(ends) do
     seen[e.id] = true
     e.st = st
     held[#held + 1] = e
-    fields[#fields + 1] = e.id .. ':' .. st.a
+    fields[#fields + 1] = e.id .. ':' .. (st.text and st.a or text(st.a))
   end
 end
 
@@ -56,12 +65,17 @@ for k, e in ipairs(held) do
   local id, st, next_state = e.id, e.st, e.next_state
   if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
   if st.e then
-    acks[st.b] = acks[st.b] or {}
-    table.insert(acks[st.b], st.e)
+    local band = tonumber(st.b)
+    acks[band] = acks[band] or {}
+    table.insert(acks[band], st.e)
   end
   unleased[k] = id
   closed[#closed + 1] = fields[k]
   closed[#closed + 1] = closed_attempt(opened[k], st.a, now, e.outcome, e.etype, e.emsg, e.tb)
+  -- an end without an error, of a status written as text, is written as text: {"a", "b",
+  -- "s", "f"}; any other goes through cjson
+  local as_text = st.text and e.etype == '' and next_state ~= 'scheduled'
+  if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
   st.t, st.e, st.s = nil, nil, next_state
   if e.etype ~= '' then st.x, st.m = e.etype, e.emsg else st.x, st.m = nil, nil end
   if next_state == 'scheduled' then
@@ -70,19 +84,24 @@ for k, e in ipairs(held) do
   else
     st.f = now
     local list = index[next_state]
-    list[#list + 1] = now
+    list[#list + 1] = now_text
     list[#list + 1] = id
     if next_state == 'succeeded' then
       stored[#stored + 1] = id
       stored[#stored + 1] = e.result
       if e.ttl >= 0 then
-        expiries[#expiries + 1] = now + e.ttl
+        expiries[#expiries + 1] = text(now + e.ttl)
         expiries[#expiries + 1] = id
       end
     end
   end
   statuses[#statuses + 1] = id
-  statuses[#statuses + 1] = cjson.encode(st)
+  if as_text then
+    statuses[#statuses + 1] = '{"a":' .. st.a .. ',"b":' .. st.b .. ',"s":"' .. next_state
+      .. '","f":' .. now_text .. '}'
+  else
+    statuses[#statuses + 1] = cjson.encode(st)
+  end
   changes[#changes + 1] = change_json(id, next_state)
 end
 for band, entries in pairs(acks) do
