@@ -42,7 +42,7 @@ local function start_band(stream, band, entries)
     ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
   local raws = hmget_many(status, ids)
-  local started, statuses, leases, opened = {}, {}, {}, {}
+  local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
   for k, item in ipairs(entries) do
     local entry, id, raw = item[1], ids[k], raws[k]
     if id == '' then
@@ -72,24 +72,24 @@ local function start_band(stream, band, entries)
         leases[#leases + 1] = id
         opened[#opened + 1] = id .. ':' .. number
         opened[#opened + 1] = '{"n":' .. number .. worker_json
-        started[#started + 1] = {id, n, st and st.l or 0}
+        names[#names + 1] = id
+        numbers[#numbers + 1] = n
+        lost[#lost + 1] = st and st.l or 0
         changes[#changes + 1] = change_json(id, 'active')
       end
     end
   end
-  if #started == 0 then return end
+  if #names == 0 then return end
   call_many('HSET', status, statuses)
   call_many('ZADD', active, leases)
   call_many('HSET', attempts, opened)
-  local names = {}
-  for k, job in ipairs(started) do names[k] = job[1] end
   call_many('ZREM', queued, names)
   local records = hmget_many(jobs, names)
-  for k, job in ipairs(started) do
-    claimed[#claimed + 1] = job[1]
-    claimed[#claimed + 1] = job[2]
+  for k, id in ipairs(names) do
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = numbers[k]
     claimed[#claimed + 1] = records[k] or ''
-    claimed[#claimed + 1] = job[3]
+    claimed[#claimed + 1] = lost[k]
   end
 end
 

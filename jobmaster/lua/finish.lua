@@ -17,28 +17,20 @@ local results, result_expiry = KEYS[8], KEYS[9]
 local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local now_text = text(now)
 
-local ends, ids = {}, {}
-local i = 4
-while i <= #ARGV do
-  local e = {id = ARGV[i + 1], token = ARGV[i + 2], outcome = 'succeeded',
-    next_state = 'succeeded', delay = 0, ttl = -1, etype = '', emsg = '', tb = ''}
-  if ARGV[i] == 'S' then
-    e.result, e.ttl = ARGV[i + 3], tonumber(ARGV[i + 4])
-    i = i + 5
-  else
-    e.outcome, e.next_state, e.delay = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
-    e.etype, e.emsg, e.tb = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-    i = i + 9
-  end
-  ends[#ends + 1] = e
-  ids[#ids + 1] = e.id
+-- where each end's values start in ARGV (no table per end: this runs for every job)
+local starts, ids = {}, {}
+local i, argc = 4, #ARGV
+while i <= argc do
+  starts[#starts + 1] = i
+  ids[#ids + 1] = ARGV[i + 1]
+  i = i + (ARGV[i] == 'S' and 5 or 9)
 end
 
 -- the ends whose lease is held (a job named twice counts once), and their attempt fields
-local out, held, fields, seen = {}, {}, {}, {}
+local out, held, statuses_held, fields, seen = {}, {}, {}, {}, {}
 local raws = hmget_many(status, ids)
-for k, e in ipairs(ends) do
-  local raw, st = raws[k], nil
+for k, p in ipairs(starts) do
+  local raw, st, id = raws[k], nil, ids[k]
   if raw then
     local a, b, entry, token = string.match(raw, ACTIVE_STATUS)
     if a then  -- as the claim wrote it: its fields stay text
@@ -47,22 +39,27 @@ for k, e in ipairs(ends) do
       st = cjson.decode(raw)
     end
   end
-  if not st or st.t ~= e.token or seen[e.id] then
+  if not st or st.t ~= ARGV[p + 2] or seen[id] then
     out[k] = 0
   else
     out[k] = 1
-    seen[e.id] = true
-    e.st = st
-    held[#held + 1] = e
-    fields[#fields + 1] = e.id .. ':' .. (st.text and st.a or text(st.a))
+    seen[id] = true
+    held[#held + 1] = p
+    statuses_held[#statuses_held + 1] = st
+    fields[#fields + 1] = id .. ':' .. (st.text and st.a or text(st.a))
   end
 end
 
 local opened = hmget_many(attempts, fields)
 local index = {succeeded = {}, failed = {}, cancelled = {}}
 local acks, unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}, {}
-for k, e in ipairs(held) do
-  local id, st, next_state = e.id, e.st, e.next_state
+for k, p in ipairs(held) do
+  local id, st = ARGV[p + 1], statuses_held[k]
+  local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
+  if ARGV[p] ~= 'S' then
+    outcome, next_state, delay = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
+    etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
+  end
   if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
   if st.e then
     local band = tonumber(st.b)
@@ -71,15 +68,15 @@ for k, e in ipairs(held) do
   end
   unleased[k] = id
   closed[#closed + 1] = fields[k]
-  closed[#closed + 1] = closed_attempt(opened[k], st.a, now, e.outcome, e.etype, e.emsg, e.tb)
+  closed[#closed + 1] = closed_attempt(opened[k], st.a, now, outcome, etype, emsg, tb)
   -- an end without an error, of a status written as text, is written as text: {"a", "b",
   -- "s", "f"}; any other goes through cjson
-  local as_text = st.text and e.etype == '' and next_state ~= 'scheduled'
+  local as_text = st.text and etype == '' and next_state ~= 'scheduled'
   if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
   st.t, st.e, st.s = nil, nil, next_state
-  if e.etype ~= '' then st.x, st.m = e.etype, e.emsg else st.x, st.m = nil, nil end
+  if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
   if next_state == 'scheduled' then
-    st.d = now + e.delay
+    st.d = now + delay
     schedule(scheduled, KEYS[11], id, st.d)
   else
     st.f = now
@@ -88,9 +85,10 @@ for k, e in ipairs(held) do
     list[#list + 1] = id
     if next_state == 'succeeded' then
       stored[#stored + 1] = id
-      stored[#stored + 1] = e.result
-      if e.ttl >= 0 then
-        expiries[#expiries + 1] = text(now + e.ttl)
+      stored[#stored + 1] = ARGV[p] == 'S' and ARGV[p + 3] or ''
+      local ttl = ARGV[p] == 'S' and ARGV[p + 4] or '-1'
+      if ttl ~= '-1' and tonumber(ttl) >= 0 then  -- '-1' (kept with the job) first
+        expiries[#expiries + 1] = text(now + tonumber(ttl))
         expiries[#expiries + 1] = id
       end
     end
