@@ -19,8 +19,8 @@ they touch in ``KEYS`` and never build key names themselves::
 
     <ns>:{<q>}:stream:<band>         stream  one entry {id: job id} per runnable job, one
                                              stream per priority band 0..9, consumer
-                                             group "workers"; acknowledged entries are
-                                             trimmed (XTRIM MINID) or XDELed
+                                             group "workers", read with NOACK; the claim
+                                             trims what it read (XTRIM MINID)
     <ns>:{<q>}:jobs                  hash    job id -> msgpack {n: name, a: args (bin),
                                              p: priority, c: created ms, t: tags (when
                                              any)} (set at enqueue)

@@ -7,8 +7,12 @@ Returns: {claimed, newest}
   claimed: flat, four values per job: id, attempt number, job record, attempts lost so far
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
   empty), from which a blocking XREAD waits for new work; otherwise empty.
-An entry without a known job is acknowledged, deleted and recorded as a failed job
-'invalid-<entry id>' so that the queue keeps moving.
+Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
+MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
+a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
+its lease in `active`, written in this same script, not a pending entry: reclaim.lua takes
+back the jobs whose lease expired. An entry without a known job is recorded as a failed
+job 'invalid-<entry id>' so that the queue keeps moving.
 The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
 ZADD), not one per job: this script runs for every job a worker processes. ]]
 local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -24,8 +28,7 @@ local worker_json = ',"w":' .. consumer_json .. ',"h":' .. cjson.encode(host)
 -- character JSON escapes (then cjson writes the statuses)
 local token_json = not consumer_json:find('\\', 1, true) and consumer_json:sub(2, -2) .. '/'
 
-local function dead_letter(stream, band, entry, fields, why)
-  drop_entry(stream, group, entry)
+local function dead_letter(band, entry, fields, why)
   local id = 'invalid-' .. entry
   rcall('HSET', jobs, id, cjson.encode({n = '', p = band, c = now, raw = fields}))
   rcall('HSET', status, id, cjson.encode(
@@ -35,7 +38,7 @@ local function dead_letter(stream, band, entry, fields, why)
 end
 
 -- Start the attempts of the entries read from one band's stream.
-local function start_band(stream, band, entries)
+local function start_band(band, entries)
   local ids = {}
   for k, item in ipairs(entries) do
     local fields = item[2]
@@ -46,17 +49,17 @@ local function start_band(stream, band, entries)
   for k, item in ipairs(entries) do
     local entry, id, raw = item[1], ids[k], raws[k]
     if id == '' then
-      dead_letter(stream, band, entry, item[2],
+      dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' in band ' .. band .. ' has no job id')
     elseif not raw then
-      dead_letter(stream, band, entry, item[2],
+      dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
     else
       local a, b, queued_entry = nil, nil, nil
       if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
       local st = not a and cjson.decode(raw)
       if (a and queued_entry ~= entry) or (st and (st.s ~= 'queued' or st.e ~= entry)) then
-        drop_entry(stream, group, entry)  -- superseded: the job was cancelled or moved
+        -- superseded (the job was cancelled or moved): nothing to do, it is trimmed
       else
         local n = (a and tonumber(a) or st.a) + 1
         local number = text(n)
@@ -98,10 +101,12 @@ for band = 9, 0, -1 do
   local stream = KEYS[8 + band]
   if rcall('EXISTS', stream) == 1 then
     local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer,
-      'COUNT', remaining, 'STREAMS', stream, '>')
+      'COUNT', remaining, 'NOACK', 'STREAMS', stream, '>')
     local entries = read_entries(reply)
     if #entries > 0 then
-      start_band(stream, band, entries)
+      local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+      rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+      start_band(band, entries)
       remaining = remaining - #entries
     end
   end

@@ -71,16 +71,6 @@ local function add_entry(stream, group, id)
   return entry
 end
 
--- The id of the last entry a consumer group was given ('0-0' before the first).
-local function last_delivered(stream, group)
-  for _, info in ipairs(rcall('XINFO', 'GROUPS', stream)) do
-    local fields = {}
-    for k = 1, #info, 2 do fields[info[k]] = info[k + 1] end
-    if fields['name'] == group then return fields['last-delivered-id'] end
-  end
-  return '0-0'
-end
-
 -- The queued index's score of a stream entry: its time in ms and, as thousandths, its
 -- sequence number within that ms (capped at 999), so that entries of one band keep their
 -- order within a millisecond. Entry ids are 'ms-seq'.
@@ -114,34 +104,10 @@ local function hmget_many(key, fields)
   return values
 end
 
--- Acknowledge and delete a job's stream entry, if it has one.
-local function drop_entry(stream, group, entry)
-  if entry then
-    rcall('XACK', stream, group, entry)
-    rcall('XDEL', stream, entry)
-  end
-end
-
--- Remove acknowledged entries from a band's stream. Entries are delivered in id order and
--- never again, so every entry older than the oldest one still pending (or, when none is,
--- up to the last one delivered) was acknowledged: XTRIM MINID drops them in one pass,
--- which costs little. XDEL, which scans a node for each entry it deletes, is used only while
--- the oldest pending entry's attempt has run for LONG_RUNNING_MS or more: that keeps the
--- stream from growing behind a long-running job. `entries` are acknowledged already, in no
--- particular order.
-local LONG_RUNNING_MS = 10000
-local function release_entries(stream, group, entries)
-  local pending = redis.pcall('XPENDING', stream, group, '-', '+', 1)
-  if pending.err then return end  -- the stream or its group was deleted meanwhile
-  local oldest, minid = pending[1], nil
-  if oldest then
-    minid = oldest[1]
-    if oldest[3] >= LONG_RUNNING_MS then call_many('XDEL', stream, entries) end
-  else  -- nothing pending: every entry up to the last delivered one can go
-    local ms, seq = string.match(last_delivered(stream, group), '^(%d+)-(%d+)$')
-    minid = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
-  end
-  rcall('XTRIM', stream, 'MINID', minid)
+-- Delete a job's stream entry, if it has one and it is still there. Entries are read with
+-- NOACK (see claim.lua), so none is ever pending; most are trimmed already.
+local function drop_entry(stream, entry)
+  if entry then rcall('XDEL', stream, entry) end
 end
 
 -- An attempt record (JSON, false when missing) closed with an outcome and, optionally, an

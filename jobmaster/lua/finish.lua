@@ -2,24 +2,24 @@
 KEYS[1] jobs  KEYS[2] status  KEYS[3] active  KEYS[4] scheduled  KEYS[5] attempts
 KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10] events
 KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
-KEYS[15..24] streams of bands 0..9
-ARGV[1] consumer group  ARGV[2] retention (ms)  ARGV[3] events maxlen
-ARGV[4..] per job, either five values for a success: 'S', id, lease token, result
+ARGV[1] retention (ms)  ARGV[2] events maxlen
+ARGV[3..] per job, either five values for a success: 'S', id, lease token, result
   (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
   lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
   scheduled), error type, error message, traceback
 Returns: one integer per job, 1 when recorded, 0 when the lease was no longer held
 (the attempt was taken over; nothing is written for it).
+The job's stream entry is gone already: the claim read it with NOACK and trimmed it.
 The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
 job: this script runs for every job a worker processes. ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
-local now, group, retention, maxlen = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
 local now_text = text(now)
 
 -- where each end's values start in ARGV (no table per end: this runs for every job)
 local starts, ids = {}, {}
-local i, argc = 4, #ARGV
+local i, argc = 3, #ARGV
 while i <= argc do
   starts[#starts + 1] = i
   ids[#ids + 1] = ARGV[i + 1]
@@ -52,7 +52,7 @@ end
 
 local opened = hmget_many(attempts, fields)
 local index = {succeeded = {}, failed = {}, cancelled = {}}
-local acks, unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}, {}
+local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
 for k, p in ipairs(held) do
   local id, st = ARGV[p + 1], statuses_held[k]
   local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
@@ -61,11 +61,6 @@ for k, p in ipairs(held) do
     etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
   end
   if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
-  if st.e then
-    local band = tonumber(st.b)
-    acks[band] = acks[band] or {}
-    table.insert(acks[band], st.e)
-  end
   unleased[k] = id
   closed[#closed + 1] = fields[k]
   closed[#closed + 1] = closed_attempt(opened[k], st.a, now, outcome, etype, emsg, tb)
@@ -101,10 +96,6 @@ for k, p in ipairs(held) do
     statuses[#statuses + 1] = cjson.encode(st)
   end
   changes[#changes + 1] = change_json(id, next_state)
-end
-for band, entries in pairs(acks) do
-  call_many('XACK', KEYS[15 + band], entries, group)
-  release_entries(KEYS[15 + band], group, entries)
 end
 call_many('ZREM', active, unleased)
 call_many('HSET', attempts, closed)

@@ -35,7 +35,7 @@ class _QueueKeyLists:
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"), *s,
+            idx("cancelled"),
         )  # fmt: skip
         self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
         self.requeue = (

@@ -118,7 +118,7 @@ class JobCommands(StoreBase):
         self, queue: str, completions: Sequence[Completion], retention_ms: int
     ) -> list[bool]:
         """Record ended attempts; False where the lease was no longer held (nothing written)."""
-        keys, argv = self._k(queue).finish, [GROUP, retention_ms, self.events_maxlen]
+        keys, argv = self._k(queue).finish, [retention_ms, self.events_maxlen]
         if self.fast is not None:
             parts = [encode_completion(completion) for completion in completions]
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
