@@ -99,7 +99,7 @@ end
 for band = 9, 0, -1 do
   if remaining <= 0 then break end
   local stream = KEYS[8 + band]
-  if rcall('EXISTS', stream) == 1 then
+  if rcall('XLEN', stream) > 0 then  -- only undelivered entries stay in a stream
     local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer,
       'COUNT', remaining, 'NOACK', 'STREAMS', stream, '>')
     local entries = read_entries(reply)

@@ -1,0 +1,154 @@
+"""Redis instructions per job of jobmaster's hot paths, counted by callgrind.
+
+A redis-server runs under ``valgrind --tool=callgrind`` on a free loopback port; for each
+phase the counters are zeroed (``callgrind_control -z``), the phase runs, and the counters
+are dumped (``callgrind_control -d``). Instruction counts do not depend on the machine's
+load, so unlike the timed benchmarks they compare across runs and days. Phases, each on
+a queue that already holds 1,000 jobs (so that its hashes are past Redis's small encodings):
+
+1. ``enqueue_many``: ``--jobs`` jobs in calls of 1,000;
+2. ``enqueue_sync``: ``--single`` jobs one at a time;
+3. processing: a burst worker in this process empties the queue of phase 1 (claims and
+   records of successes, with everything a worker does meanwhile).
+
+It needs valgrind (Debian: ``apt install valgrind``), which the project does not install.
+Usage (from the repository root; about a minute)::
+
+    .venv/bin/python benchmarks/redis_instructions.py [--jobs 5000] [--single 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
+
+from bench_app import make_registry  # noqa: E402
+
+from jobmaster.embedded import free_port  # noqa: E402
+from jobmaster.worker import Worker  # noqa: E402
+
+WARM_UP = 1000
+"""Jobs queued before each phase: hashes and sorted sets of 512 entries or fewer are
+listpacks, which Redis searches linearly; a queue in use is past that."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--jobs", type=int, default=5000, help="jobs of enqueue_many and processing"
+    )
+    parser.add_argument("--single", type=int, default=2000, help="jobs of enqueue_sync")
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed (Debian: apt install valgrind redis-server)")
+    with tempfile.TemporaryDirectory(prefix="jobmaster-callgrind-") as tmp:
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                "valgrind", "--tool=callgrind", "--dump-instr=no",
+                f"--callgrind-out-file={tmp}/callgrind.out",
+                "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", tmp,
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            _wait_for(url)
+            counter = _Counter(server.pid, Path(tmp))
+            figures = _measure(url, counter, args.jobs, args.single)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(f"Redis instructions per job (callgrind, redis-server {_redis_version()})")
+    for name, value in figures.items():
+        print(f"  {name:<34} {value:>9,.0f}")
+    return 0
+
+
+class _Counter:
+    """Instructions the server runs during a phase."""
+
+    def __init__(self, pid: int, directory: Path) -> None:
+        self.pid, self.directory, self.dumps = pid, directory, 0
+
+    def count(self, phase: Callable[[], None]) -> int:
+        subprocess.run(["callgrind_control", "-z", str(self.pid)], check=True, capture_output=True)
+        phase()
+        subprocess.run(["callgrind_control", "-d", str(self.pid)], check=True, capture_output=True)
+        self.dumps += 1
+        dump = self.directory / f"callgrind.out.{self.dumps}"
+        for line in dump.read_text().splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no summary line in {dump}")
+
+
+def _measure(url: str, counter: _Counter, jobs: int, single: int) -> dict[str, float]:
+    registry = make_registry(url, "callgrind")
+    noop = registry.jobs["noop"]
+
+    async def enqueue_many(count: int) -> None:
+        async with registry:
+            for first in range(0, count, 1000):
+                await noop.enqueue_many([(n,) for n in range(min(1000, count - first))])
+
+    async def process() -> None:
+        worker = Worker(registry, burst=True, install_signal_handlers=False, echo_job_logs=False)
+        await worker.run()
+        if worker.jobs_done != jobs + WARM_UP:
+            raise RuntimeError(f"the worker did {worker.jobs_done} jobs, not {jobs + WARM_UP}")
+
+    asyncio.run(enqueue_many(WARM_UP))
+    bulk = counter.count(lambda: asyncio.run(enqueue_many(jobs)))
+    process_total = counter.count(lambda: asyncio.run(process()))
+
+    single_queue = noop.options(queue="single")
+    single_queue.enqueue_many_sync([(n,) for n in range(WARM_UP)])
+
+    def one_at_a_time() -> None:
+        for n in range(single):
+            single_queue.enqueue_sync(n)
+
+    one = counter.count(one_at_a_time)
+    registry.close()
+    return {
+        "enqueue_many (1,000 per call)": bulk / jobs,
+        "enqueue_sync (one at a time)": one / single,
+        "processing (claim + success)": process_total / (jobs + WARM_UP),
+    }
+
+
+def _wait_for(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    client = redis.Redis.from_url(url)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _redis_version() -> str:
+    out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    return next((w[2:] for w in out.split() if w.startswith("v=")), "?")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
