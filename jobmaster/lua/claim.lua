@@ -58,17 +58,17 @@ local function start_band(band, entries)
       local a, b, queued_entry = nil, nil, nil
       if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
       local st = not a and cjson.decode(raw)
-      if (a and queued_entry ~= entry) or (st and (st.s ~= 'queued' or st.e ~= entry)) then
-        -- superseded (the job was cancelled or moved): nothing to do, it is trimmed
-      else
+      -- an entry superseded (its job was cancelled or moved) is left to the trim
+      local current = (a and queued_entry == entry) or (st and st.s == 'queued' and st.e == entry)
+      if current then
         local n = (a and tonumber(a) or st.a) + 1
         local number = text(n)
         statuses[#statuses + 1] = id
-        if a then  -- {"a", "b", "s", "e"} as text, the lease token added
-          statuses[#statuses + 1] = '{"a":' .. number .. ',"b":' .. b .. ',"s":"active","e":"'
-            .. entry .. '","t":"' .. token_json .. number .. '"}'
+        if a then  -- {"a", "b", "s", "e"} as text: the entry is gone, the lease token added
+          statuses[#statuses + 1] = '{"a":' .. number .. ',"b":' .. b .. ',"s":"active","t":"'
+            .. token_json .. number .. '"}'
         else
-          st.s, st.a, st.t = 'active', n, consumer .. '/' .. number
+          st.s, st.a, st.t, st.e = 'active', n, consumer .. '/' .. number, nil
           statuses[#statuses + 1] = cjson.encode(st)
         end
         leases[#leases + 1] = lease_end

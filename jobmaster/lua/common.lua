@@ -25,9 +25,9 @@ end
 -- The status of a job as enqueue.lua writes it (attempts, band, entry): the claim edits
 -- it as text. Any other shape goes through cjson.
 local QUEUED_STATUS = '^{"a":(%d+),"b":(%d+),"s":"queued","e":"([%d-]+)"}$'
--- The status of an active job as the claim writes it (attempts, band, entry, lease token,
--- with no escaped character): the end of its attempt edits it as text.
-local ACTIVE_STATUS = '^{"a":(%d+),"b":(%d+),"s":"active","e":"([%d-]+)","t":"([^"\\]*)"}$'
+-- The status of an active job as the claim writes it (attempts, band, lease token, with no
+-- escaped character): the end of its attempt edits it as text.
+local ACTIVE_STATUS = '^{"a":(%d+),"b":(%d+),"s":"active","t":"([^"\\]*)"}$'
 
 -- One [job id, state] change as JSON, for the hot paths: the ids they write match
 -- [A-Za-z0-9_.:@/+=-]+ (or are 'invalid-<entry id>') and states are plain words, so nothing
@@ -102,12 +102,6 @@ local function hmget_many(key, fields)
     for k = 1, #part do values[first + k - 1] = part[k] end
   end
   return values
-end
-
--- Delete a job's stream entry, if it has one and it is still there. Entries are read with
--- NOACK (see claim.lua), so none is ever pending; most are trimmed already.
-local function drop_entry(stream, entry)
-  if entry then rcall('XDEL', stream, entry) end
 end
 
 -- An attempt record (JSON, false when missing) closed with an outcome and, optionally, an

@@ -32,9 +32,9 @@ local raws = hmget_many(status, ids)
 for k, p in ipairs(starts) do
   local raw, st, id = raws[k], nil, ids[k]
   if raw then
-    local a, b, entry, token = string.match(raw, ACTIVE_STATUS)
+    local a, b, token = string.match(raw, ACTIVE_STATUS)
     if a then  -- as the claim wrote it: its fields stay text
-      st = {a = a, b = b, e = entry, t = token, text = true}
+      st = {a = a, b = b, t = token, text = true}
     else
       st = cjson.decode(raw)
     end

@@ -18,7 +18,6 @@ for _, id in ipairs(expired) do
   local st = raw and cjson.decode(raw)
   if st and st.s == 'active' then
     local stream = KEYS[7 + st.b]
-    drop_entry(stream, st.e)
     close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'LeaseExpired',
       'the worker holding this attempt stopped renewing its lease', '')
     st.l = (st.l or 0) + 1

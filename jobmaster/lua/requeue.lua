@@ -16,7 +16,6 @@ for i = 4, #ARGV, 2 do
     out[#out + 1] = 0
   else
     local stream = KEYS[6 + st.b]
-    drop_entry(stream, st.e)
     close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'WorkerShutdown', reason, '')
     st.t = nil
     rcall('ZREM', active, id)
