@@ -83,3 +83,17 @@ async def test_statuses_edited_as_text_and_through_cjson_agree(store: Store) -> 
         return repr(seen).replace(repr(ESCAPED)[1:-1], PLAIN)
 
     assert renamed(escaped) == repr(plain)
+
+
+async def test_an_enqueue_of_mixed_bands_and_delays_sends_them_in_runs(store: Store) -> None:
+    """Runs of one band and delay share their values in the call: a batch that changes band
+    or delay from job to job, and back, still puts each job where it belongs."""
+    plan = [(0, 0), (0, 0), (5, 0), (0, 60_000), (0, 60_000), (5, 0), (0, 0), (9, 0)]
+    jobs = [NewJob(f"j{n}", RECORD, band, delay_ms=delay) for n, (band, delay) in enumerate(plan)]
+    jobs.append(NewJob("j0", RECORD, 9))  # an id that exists: left untouched
+    assert await store.enqueue("mixed", jobs) == [True] * len(plan) + [False]
+    states = [await store.state("mixed", f"j{n}") for n in range(len(plan))]
+    assert states == [JobState.SCHEDULED if delay else JobState.QUEUED for _, delay in plan]
+    claim = await store.claim("mixed", PLAIN, 100, 60_000, "host", 1)
+    # highest band first, in enqueue order within a band; the delayed ones wait
+    assert [j.id for j in claim.jobs] == ["j7", "j2", "j5", "j0", "j1", "j6"]
