@@ -335,7 +335,8 @@ def enqueue_command(
     events_maxlen: int,
 ) -> bytes:
     """The EVALSHA of :func:`enqueue_call`, encoded. A producer's hot path: each run's four
-    values, and each job's two, are encoded by one formatting operation (ids are ASCII)."""
+    values, and each job's two, are encoded by one formatting operation (ids are ASCII,
+    bands 0-9)."""
     keys, runs = _runs(lists, jobs)
     parts, count = [_enqueue_options(events_maxlen)], 2
     for band, slot, delay_ms, run in runs:
