@@ -1,4 +1,4 @@
-"""What jobmaster forgets and when: acknowledged stream entries, finished jobs past their
+"""What jobmaster forgets and when: delivered stream entries, finished jobs past their
 retention, results past their time to live, old events."""
 
 import contextlib
@@ -54,7 +54,7 @@ def traces(raw_redis: redis.Redis, job_id: str, attempts: int) -> list[str]:
     return found
 
 
-async def test_acknowledged_stream_entries_are_deleted(
+async def test_delivered_stream_entries_are_deleted(
     registry: Registry, raw_redis: redis.Redis
 ) -> None:
     @registry.job(retry=Retry(max_attempts=2, backoff=0.01))
