@@ -104,9 +104,9 @@ for band = 9, 0, -1 do
       'COUNT', remaining, 'NOACK', 'STREAMS', stream, '>')
     local entries = read_entries(reply)
     if #entries > 0 then
+      start_band(band, entries)
       local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
       rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-      start_band(band, entries)
       remaining = remaining - #entries
     end
   end

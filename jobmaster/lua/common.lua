@@ -80,16 +80,11 @@ local function entry_score(entry)
   return ms .. '.' .. string.rep('0', 3 - #seq) .. seq
 end
 
--- rcall(command, key, [extra,] args...) for a list of any length, sent in slices of 1000
--- (unpack is limited by Lua's C stack); pairs stay together. Nothing is sent for none.
-local function call_many(command, key, args, extra)
+-- rcall(command, key, args...) for a list of any length, sent in slices of 1000 (unpack is
+-- limited by Lua's C stack); pairs stay together. Nothing is sent for none.
+local function call_many(command, key, args)
   for first = 1, #args, 1000 do
-    local last = math.min(first + 999, #args)
-    if extra then  -- an argument between the key and the list (XACK's group)
-      rcall(command, key, extra, unpack(args, first, last))
-    else
-      rcall(command, key, unpack(args, first, last))
-    end
+    rcall(command, key, unpack(args, first, math.min(first + 999, #args)))
   end
 end
 

@@ -56,7 +56,10 @@ local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}
 for k, p in ipairs(held) do
   local id, st = ARGV[p + 1], statuses_held[k]
   local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
-  if ARGV[p] ~= 'S' then
+  local result, ttl = nil, '-1'
+  if ARGV[p] == 'S' then
+    result, ttl = ARGV[p + 3], ARGV[p + 4]
+  else
     outcome, next_state, delay = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
     etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
   end
@@ -80,8 +83,7 @@ for k, p in ipairs(held) do
     list[#list + 1] = id
     if next_state == 'succeeded' then
       stored[#stored + 1] = id
-      stored[#stored + 1] = ARGV[p] == 'S' and ARGV[p + 3] or ''
-      local ttl = ARGV[p] == 'S' and ARGV[p + 4] or '-1'
+      stored[#stored + 1] = result
       if ttl ~= '-1' and tonumber(ttl) >= 0 then  -- '-1' (kept with the job) first
         expiries[#expiries + 1] = text(now + tonumber(ttl))
         expiries[#expiries + 1] = id
