@@ -17,6 +17,7 @@ from jobmaster.keys import Keys
 from jobmaster.multiplexed import (
     BlockingConnection,
     MultiplexedConnection,
+    can_spin,
     encode_command,
     encode_evalsha,
     supports,
@@ -162,7 +163,7 @@ def test_a_server_that_does_not_answer_times_out_on_the_blocking_connection(
 def test_replies_read_by_spinning_are_whole_and_in_order(redis_url: str) -> None:
     conn = BlockingConnection(redis_url, spin=0.001)
     try:
-        assert conn.spin == 0.001  # this machine has the cores and the socket flag for it
+        assert conn.spin == (0.001 if can_spin() else 0.0)  # never on one core
         big = os.urandom(3 * 1024 * 1024)  # a reply of many reads
         replies = conn.pipeline([["ECHO", "a"], ["ECHO", big], ["NOSUCHCOMMAND"], ["ECHO", "b"]])
         assert replies[:2] == [b"a", big]
