@@ -392,10 +392,15 @@ class Registry:
             blocking_reads=reader,
         )
 
+    def uses_default_client(self) -> bool:
+        """Whether jobmaster makes its Redis clients from ``redis_url`` itself (False when
+        ``redis_factory`` was replaced, as :func:`jobmaster.testing.fake_registry` does)."""
+        return self.redis_factory == self._connect
+
     def _own_connections(self) -> bool:
         """Whether jobmaster opens its connections itself (the fast paths need a plain
         ``redis://`` URL and the default client; a client of one's own is used as it is)."""
-        return self.redis_factory == self._connect and multiplexed.supports(self.settings.redis_url)
+        return self.uses_default_client() and multiplexed.supports(self.settings.redis_url)
 
     def blocking_producer(self) -> BlockingProducer | None:
         """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,

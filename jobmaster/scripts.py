@@ -63,6 +63,7 @@ class Scripts:
         self.update = _Script(redis, "update", fast)
         self.retry = _Script(redis, "retry", fast)
         self.renew = _Script(redis, "renew", fast)
+        self.overrun = _Script(redis, "overrun", fast)
         self.record_output = _Script(redis, "record_output", fast)
         self.save_schedule = _Script(redis, "save_schedule", fast)
         self.fire_schedules = _Script(redis, "fire_schedules", fast)

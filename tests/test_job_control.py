@@ -246,8 +246,9 @@ async def test_cancel_racing_a_claim_gives_one_consistent_answer(
             assert answer == "requested"
             assert claimed == [job_id]  # the worker has it and is told to stop
             assert state is JobState.ACTIVE
-            lost, cancel = await worker_side.renew("race", [_lease(job_id)], 60_000)
-            assert (lost, cancel) == ([], [job_id])
+            lease = _lease(job_id)
+            lost, cancel = await worker_side.renew("race", [lease], 60_000)
+            assert (lost, cancel) == ([], [lease])
             await worker_side.finish("race", [_cancelled(job_id)], 60_000)
             assert await worker_side.state("race", job_id) is JobState.CANCELLED
     print(f"\ncancel vs claim, 300 rounds: {outcomes}")

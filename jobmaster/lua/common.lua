@@ -22,6 +22,15 @@ local function text(n)
   return s
 end
 
+-- Redis full (maxmemory with noeviction) refuses a script's first write that may grow
+-- memory, and lets every write after one that cannot (HDEL is one) go through. Scripts that
+-- keep held work alive (a lease's renewal, a hand-back, a worker's heartbeat) call this
+-- first: what they write is small, and refusing them would lose work already done.
+-- The job ids in `key` are never empty, so nothing is deleted.
+local function write_even_when_full(key)
+  rcall('HDEL', key, '')
+end
+
 -- The status of a job as enqueue.lua writes it (attempts, band, entry): the claim edits
 -- it as text. Any other shape goes through cjson.
 local QUEUED_STATUS = '^{"a":(%d+),"b":(%d+),"s":"queued","e":"([%d-]+)"}$'

@@ -1,4 +1,5 @@
---[[ Record the end of attempts whose lease the caller still holds, then prune old jobs.
+--[[ Record the end of attempts whose lease the caller still holds, then prune old jobs
+(even when Redis is full: see write_even_when_full).
 KEYS[1] jobs  KEYS[2] status  KEYS[3] active  KEYS[4] scheduled  KEYS[5] attempts
 KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10] events
 KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
@@ -16,6 +17,7 @@ local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEY
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
 local now_text = text(now)
+write_even_when_full(status)  -- a full Redis must not fail work that was done
 
 -- where each end's values start in ARGV (no table per end: this runs for every job)
 local starts, ids = {}, {}

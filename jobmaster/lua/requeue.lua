@@ -3,11 +3,13 @@ KEYS[1] status  KEYS[2] active  KEYS[3] queued  KEYS[4] attempts  KEYS[5] events
 KEYS[6..15] streams of bands 0..9  KEYS[16] cancelled
 ARGV[1] consumer group  ARGV[2] reason  ARGV[3] events maxlen
 ARGV[4..] two values per job: id, lease token
-Each attempt is closed as 'lost' with the reason; the job gets a new stream entry.
+Each attempt is closed as 'lost' with the reason; the job gets a new stream entry. Runs
+even when Redis is full (see write_even_when_full).
 Returns: one integer per job, 1 when handed back, 0 when the lease was no longer held. ]]
 local status, active, queued, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, reason, maxlen = now_ms(), ARGV[1], ARGV[2], ARGV[3]
 local out, changes = {}, {}
+write_even_when_full(status)
 for i = 4, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local raw = rcall('HGET', status, id)

@@ -52,6 +52,7 @@ class _QueueKeyLists:
             idx("cancelled"),
         )  # fmt: skip
         self.renew = (k.status, idx("active"))
+        self.overrun = (k.status, k.attempts)
         self.prune = (
             k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
             idx("succeeded"), idx("failed"), idx("cancelled"),

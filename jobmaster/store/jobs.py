@@ -14,6 +14,7 @@ from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
 from jobmaster.multiplexed import encode_command, encode_evalsha
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP, StoreBase, _QueueKeyLists
+from jobmaster.store.leases import renew_arguments, renewed
 from jobmaster.store.types import (
     Claim,
     ClaimedJob,
@@ -130,17 +131,22 @@ class JobCommands(StoreBase):
         return [bool(r) for r in recorded]
 
     async def renew(
-        self, queue: str, leases: Iterable[Lease], lease_ms: int
-    ) -> tuple[list[str], list[str]]:
-        """Extend leases; returns the ids of jobs whose lease this worker no longer holds,
-        and of those whose cancellation was requested."""
-        argv: list[Any] = [lease_ms]
-        for lease in leases:
-            argv += (lease.job_id, lease.token)
-        if len(argv) == 1:
+        self, queue: str, leases: Sequence[Lease], lease_ms: int
+    ) -> tuple[list[Lease], list[Lease]]:
+        """Extend leases (even when Redis is full); returns the leases this worker no longer
+        holds, and those whose job's cancellation was requested."""
+        if not leases:
             return [], []
-        lost, cancel = await self._scripts.renew(self._k(queue).renew, argv)
-        return [i.decode() for i in lost], [i.decode() for i in cancel]
+        reply = await self._scripts.renew(self._k(queue).renew, renew_arguments(leases, lease_ms))
+        return renewed(leases, reply)
+
+    async def record_overrun(self, queue: str, lease: Lease, error_type: str, message: str) -> bool:
+        """Close a running attempt as timed out while its code still runs (the job keeps its
+        lease until the code returns); False when the lease is no longer held."""
+        recorded = await self._scripts.overrun(
+            self._k(queue).overrun, (lease.job_id, lease.token, error_type, message)
+        )
+        return bool(recorded)
 
     # -- operations on jobs that have not finished -------------------------------------------
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
 
 class AttemptTimeout(TimeoutError):
     """The attempt ran longer than its job's timeout."""
+
+
+OverrunHook = Callable[["RunningJob", AttemptTimeout], Awaitable[None]]
+"""Told when a sync handler passed its timeout and its thread still runs."""
 
 
 class IdleTimeout(AttemptTimeout):
@@ -55,6 +62,8 @@ class RunningJob:
     abort: Exception | None = None
     """Why the worker cancelled the attempt, when it did so to end it (not to hand it back):
     an AttemptTimeout, or a CancelRequested."""
+    in_thread: bool = False
+    """Its handler runs in a thread of the worker, which nothing can interrupt."""
 
     @property
     def last_activity(self) -> float:
@@ -125,8 +134,14 @@ async def run_attempt(
     executor: Executor | None,
     echo: LineEcho | None,
     retention_s: float,
+    on_overrun: OverrunHook | None = None,
 ) -> Completion:
-    """Decode, validate and run one claimed job; every way it can end becomes a Completion."""
+    """Decode, validate and run one claimed job; every way it can end becomes a Completion.
+
+    A sync handler's thread cannot be stopped: past its timeout, ``on_overrun`` is told (to
+    record the attempt as timed out), and the attempt ends only once the thread returned, so
+    that its retry never runs beside it.
+    """
     prepared = _prepare(registry, job, record)
     if isinstance(prepared, Completion):
         return prepared
@@ -144,8 +159,10 @@ async def run_attempt(
         elif handler.is_async:
             value = await _run_async(handler.fn, positional, keywords, definition.timeout)
         else:
+            job.in_thread = True
+            overrun = None if on_overrun is None else functools.partial(on_overrun, job)
             value = await _run_sync(
-                handler.fn, positional, keywords, definition.timeout, executor, job.ctx
+                handler.fn, positional, keywords, definition.timeout, executor, job.ctx, overrun
             )
     except AttemptTimeout as exc:
         return failed(job, exc, definition, outcome=AttemptOutcome.TIMED_OUT)
@@ -243,19 +260,40 @@ async def _run_sync(
     timeout: float | None,
     executor: Executor | None,
     ctx: Context | None,
+    on_overrun: Callable[[AttemptTimeout], Awaitable[None]] | None = None,
 ) -> Any:
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(executor, functools.partial(fn, *positional, **keywords))
+    if executor is None:
+        raise RuntimeError("a sync handler needs the worker's thread pool")
+    thread = executor.submit(fn, *positional, **keywords)
+    future = asyncio.wrap_future(thread)
     try:
         if timeout is None:
             return await future
         done, _ = await asyncio.wait({future}, timeout=timeout)
-        if not done:
-            # A thread cannot be stopped from outside: the handler is told to stop through
-            # ctx.cancelled, and the attempt ends now.
-            raise AttemptTimeout(f"the attempt exceeded its timeout of {timeout:g}s")
-        return future.result()
+        if done:
+            return future.result()
+        # A thread cannot be stopped from outside: the handler is told to stop through
+        # ctx.cancelled, the attempt is recorded as timed out now, and it ends (its retry
+        # is scheduled) once the thread returns.
+        exc = AttemptTimeout(f"the attempt exceeded its timeout of {timeout:g}s")
+        if ctx is not None:
+            ctx.cancelled.set()
+        if on_overrun is not None:
+            await on_overrun(exc)
+        raise exc
     except BaseException:
         if ctx is not None:
             ctx.cancelled.set()
+        await _returned(thread)
         raise
+
+
+async def _returned(thread: concurrent.futures.Future[Any]) -> None:
+    """Wait until a handler's thread returned, through any cancellation (the attempt keeps
+    its slot and lease until then; the cancellation is raised by the caller afterwards)."""
+    if thread.done():
+        return
+    waiter = asyncio.wrap_future(thread)
+    while not waiter.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({waiter})

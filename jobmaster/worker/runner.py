@@ -1,7 +1,7 @@
 """The worker: fetches into free slots, runs attempts, records how they end.
 
 Every background loop is started in :meth:`Worker.run`: fetching, flushing completions and
-output, renewing leases, promoting due jobs and heartbeating.
+output, promoting due jobs and heartbeating, and the lease keeper's thread.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import redis
 import structlog
 
 from jobmaster.definition import QUEUE_PATTERN
@@ -27,7 +28,9 @@ from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
-from jobmaster.worker.attempt import RunningJob, run_attempt
+from jobmaster.store.leases import LeaseRenewer
+from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
+from jobmaster.worker.lease_keeper import LeaseKeeper, RenewFn
 from jobmaster.worker.process_executor import preload
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
 
@@ -106,7 +109,7 @@ class Worker(UpkeepLoops):
         self._echo = self._echo_line if echo_job_logs else None
         self._lease_ms = int(self.lease * 1000)
         self._retention_ms = int(registry.settings.retention * 1000)
-        self._running: dict[tuple[str, str], RunningJob] = {}
+        self._running: dict[tuple[str, str, str], RunningJob] = {}
         self._completions: defaultdict[str, list[tuple[RunningJob, Completion]]] = defaultdict(list)
         self._outputs: defaultdict[str, list[Output]] = defaultdict(list)
         self._executor: ThreadPoolExecutor | None = None
@@ -148,12 +151,13 @@ class Worker(UpkeepLoops):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         upkeep: list[asyncio.Future[Any]] = []
+        keeper = self._lease_keeper(loop)
         try:
             await self._with_retries("start", self._register_queues)
+            keeper.start()
             self._flush_task = loop.create_task(self._flush_loop(), name="jobmaster-flush")
             upkeep = [
                 self._flush_task,
-                loop.create_task(self._renew_loop(), name="jobmaster-renew"),
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
                 loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
                 loop.create_task(self._watchdog_loop(), name="jobmaster-watchdog"),
@@ -177,6 +181,7 @@ class Worker(UpkeepLoops):
         finally:
             await self._stop_upkeep(upkeep)
             await self._flush_until_empty()
+            await asyncio.to_thread(keeper.stop)
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
                 for queue in self.queues:
@@ -250,6 +255,13 @@ class Worker(UpkeepLoops):
                 job.ctx.cancelled.set()
             if job.task is not None:
                 job.task.cancel()
+        threads = sum(1 for job in leftover if job.in_thread)
+        if threads:
+            self.log.warning(
+                "waiting for sync handlers to return before handing their jobs back (a thread "
+                "cannot be interrupted; executor='process' can be killed)",
+                threads=threads,
+            )
         await asyncio.gather(*(j.task for j in leftover if j.task), return_exceptions=True)
         by_queue: defaultdict[str, list[Lease]] = defaultdict(list)
         for job in leftover:
@@ -355,7 +367,7 @@ class Worker(UpkeepLoops):
     def _start(self, queue: str, claimed: ClaimedJob) -> None:
         token = f"{self.id}/{claimed.attempt}"
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
-        self._running[(queue, claimed.id)] = job
+        self._running[(queue, claimed.id, token)] = job
         if len(self._running) == 1:  # the flush loop may be waiting for completions only
             self._flush_wanted.set()
         job.task = asyncio.get_running_loop().create_task(self._execute(job, claimed.record))
@@ -370,18 +382,67 @@ class Worker(UpkeepLoops):
                 executor=self._executor,
                 echo=self._echo,
                 retention_s=self.registry.settings.retention,
+                on_overrun=self._record_overrun,
             )
         except asyncio.CancelledError:
             if not (self._handing_back or job.lease_lost):
                 raise
         finally:
-            del self._running[(job.queue, job.job_id)]
+            del self._running[(job.queue, job.job_id, job.token)]
             self._slot_freed.set()
         if completion is not None and not job.lease_lost:
             self._take_output(job)
             self._completions[job.queue].append((job, completion))
             self._unrecorded += 1
             self._flush_wanted.set()
+
+    async def _record_overrun(self, job: RunningJob, exc: AttemptTimeout) -> None:
+        """A sync handler passed its timeout and its thread still runs: close its attempt as
+        timed out now; its slot and lease stay held until the thread returns."""
+        self.log.warning(
+            "attempt timed out; its sync handler still runs, and the job keeps its slot and "
+            "lease until it returns",
+            job_id=job.job_id,
+            attempt=job.attempt,
+        )
+        message = f"{exc}; its thread went on running, and the retry waited for it to return"
+        try:
+            await self.store.record_overrun(
+                job.queue, Lease(job.job_id, job.token), type(exc).__qualname__, message
+            )
+        except Exception as error:  # the attempt's end records the timeout in any case
+            reason = f"{type(error).__name__}: {error}"
+            self.log.warning("could not record the timeout yet", error=reason)
+
+    def _lease_keeper(self, loop: asyncio.AbstractEventLoop) -> LeaseKeeper:
+        """The lease keeper, on a connection of its own where jobmaster makes its clients
+        (with a client of one's own, such as fakeredis, it renews through the loop)."""
+        renew: RenewFn
+        if self.registry.uses_default_client():
+            client = redis.Redis.from_url(
+                self.registry.settings.redis_url,
+                socket_timeout=max(self.heartbeat, 1.0),
+                socket_connect_timeout=5,
+            )
+            renew = LeaseRenewer(client, self.registry.settings.namespace).renew
+        else:
+
+            def renew(
+                queue: str, leases: Sequence[Lease], lease_ms: int
+            ) -> tuple[list[Lease], list[Lease]]:
+                call = self.store.renew(queue, leases, lease_ms)
+                return asyncio.run_coroutine_threadsafe(call, loop).result(self.lease)
+
+        return LeaseKeeper(
+            renew=renew,
+            leases=self._leases,
+            on_renewed=self._renewed,
+            running=lambda: [job.job_id for job in tuple(self._running.values())],
+            interval=self.heartbeat,
+            lease_ms=self._lease_ms,
+            loop=loop,
+            log=self.log,
+        )
 
     def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:
         method = getattr(self.log, level, self.log.info)

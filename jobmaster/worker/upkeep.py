@@ -1,6 +1,7 @@
-"""The worker's background loops besides fetching: lease renewal, reclaiming the jobs of dead
-workers, promotion of due jobs, cancellation requests, idle attempts, heartbeats and
-housekeeping. :class:`jobmaster.worker.Worker` starts them all in one place.
+"""The worker's background loops besides fetching: reclaiming the jobs of dead workers,
+promotion of due jobs, cancellation requests, idle attempts, heartbeats and housekeeping
+(lease renewal runs in a thread of its own: :mod:`jobmaster.worker.lease_keeper`).
+:class:`jobmaster.worker.Worker` starts them all in one place.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class UpkeepLoops:
     log: Any
     _lease_ms: int
     _retention_ms: int
-    _running: dict[tuple[str, str], RunningJob]
+    _running: dict[tuple[str, str, str], RunningJob]
+    """Attempts running in this worker, by (queue, job id, lease token): a job may have an
+    old attempt still running (its lease lost) beside its new one."""
     _completions: defaultdict[str, list[tuple[RunningJob, Completion]]]
     _closing: bool
     _closed: asyncio.Event
@@ -64,34 +67,34 @@ class UpkeepLoops:
                 await self._closed.wait()
 
     def _leases(self) -> dict[str, list[Lease]]:
-        """Leases to keep: running attempts and ended ones not yet recorded."""
+        """Leases to keep: running attempts and ended ones not yet recorded.
+
+        Called from the lease keeper's thread: it copies the worker's tables with
+        ``tuple()``, which the GIL makes atomic (no Python code runs in between), before it
+        iterates them.
+        """
         leases: defaultdict[str, list[Lease]] = defaultdict(list)
-        for job in self._running.values():
+        for job in tuple(self._running.values()):
             leases[job.queue].append(Lease(job.job_id, job.token))
-        for queue, done in self._completions.items():
-            leases[queue].extend(Lease(job.job_id, job.token) for job, _ in done)
+        for queue, done in tuple(self._completions.items()):
+            leases[queue].extend(Lease(job.job_id, job.token) for job, _ in tuple(done))
         return leases
 
-    async def _renew_loop(self) -> None:
-        while not self._closing:
-            await self._pause(self.heartbeat)
-            await self._with_retries("renew", self._renew, attempts=3)
-
-    async def _renew(self) -> None:
-        for queue, leases in self._leases().items():
-            lost, cancel = await self.store.renew(queue, leases, self._lease_ms)
-            for job_id in cancel:  # a request the control stream may not have delivered
-                self._cancel(queue, job_id, None)
-            for job_id in lost:
-                job = self._running.get((queue, job_id))
-                if job is None:
-                    continue
-                self.log.warning("lease lost; abandoning the attempt", job_id=job_id)
-                job.lease_lost = True
-                if job.ctx is not None:
-                    job.ctx.cancelled.set()
-                if job.task is not None:
-                    job.task.cancel()
+    def _renewed(self, queue: str, lost: list[Lease], cancel: list[Lease]) -> None:
+        """What a renewal found (in the event loop): cancellations the control stream may
+        not have delivered, and leases that another worker took over."""
+        for lease in cancel:
+            self._cancel(queue, lease.job_id, lease.token)
+        for lease in lost:
+            job = self._running.get((queue, lease.job_id, lease.token))
+            if job is None or job.lease_lost:
+                continue
+            self.log.warning("lease lost; abandoning the attempt", job_id=lease.job_id)
+            job.lease_lost = True
+            if job.ctx is not None:
+                job.ctx.cancelled.set()
+            if job.task is not None:
+                job.task.cancel()
 
     async def _promote_loop(self) -> None:
         """Move due scheduled jobs to their streams, then sleep until the next one is due or
@@ -182,8 +185,13 @@ class UpkeepLoops:
             await self._with_retries("control", read)
 
     def _cancel(self, queue: str, job_id: str, token: str | None) -> None:
-        job = self._running.get((queue, job_id))
-        if job is None or job.abort is not None or (token is not None and token != job.token):
+        """Cancel the running attempt of a job (the one holding ``token``, when given)."""
+        if token is not None:
+            job = self._running.get((queue, job_id, token))
+        else:
+            held = (j for j in self._running.values() if j.queue == queue and j.job_id == job_id)
+            job = next((j for j in held if not j.lease_lost), None)
+        if job is None or job.abort is not None:
             return
         self.log.info("cancelling a running attempt on request", job_id=job_id)
         job.end(Cancelled("the job was cancelled while this attempt ran"))

@@ -91,3 +91,10 @@ async def beat(label: str = "") -> str:
 def nap_in_process(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def block_loop(seconds: float) -> float:
+    """An async handler that wrongly blocks its worker's event loop for `seconds`."""
+    time.sleep(seconds)  # noqa: ASYNC251 (the fault under test)
+    return seconds
