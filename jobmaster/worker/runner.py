@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 import structlog
+from redis.exceptions import ResponseError
 
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
@@ -28,8 +29,10 @@ from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
+from jobmaster.store.base import redis_full
 from jobmaster.store.leases import LeaseRenewer
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
+from jobmaster.worker.dropped_output import DroppedOutput
 from jobmaster.worker.lease_keeper import LeaseKeeper, RenewFn
 from jobmaster.worker.process_executor import preload
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
@@ -112,6 +115,7 @@ class Worker(UpkeepLoops):
         self._running: dict[tuple[str, str, str], RunningJob] = {}
         self._completions: defaultdict[str, list[tuple[RunningJob, Completion]]] = defaultdict(list)
         self._outputs: defaultdict[str, list[Output]] = defaultdict(list)
+        self._dropped = DroppedOutput()
         self._executor: ThreadPoolExecutor | None = None
         self._store: Store | None = None
         self._stopping = False
@@ -459,7 +463,7 @@ class Worker(UpkeepLoops):
 
     async def _flush_loop(self) -> None:
         while not self._closing:
-            if self._running:  # their log lines and progress are written as they come
+            if self._running or self._dropped:  # output is written as it comes
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that races its timeout, and this loop is cancelled at shutdown.
                 with contextlib.suppress(TimeoutError):
@@ -473,12 +477,23 @@ class Worker(UpkeepLoops):
             await self._with_retries("record", self._flush)
 
     async def _flush(self) -> None:
-        """Write pending output, then pending completions, queue by queue."""
+        """Write pending output, then pending completions, queue by queue.
+
+        Output that Redis refuses for lack of memory is dropped (counted, and said on its
+        attempt once there is room): it must not hold up the completions behind it.
+        """
         outputs, self._outputs = self._outputs, defaultdict(list)
         completions, self._completions = self._completions, defaultdict(list)
         try:
+            full = False
             for queue, batch in list(outputs.items()):
-                await self.store.record_output(queue, batch)
+                try:
+                    await self.store.record_output(queue, batch)
+                except ResponseError as exc:
+                    if not redis_full(exc):
+                        raise
+                    full = True
+                    self._drop_output(queue, batch)
                 del outputs[queue]
             for queue, done in list(completions.items()):
                 recorded = await self.store.finish(queue, [c for _, c in done], self._retention_ms)
@@ -493,12 +508,36 @@ class Worker(UpkeepLoops):
                             job_id=job.job_id,
                             attempt=job.attempt,
                         )
+            if self._dropped and not full:
+                await self._write_drop_notes()
         except BaseException:
             for queue, batch in outputs.items():  # keep what was not written, in order
                 self._outputs[queue][:0] = batch
             for queue, done in completions.items():
                 self._completions[queue][:0] = done
             raise
+
+    def _drop_output(self, queue: str, batch: list[Output]) -> None:
+        first = not self._dropped
+        dropped = self._dropped.drop(queue, batch)
+        if first:
+            self.log.warning(
+                "Redis is full (maxmemory): dropping log lines until it has room; attempts "
+                "and their ends are still recorded",
+                dropped=dropped,
+            )
+
+    async def _write_drop_notes(self) -> None:
+        """Tell each attempt that lost log lines how many (Redis has room again)."""
+        for queue, notes in self._dropped.notes().items():
+            try:
+                await self.store.record_output(queue, notes)
+            except ResponseError as exc:
+                if redis_full(exc):
+                    return
+                raise
+            self._dropped.clear(queue)
+        self.log.info("Redis has room again: log lines are written", dropped=self._dropped.total)
 
     async def _flush_until_empty(self) -> None:
         for job in self._running.values():

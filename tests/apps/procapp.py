@@ -98,3 +98,15 @@ async def block_loop(seconds: float) -> float:
     """An async handler that wrongly blocks its worker's event loop for `seconds`."""
     time.sleep(seconds)  # noqa: ASYNC251 (the fault under test)
     return seconds
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def chatty(ctx: Context, seconds: float) -> int:
+    """Writes a log line every 50 ms for `seconds`; returns how many."""
+    lines = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ctx.log.info("working", n=lines)
+        lines += 1
+        await asyncio.sleep(0.05)
+    return lines
