@@ -25,6 +25,7 @@ from jobmaster_dashboard import (
     schedule_forms,
 )
 from jobmaster_dashboard.auth import FROM_ENV, AuthConfig, AuthMiddleware, _FromEnv, resolve_auth
+from jobmaster_dashboard.headers import SecurityHeadersMiddleware
 from jobmaster_dashboard.rendering import HERE, render
 
 
@@ -105,7 +106,10 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, auth=resolved, prefix=prefix)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(AuthMiddleware, auth=resolved, prefix=prefix),
+        ],
         lifespan=lifespan,
         exception_handlers={
             RedisUnavailable: _redis_unavailable,
