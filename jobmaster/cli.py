@@ -407,7 +407,8 @@ def _workers_command(args: argparse.Namespace) -> int:
 DASHBOARD_HELP = (
     "Serve the web dashboard (the jobmaster-dashboard package) with uvicorn. Credentials "
     "come from JOBMASTER_DASHBOARD_TOKEN, or JOBMASTER_DASHBOARD_USER and "
-    "JOBMASTER_DASHBOARD_PASSWORD, unless --no-auth."
+    "JOBMASTER_DASHBOARD_PASSWORD, unless --no-auth (a --read-only dashboard takes "
+    "JOBMASTER_DASHBOARD_READ_ONLY_TOKEN, _USER and _PASSWORD instead when set)."
 )
 
 

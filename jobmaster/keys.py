@@ -16,6 +16,9 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:workers                     zset    worker id -> last heartbeat (ms)
     <ns>:worker:<id>                 string  msgpack WorkerInfo, expires with the heartbeat
     <ns>:schedule_queues             set     names of the queues that hold schedules
+    <ns>:dashboard:session:<hash>    string  a dashboard login session (owned by the
+                                             dashboard; <hash>: SHA-256 of its id); expires
+                                             when unused for the session's idle time
 
     <ns>:{<q>}:stream:<band>         stream  one entry {id: job id} per runnable job, one
                                              stream per priority band 0..9, consumer
@@ -191,6 +194,10 @@ class Keys:
     @cached_property
     def schedule_queues(self) -> str:
         return f"{self.namespace}:schedule_queues"
+
+    def dashboard_session(self, session_hash: str) -> str:
+        """A dashboard login session, by the SHA-256 (hex) of its id."""
+        return f"{self.namespace}:dashboard:session:{session_hash}"
 
 
 def attempt_field(job_id: str, number: int) -> str:

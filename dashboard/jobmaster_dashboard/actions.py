@@ -1,11 +1,13 @@
 """The POST forms: log in and out, retry a job, pause, resume and trigger a schedule.
 
-Every POST is checked for the CSRF token first; in read-only mode every action is refused
-with 403 (logging in and out still works, they change nothing in Redis).
+Every POST is checked for the CSRF token first, unless it came with the bearer token (a
+script, not a browser); in read-only mode every action is refused with 403 (logging in
+and out still works, they change no job).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import FormData
@@ -13,10 +15,26 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from jobmaster import JobmasterError, JobNotFound, ScheduleNotFound
-from jobmaster_dashboard.auth import SESSION_COOKIE, AuthConfig, safe_next
+from jobmaster_dashboard.auth import (
+    BEARER,
+    SESSION_COOKIE,
+    AuthConfig,
+    client_address,
+    log_failure,
+    safe_next,
+)
 from jobmaster_dashboard.notices import notice_params
 from jobmaster_dashboard.pages import registry_of
-from jobmaster_dashboard.rendering import check_csrf, prefix, redirect, remember_csrf, render
+from jobmaster_dashboard.rendering import (
+    check_csrf,
+    prefix,
+    redirect,
+    remember_csrf,
+    render,
+    secure_cookies,
+)
+from jobmaster_dashboard.sessions import Sessions
+from jobmaster_dashboard.throttle import LoginThrottle
 
 Action = Callable[[Request, FormData], Awaitable[Response]]
 
@@ -35,7 +53,8 @@ def protected(
         if changes_data and request.app.state.read_only:
             return PlainTextResponse("the dashboard is read-only", status_code=403)
         form = await request.form()
-        if not check_csrf(request, form):
+        scripted = getattr(request.state, "authenticated_by", None) == BEARER
+        if not scripted and not check_csrf(request, form):
             return PlainTextResponse(
                 "missing or invalid CSRF token; reload the page and try again", status_code=403
             )
@@ -56,39 +75,62 @@ async def login_form(request: Request) -> Response:
     )
 
 
+def _login_page(
+    request: Request, auth: AuthConfig, target: str, status: int, error: str
+) -> Response:
+    return render(
+        request,
+        "login.html",
+        status_code=status,
+        next=target,
+        uses_token=auth.token is not None,
+        uses_basic=auth.uses_basic,
+        error=error,
+    )
+
+
 async def _login(request: Request, form: FormData) -> Response:
     auth: AuthConfig | None = request.app.state.auth
     target = safe_next(_field(form, "next"))
     if auth is None:
         return redirect(request, target)
+    throttle: LoginThrottle = request.app.state.login_throttle
     token, user = _field(form, "token"), _field(form, "user")
+    who = user or "token"
+    wait = throttle.wait(client_address(request), who)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        page = _login_page(
+            request, auth, target, 429, f"Too many failed logins: try again in {seconds} s."
+        )
+        page.headers["Retry-After"] = str(seconds)
+        return page
     ok = (bool(token) and auth.check_token(token)) or (
         bool(user) and auth.check_basic(user, _field(form, "password"))
     )
     if not ok:
-        return render(
-            request,
-            "login.html",
-            status_code=401,
-            next=target,
-            uses_token=auth.token is not None,
-            uses_basic=auth.uses_basic,
-            error="Wrong credentials.",
-        )
+        log_failure(throttle, request, who, "form")
+        return _login_page(request, auth, target, 401, "Wrong credentials.")
+    throttle.succeeded(client_address(request), who)
+    sessions: Sessions = request.app.state.sessions
     response = redirect(request, target)
     response.set_cookie(
         SESSION_COOKIE,
-        auth.new_session(),
+        await sessions.open(user if user and not token else "token"),
         path=prefix(request) or "/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
     remember_csrf(request, response)
     return response
 
 
 async def _logout(request: Request, form: FormData) -> Response:
+    sessions: Sessions | None = request.app.state.sessions
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if sessions is not None and cookie:
+        await sessions.close(cookie)  # a copy of the cookie is refused from now on
     response = redirect(request, "/login")
     response.delete_cookie(SESSION_COOKIE, path=prefix(request) or "/")
     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,10 @@ from jobmaster_dashboard import (
     schedule_forms,
 )
 from jobmaster_dashboard.auth import FROM_ENV, AuthConfig, AuthMiddleware, _FromEnv, resolve_auth
+from jobmaster_dashboard.headers import SecurityHeadersMiddleware
 from jobmaster_dashboard.rendering import HERE, render
+from jobmaster_dashboard.sessions import Sessions, SessionSettings
+from jobmaster_dashboard.throttle import LoginThrottle
 
 
 async def _redis_unavailable(request: Request, exc: Exception) -> Response:
@@ -40,6 +44,8 @@ def create_app(
     auth: AuthConfig | str | tuple[str, str] | _FromEnv | None = FROM_ENV,
     read_only: bool = False,
     root_path: str = "",
+    session_ttl: float | None = None,
+    secure_cookies: bool | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Starlette:
     """The dashboard for a registry (or for the Redis at a URL, default namespace).
@@ -50,21 +56,31 @@ def create_app(
         auth: a token (``"..."``), HTTP basic credentials (``(user, password)``), an
             :class:`AuthConfig`, or ``None`` to turn authentication off. By default they
             come from ``JOBMASTER_DASHBOARD_TOKEN`` or ``JOBMASTER_DASHBOARD_USER`` and
-            ``JOBMASTER_DASHBOARD_PASSWORD``; with none set, this raises ``AuthError``.
+            ``JOBMASTER_DASHBOARD_PASSWORD`` (read-only: ``JOBMASTER_DASHBOARD_READ_ONLY_*``
+            first, when set); with none set, this raises ``AuthError``.
         read_only: hide every action and refuse every POST that would change data (403).
         root_path: the path prefix the dashboard is served under, for its links, when the
             server does not pass it as the ASGI ``root_path`` (``Mount`` does).
+        session_ttl: seconds a login session lives without a request (default
+            ``JOBMASTER_DASHBOARD_SESSION_TTL``, else 12 hours); logging out ends it.
+        secure_cookies: mark the cookies ``Secure`` even on plain HTTP requests (as when a
+            proxy terminates TLS without saying so); default
+            ``JOBMASTER_DASHBOARD_SECURE_COOKIES``. Over HTTPS they always are.
         environ: where to read the ``JOBMASTER_*`` variables (default: ``os.environ``).
 
     The app can be mounted in another ASGI app: ``Mount("/jobs", app=create_app(...))``.
     """
-    resolved = resolve_auth(auth, environ)
+    env = os.environ if environ is None else environ
+    resolved = resolve_auth(auth, env, read_only=read_only)
+    session_settings = SessionSettings.load(env, session_ttl, secure_cookies)
     if isinstance(registry_or_redis_url, Registry):
         registry, owned = registry_or_redis_url, False
     else:
         registry, owned = Registry(registry_or_redis_url, environ=environ), True
     prefix = root_path.rstrip("/")
     hub = live.EventHub(registry)
+    sessions = Sessions(registry, resolved, session_settings) if resolved is not None else None
+    throttle = LoginThrottle()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,7 +121,12 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, auth=resolved, prefix=prefix)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(
+                AuthMiddleware, auth=resolved, prefix=prefix, sessions=sessions, throttle=throttle
+            ),
+        ],
         lifespan=lifespan,
         exception_handlers={
             RedisUnavailable: _redis_unavailable,
@@ -118,4 +139,7 @@ def create_app(
     app.state.read_only = read_only
     app.state.root_path = prefix
     app.state.event_hub = hub
+    app.state.sessions = sessions
+    app.state.session_settings = session_settings
+    app.state.login_throttle = throttle
     return app

@@ -1,9 +1,11 @@
 """Who may use the dashboard: a token or HTTP basic credentials, and the session cookie.
 
 A request is let in when it carries ``Authorization: Bearer <token>``, HTTP basic
-credentials, or the session cookie that the login form sets. The cookie holds a random
-nonce and its HMAC under a key derived from the configured credentials, so changing the
-credentials logs every browser out and nothing is stored on the server.
+credentials, or the cookie of a live session that the login form opened (see
+:mod:`.sessions`). Wrong credentials, in the form or in the header, are counted per
+client address and per user, and slowed down (see :mod:`.throttle`) and logged.
+A request let in by its bearer token is marked so, so that it may POST without the CSRF
+field (a browser never adds that header by itself, unlike basic credentials or cookies).
 """
 
 from __future__ import annotations
@@ -13,22 +15,38 @@ import binascii
 import enum
 import hashlib
 import hmac
+import math
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import redis.exceptions
+import structlog
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobmaster import RedisUnavailable
+from jobmaster_dashboard.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from jobmaster_dashboard.sessions import Sessions
+
+log = structlog.get_logger("jobmaster_dashboard.auth")
 
 SESSION_COOKIE = "jobmaster_session"
 TOKEN_ENV = "JOBMASTER_DASHBOARD_TOKEN"
 USER_ENV = "JOBMASTER_DASHBOARD_USER"
 PASSWORD_ENV = "JOBMASTER_DASHBOARD_PASSWORD"
+READ_ONLY_PREFIX = "JOBMASTER_DASHBOARD_READ_ONLY_"
+"""A read-only dashboard reads ``..._READ_ONLY_TOKEN`` (``_USER``, ``_PASSWORD``) when set."""
 PUBLIC_PATHS = ("/login", "/static/")
 """Paths served without credentials (the login form and the stylesheet)."""
+BEARER = "bearer"
+"""``request.state.authenticated_by`` of a request let in by its bearer token."""
 
 
 class _FromEnv(enum.Enum):
@@ -60,14 +78,20 @@ class AuthConfig:
             raise AuthError("dashboard credentials must not be empty")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> AuthConfig | None:
-        token = environ.get(TOKEN_ENV) or None
-        user = environ.get(USER_ENV) or None
-        password = environ.get(PASSWORD_ENV) or None
+    def from_env(cls, environ: Mapping[str, str], *, read_only: bool = False) -> AuthConfig | None:
+        """From ``JOBMASTER_DASHBOARD_TOKEN`` (or ``_USER`` and ``_PASSWORD``); a read-only
+        dashboard takes ``JOBMASTER_DASHBOARD_READ_ONLY_TOKEN`` (``_USER``, ``_PASSWORD``)
+        instead when any of them is set. None when none is set."""
+        names = [TOKEN_ENV, USER_ENV, PASSWORD_ENV]
+        if read_only:
+            own = [READ_ONLY_PREFIX + name.rsplit("_", 1)[1] for name in names]
+            if any(environ.get(name) for name in own):
+                names = own
+        token, user, password = (environ.get(name) or None for name in names)
         if token is None and user is None and password is None:
             return None
         if (user is None) != (password is None):
-            raise AuthError(f"set both {USER_ENV} and {PASSWORD_ENV}, or neither")
+            raise AuthError(f"set both {names[1]} and {names[2]}, or neither")
         return cls(token=token, user=user, password=password)
 
     @property
@@ -103,6 +127,8 @@ class AuthConfig:
 def resolve_auth(
     auth: AuthConfig | str | tuple[str, str] | _FromEnv | None,
     environ: Mapping[str, str] | None = None,
+    *,
+    read_only: bool = False,
 ) -> AuthConfig | None:
     """The credentials to enforce (None: authentication explicitly turned off)."""
     if auth is None:
@@ -114,7 +140,7 @@ def resolve_auth(
     if isinstance(auth, tuple):
         user, password = auth
         return AuthConfig(user=user, password=password)
-    config = AuthConfig.from_env(os.environ if environ is None else environ)
+    config = AuthConfig.from_env(os.environ if environ is None else environ, read_only=read_only)
     if config is None:
         raise AuthError(
             "the dashboard needs credentials: pass auth='<token>' or auth=(user, password), "
@@ -131,29 +157,61 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def is_authenticated(conn: HTTPConnection, auth: AuthConfig) -> bool:
-    header = conn.headers.get("authorization", "")
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address (behind a trusted proxy, the one it forwarded)."""
+    return conn.client.host if conn.client is not None else "unknown"
+
+
+def throttled(wait: float) -> PlainTextResponse:
+    seconds = math.ceil(wait)
+    return PlainTextResponse(
+        f"too many failed logins; try again in {seconds} s",
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def log_failure(throttle: LoginThrottle, conn: HTTPConnection, user: str, via: str) -> None:
+    """Count a failed login and log it (never with what was typed as the secret)."""
+    address = client_address(conn)
+    failures = throttle.failed(address, user)
+    log.warning("dashboard login failed", address=address, user=user, via=via, failures=failures)
+
+
+def _header_credentials(header: str) -> tuple[str, str, str] | None:
+    """``(scheme, user, secret)`` from an Authorization header (user ``token`` for a
+    bearer token); None when the header is neither."""
     scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return auth.check_token(credentials.strip())
+    credentials = credentials.strip()
+    if scheme.lower() == BEARER and credentials:
+        return BEARER, "token", credentials
     if scheme.lower() == "basic" and credentials:
         try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+            decoded = base64.b64decode(credentials, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return "basic", "", ""
         user, sep, password = decoded.partition(":")
-        return bool(sep) and auth.check_basic(user, password)
-    session = conn.cookies.get(SESSION_COOKIE)
-    return session is not None and auth.check_session(session)
+        return ("basic", user, password) if sep else ("basic", "", "")
+    return None
 
 
 class AuthMiddleware:
-    """Lets authenticated requests through; sends browsers to the login form, others a 401."""
+    """Lets authenticated requests through; sends browsers to the login form, others a 401
+    (a 429 to an address or user that failed too often)."""
 
-    def __init__(self, app: ASGIApp, auth: AuthConfig | None, prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: AuthConfig | None,
+        prefix: str,
+        sessions: Sessions | None,
+        throttle: LoginThrottle,
+    ) -> None:
         self.app = app
         self.auth = auth
         self.prefix = prefix
+        self.sessions = sessions
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.auth is None or scope["type"] not in ("http", "websocket"):
@@ -161,16 +219,49 @@ class AuthMiddleware:
             return
         path = route_path(scope)
         conn = HTTPConnection(scope)
-        if path.startswith(PUBLIC_PATHS) or is_authenticated(conn, self.auth):
+        if path.startswith(PUBLIC_PATHS):
+            await self.app(scope, receive, send)
+            return
+        try:
+            verdict = await self._verdict(conn)
+        except (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            verdict = PlainTextResponse("Redis did not answer; try again", status_code=503)
+        if verdict is None:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        response = self._refusal(scope, conn, path)
-        await response(scope, receive, send)
+        await verdict(scope, receive, send)
 
-    def _refusal(self, scope: Scope, conn: HTTPConnection, path: str) -> Response:
+    async def _verdict(self, conn: HTTPConnection) -> Response | None:
+        """None to let the request in, else the response that refuses it."""
+        assert self.auth is not None
+        header = _header_credentials(conn.headers.get("authorization", ""))
+        if header is not None:
+            scheme, user, secret = header
+            address = client_address(conn)
+            wait = self.throttle.wait(address, user)
+            if wait > 0:
+                return throttled(wait)
+            if scheme == BEARER:
+                ok = self.auth.check_token(secret)
+            else:
+                ok = bool(user) and self.auth.check_basic(user, secret)
+            if ok:
+                self.throttle.succeeded(address, user)
+                conn.state.authenticated_by = scheme
+                return None
+            log_failure(self.throttle, conn, user, scheme)
+            return self._refusal(conn)
+        session = conn.cookies.get(SESSION_COOKIE)
+        if session is not None and self.sessions is not None and await self.sessions.check(session):
+            return None
+        return self._refusal(conn)
+
+    def _refusal(self, conn: HTTPConnection) -> Response:
+        scope = conn.scope
+        path = route_path(scope)
         wants_html = "text/html" in conn.headers.get("accept", "")
         if scope.get("method") == "GET" and wants_html:
             root = self.prefix or scope.get("root_path", "")

@@ -2,7 +2,8 @@
 
 Each job is handled on its own (one script call each, a few at a time); the page that
 follows says how many were done and which could not be (they were no longer failed, or
-were gone).
+were gone). "All" means the jobs that were failed when the button was pressed: their ids
+are read at once, and each is handled once, even if a retried job fails again meanwhile.
 """
 
 from __future__ import annotations
@@ -49,18 +50,15 @@ async def _apply(operation: Operation, handles: list[JobHandle[object]]) -> list
 async def _all_failed(
     registry: Registry, queue: str, operation: Operation
 ) -> tuple[int, list[str]]:
-    """Apply to every failed job of a queue, page by page (done jobs leave the list)."""
-    done = 0
-    refused: list[str] = []
-    while done + len(refused) < MAX_JOBS:
-        page = await registry.list_jobs(queue, JobState.FAILED, offset=len(refused), limit=BATCH)
-        if not page:
-            break
-        handles = [registry.handle(job.id, queue) for job in page]
-        failed_now = await _apply(operation, handles)
-        done += len(handles) - len(failed_now)
-        refused += failed_now
-    return done, refused
+    """Apply once to each job that is failed now (the newest ``MAX_JOBS``).
+
+    The ids are read in one call before anything is done, so that a retried job that
+    fails again meanwhile is not taken a second time.
+    """
+    failed = await registry.list_jobs(queue, JobState.FAILED, limit=MAX_JOBS)
+    handles = [registry.handle(job.id, queue) for job in failed]
+    refused = await _apply(operation, handles)
+    return len(handles) - len(refused), refused
 
 
 def _bulk(

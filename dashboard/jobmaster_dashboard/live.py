@@ -4,13 +4,15 @@ One :class:`EventHub` per app reads :meth:`jobmaster.Registry.events` (one Redis
 connection however many browsers listen) and hands each event to the open streams that
 want it. A stream sends:
 
-- ``state``: ``{"queue", "job", "state", "at"}`` for every state change it asked for;
-- ``counts``: ``{"queue", "counts": {state: n}}`` (with ``counts=1``), at most once a second
-  per queue that changed;
+- ``state``: ``{"queue", "job", "state", "at"}`` for every state change it asked for
+  (not with ``counts=1``);
+- ``counts``: ``{"queue", "counts": {state: n}}`` (with ``counts=1``, instead of the state
+  changes), at most once a second per queue that changed;
 - ``output``: ``{"queue", "job"}`` (with ``job=``) when the job's attempts, log lines or
   progress changed without a state change: a running job is re-read about once a second;
 - ``gone``: the job (``job=``) no longer exists (then the stream ends);
-- ``resync``: events were dropped because the browser read too slowly;
+- ``resync``: events were dropped because the browser read too slowly (a counts stream
+  reads every queue's counts again instead);
 - a ``: keep-alive`` comment every 15 seconds.
 """
 
@@ -231,12 +233,14 @@ async def _stream(
                 async with asyncio.timeout(min(RECHECK_SECONDS, COUNTS_SECONDS)):
                     first = await subscription.pending.get()
             events = ([first] if first is not None else []) + subscription.drain()
-            chunks = [state_message(event) for event in events]
-            to_count.update(event.queue for event in events if with_counts)
             missed = subscription.overflowed
-            if missed:
-                subscription.overflowed = False
-                chunks.append(message("resync", {}))
+            subscription.overflowed = False
+            if with_counts:  # the overview needs only to know which queues changed
+                chunks = []
+                to_count.update(event.queue for event in events)
+            else:
+                chunks = [state_message(event) for event in events]
+                chunks += [message("resync", {})] if missed else []
             now = loop.time()
             try:
                 if with_counts and missed:
@@ -264,7 +268,8 @@ async def events(request: Request) -> Response:
     """``GET /events?queue=a&queue=b&job=ID&counts=1`` as ``text/event-stream``.
 
     Without ``queue``: every queue (also those that appear later). ``job`` needs exactly
-    one ``queue``.
+    one ``queue``. With ``counts=1`` the stream sends each changed queue's counts instead
+    of every job's state change.
     """
     params = request.query_params
     names = [q for q in params.getlist("queue") if q]

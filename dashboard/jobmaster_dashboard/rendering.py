@@ -103,6 +103,11 @@ def check_csrf(request: Request, form: FormData) -> bool:
     return bool(cookie) and isinstance(field, str) and hmac.compare_digest(cookie, field)
 
 
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies get ``Secure``: over HTTPS, or always when the app was told so."""
+    return request.url.scheme == "https" or request.app.state.session_settings.secure_cookies
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a page; sets the CSRF cookie when this browser has none yet."""
     state = request.app.state
@@ -135,7 +140,7 @@ def remember_csrf(request: Request, response: HTMLResponse | RedirectResponse) -
             path=prefix(request) or "/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure_cookies(request),
         )
 
 

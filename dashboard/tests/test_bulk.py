@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from dashboard_support import client_for, csrf_of, declare_jobs
 
 from jobmaster import JobNotFound, JobState, Registry
 from jobmaster.testing import run_jobs
+from jobmaster_dashboard import bulk
+from tests.conftest import live_worker, wait_until
 
 
 async def failed_jobs(registry: Registry, count: int, queue: str = "dash") -> list[str]:
@@ -74,3 +78,27 @@ async def test_one_failed_job_is_deleted_from_its_row(registry: Registry) -> Non
         assert deleted.status_code == 303
         assert deleted.headers["location"].startswith("/failed?")
         assert "No failed job." in client.get(deleted.headers["location"]).text
+
+
+async def test_retry_all_retries_each_job_failed_at_the_click_once(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker runs the retried jobs (they fail again) while the button's request runs."""
+    declare_jobs(registry)
+    monkeypatch.setattr(bulk, "BATCH", 10)  # many rounds: the worker keeps up with them
+    ids = await failed_jobs(registry, 200)
+    with client_for(registry) as client:
+        token = csrf_of(client, "/failed")
+        form = {"queue": "dash", "scope": "all", "csrf_token": token}
+        async with live_worker(registry, concurrency=20):
+            retried = await asyncio.to_thread(client.post, "/failed/retry", data=form)
+            page = client.get(retried.headers["location"]).text
+            notice = page[page.index('id="notice"') :].split("</div>")[0]
+
+            async def all_failed_again() -> bool:
+                return (await registry.count_jobs("dash"))[JobState.FAILED] == len(ids)
+
+            await wait_until(all_failed_again)
+    assert "Retried 200 jobs." in notice
+    attempts = [len((await registry.get_job(i, "dash")).attempts) for i in ids]
+    assert attempts == [2] * len(ids)  # the first attempt and one retry each

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jobmaster.embedded import free_port
-from tests.conftest import ROOT, stop_process
+from tests.conftest import ROOT
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "cli-t0ken"
@@ -53,8 +53,11 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
 
 
 @contextmanager
-def serving(redis_url: str, *args: str, **extra: str) -> Iterator[str]:
-    """The dashboard command in a process of its own, until it answers (20 s at most)."""
+def serving(
+    redis_url: str, *args: str, output: list[str] | None = None, **extra: str
+) -> Iterator[str]:
+    """The dashboard command in a process of its own, until it answers (20 s at most);
+    what it printed is appended to ``output`` once it stopped."""
     port = free_port()
     command = [sys.executable, *args, "--port", str(port)]
     server = subprocess.Popen(
@@ -78,8 +81,11 @@ def serving(redis_url: str, *args: str, **extra: str) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        stop_process(server, signal.SIGINT)
-        assert server.returncode == 0
+        server.send_signal(signal.SIGINT)
+        printed, _ = server.communicate(timeout=15)
+        if output is not None:
+            output.append(printed)
+        assert server.returncode == 0, printed
 
 
 def test_help_lists_the_options(redis_url: str) -> None:
@@ -117,7 +123,12 @@ def test_mistakes_are_one_line_errors(redis_url: str) -> None:
     no_credentials = run(redis_url, *dashboard)
     assert no_credentials.returncode == 2
     assert "JOBMASTER_DASHBOARD_TOKEN" in no_credentials.stderr
+    assert "--no-auth" in no_credentials.stderr  # the command line's words, not Python's
+    assert "auth=" not in no_credentials.stderr
     assert "Traceback" not in no_credentials.stderr
+    read_only = run(redis_url, *dashboard, "--read-only")
+    assert read_only.returncode == 2
+    assert "JOBMASTER_DASHBOARD_READ_ONLY_TOKEN" in read_only.stderr
     both = run(redis_url, *dashboard, "dashboard_cli_app:registry", "--redis-url", redis_url)
     assert both.returncode == 2
     assert "not both" in both.stderr
@@ -132,3 +143,24 @@ def test_mistakes_are_one_line_errors(redis_url: str) -> None:
     )
     assert missing.returncode == 2
     assert "pip install jobmaster-dashboard" in missing.stderr
+
+
+def test_no_auth_warns(redis_url: str) -> None:
+    printed: list[str] = []
+    with serving(redis_url, "-m", "jobmaster.cli", "dashboard", "--no-auth", output=printed) as url:
+        assert get(f"{url}/")[0] == 200
+    assert "warning: --no-auth" in printed[0]
+    assert "see and change every job" in printed[0]
+
+
+def test_a_read_only_dashboard_can_have_its_own_token(redis_url: str) -> None:
+    tokens = {
+        "JOBMASTER_DASHBOARD_TOKEN": "read-write",
+        "JOBMASTER_DASHBOARD_READ_ONLY_TOKEN": "ro",
+    }
+    with serving(redis_url, "-m", "jobmaster_dashboard", "--read-only", **tokens) as url:
+        assert get(f"{url}/", "ro")[0] == 200
+        assert get(f"{url}/", "read-write")[0] == 401
+    with serving(redis_url, "-m", "jobmaster_dashboard", **tokens) as url:
+        assert get(f"{url}/", "read-write")[0] == 200
+        assert get(f"{url}/", "ro")[0] == 401

@@ -3,9 +3,12 @@ token, and changes nothing then."""
 
 from __future__ import annotations
 
-from dashboard_support import client_for, csrf_of, failed_job_id
+import base64
+
+from dashboard_support import TOKEN, client_for, csrf_of, failed_job_id
 
 from jobmaster import JobState, Registry
+from jobmaster_dashboard import AuthConfig
 
 ACTIONS = [
     "/job/cancel",
@@ -87,3 +90,28 @@ async def test_every_new_action_needs_the_csrf_token(registry: Registry) -> None
             assert forged.status_code == 403, action
             assert "CSRF" in forged.text
     assert await snapshot(registry) == before
+
+
+async def test_a_script_with_the_bearer_token_needs_no_csrf_field(registry: Registry) -> None:
+    """The bearer token is never sent by a browser on its own: it is no ambient authority.
+    Basic credentials and the session cookie are, so they still need the CSRF field."""
+    failed_id = await failed_job_id(registry)
+    auth = AuthConfig(token=TOKEN, user="ops", password="pw")
+    basic = base64.b64encode(b"ops:pw").decode()
+    form = {"queue": "dash", "scope": "selected", "id": failed_id}
+    with client_for(registry, auth=auth) as client:
+        ambient = client.post(
+            "/failed/retry", headers={"authorization": f"Basic {basic}"}, data=form
+        )
+        assert ambient.status_code == 403
+        assert (await registry.get_job(failed_id)).state is JobState.FAILED
+        scripted = client.post(
+            "/failed/retry", headers={"authorization": f"Bearer {TOKEN}"}, data=form
+        )
+        assert scripted.status_code == 303
+    assert (await registry.get_job(failed_id)).state is JobState.QUEUED
+    with client_for(registry, auth=auth, read_only=True) as client:
+        refused = client.post(
+            "/failed/retry", headers={"authorization": f"Bearer {TOKEN}"}, data=form
+        )
+        assert refused.status_code == 403  # read-only still refuses

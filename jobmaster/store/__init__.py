@@ -2,13 +2,15 @@
 
 Every key comes from :mod:`jobmaster.keys`; every state change is one script call
 (:mod:`jobmaster.scripts`), batched over many jobs where the caller has many. The parts:
-:mod:`.jobs` (the hot path and operations on jobs), :mod:`.schedules`, :mod:`.inspection`.
+:mod:`.jobs` (the hot path and operations on jobs), :mod:`.schedules`, :mod:`.inspection`,
+:mod:`.sessions` (the dashboard's logins).
 """
 
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.schedules import ScheduleCommands
+from jobmaster.store.sessions import SessionCommands
 from jobmaster.store.types import (
     Claim,
     ClaimedJob,
@@ -26,7 +28,7 @@ from jobmaster.store.types import (
 )
 
 
-class Store(JobCommands, ScheduleCommands, InspectionCommands):
+class Store(JobCommands, ScheduleCommands, InspectionCommands, SessionCommands):
     """Typed access to one namespace of jobmaster data in one Redis."""
 
 
