@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from jobmaster.codec import pack, pack_each
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
 from jobmaster.handle import JobHandle
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
+from jobmaster.payload import pack_arguments, pack_many_arguments
 from jobmaster.records import RecordPacker
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import ENQUEUE_CHUNK, NewJob
@@ -49,6 +49,7 @@ class JobOptions(Generic[P, R]):
         self.job_id = None if job_id is None else check_job_id(job_id)
         self.queue = definition.queue if queue is None else check_queue(queue)
         self.tags = definition.tags if tags is None else check_tags(tags)
+        self.max_payload = handler.registry.settings.max_payload
         self._packer: RecordPacker | None = None  # made on first use
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
@@ -99,7 +100,8 @@ class JobOptions(Generic[P, R]):
 
     def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:
         """One call's arguments, validated and packed."""
-        return [pack(self.handler.signature.encode_call(args, kwargs))]
+        signature = self.handler.signature
+        return [pack_arguments(signature, signature.encode_call(args, kwargs), self.max_payload)]
 
     def _encode_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[bytes]:
         """Every call's arguments, validated and packed, before anything is written (raises
@@ -121,7 +123,7 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
         encoded = signature.encode_many(bound)
         if encoded is not None:
-            return pack_each(encoded)
+            return pack_many_arguments(signature, encoded, self.max_payload)
         for number, arguments in enumerate(bound):  # which call is invalid, and why
             try:
                 signature.dump(signature.validate(arguments))

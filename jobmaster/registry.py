@@ -98,6 +98,8 @@ class Registry:
         max_lost: lost attempts after which a job ends failed (default 3).
         events_maxlen: entries kept in each queue's events stream (default 10,000).
         log_bytes: bytes of log lines kept per attempt (default 256 KiB).
+        max_payload: most bytes a job's arguments may take, packed (default 2 MiB); a
+            larger call raises InvalidArguments.
         scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
         reply_spin: seconds ``enqueue*_sync`` polls for Redis's reply before it sleeps
             (default 0.0001; 0 never polls).
@@ -117,6 +119,7 @@ class Registry:
         max_lost: int | None = None,
         events_maxlen: int | None = None,
         log_bytes: int | None = None,
+        max_payload: int | None = None,
         scheduler_lease: float | None = None,
         reply_spin: float | None = None,
         config_dir: str | Path | None = None,
@@ -132,6 +135,7 @@ class Registry:
             max_lost=max_lost,
             events_maxlen=events_maxlen,
             log_bytes=log_bytes,
+            max_payload=max_payload,
             scheduler_lease=scheduler_lease,
             reply_spin=reply_spin,
         )
