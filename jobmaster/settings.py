@@ -26,7 +26,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = Field(default_factory=lambda: DEFAULT_REDIS_URL)
+    """Not in ``model_fields_set`` when neither an argument nor the variable gave it (the
+    command line says so on stderr)."""
     namespace: str = Field(default="jobmaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     retention: float = Field(default=7 * 86400, gt=0)
     """How long finished jobs, their attempts and logs are kept."""
