@@ -17,6 +17,7 @@ import redis.asyncio
 import redis.exceptions
 
 from jobmaster import (
+    CancelOutcome,
     JobHandler,
     JobState,
     RedisFull,
@@ -175,5 +176,6 @@ async def test_actions_that_free_memory_first_still_run_on_a_full_redis(
     # script's first write only, so these are atomic and succeed
     assert await failed.retry() is JobState.QUEUED
     assert await waiting.reschedule(delay=10) is JobState.SCHEDULED
+    assert await waiting.cancel() is CancelOutcome.CANCELLED
     with pytest.raises(RedisFull):
         await note.enqueue(3, "ok")
