@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
+from jobmaster.definition import MAX_DELAY
+
 if TYPE_CHECKING:
     from jobmaster.handle import JobHandle
 
@@ -172,7 +174,10 @@ class RetryLater(Exception):
     """
 
     def __init__(self, delay: float = 0.0, reason: str = "") -> None:
-        if delay < 0:
-            raise ValueError(f"RetryLater delay must be >= 0 seconds, got {delay}")
+        if not 0 <= delay <= MAX_DELAY:  # NaN too
+            raise ValueError(
+                f"RetryLater delay must be from 0 to {MAX_DELAY:,} seconds (about ten years), "
+                f"got {delay}"
+            )
         self.delay = delay
         super().__init__(reason or f"retry requested in {delay:g}s")

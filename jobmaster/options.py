@@ -7,16 +7,13 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-from jobmaster.definition import MAX_TAGS, QUEUE_PATTERN, TAG_PATTERN
+from jobmaster.definition import MAX_DELAY, MAX_TAGS, QUEUE_PATTERN, TAG_PATTERN
 from jobmaster.errors import InvalidArguments
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 RESERVED_ID_PREFIX = "invalid-"
 """Ids of this shape name the failed jobs recorded for undecodable stream entries
 (``invalid-<entry id>``, see claim.lua); no job of one's own may take one."""
-MAX_DELAY = 10 * 365 * 86400
-"""Seconds ahead a job may be scheduled (about ten years): beyond, a delay is a mistake,
-and beyond about 292 million years it no longer fits the scripts' integers."""
 _QUEUE_RE = re.compile(QUEUE_PATTERN)
 _TAG_RE = re.compile(TAG_PATTERN)
 

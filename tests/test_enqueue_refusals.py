@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import pytest
 import redis
-from pydantic import AllowInfNan, Field
+from pydantic import AllowInfNan, Field, ValidationError
 
-from jobmaster import InvalidArguments, JobHandler, JobState, Registry
+from jobmaster import InvalidArguments, JobHandler, JobState, Registry, Retry, RetryLater
 from jobmaster.testing import run_jobs
 
 Door = Callable[[Registry, JobHandler[Any, Any], tuple[Any, ...]], Awaitable[Any]]
@@ -190,3 +190,14 @@ async def test_a_far_delay_is_refused_when_rescheduling(
     job = await handle.info()
     assert job.state is JobState.SCHEDULED
     assert job.scheduled_for == before
+
+
+def test_retry_delays_beyond_ten_years_are_refused() -> None:
+    with pytest.raises(ValidationError, match="max_backoff"):
+        Retry(max_backoff=1e30)
+    with pytest.raises(ValidationError, match="max_backoff"):
+        Retry(max_backoff=math.inf)
+    for delay in (1e30, math.inf, math.nan, -1):
+        with pytest.raises(ValueError, match="RetryLater delay must be from 0 to 315,360,000"):
+            RetryLater(delay)
+    assert RetryLater(86400).delay == 86400
