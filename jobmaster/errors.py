@@ -41,7 +41,8 @@ class RedisFull(RedisUnavailable, redis.exceptions.ResponseError):
 
     def __init__(self, message: str, handles: Sequence[JobHandle[Any] | None] = ()) -> None:
         super().__init__(message)
-        redis.exceptions.ResponseError.__init__(self, message)  # not reached by OSError's
+        # OSError.__init__ does not call the next __init__ of the MRO: redis-py's sets fields
+        redis.exceptions.ResponseError.__init__(self, message)
         self.handles = list(handles)
 
 
