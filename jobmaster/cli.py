@@ -22,6 +22,7 @@ from jobmaster import event_loop
 from jobmaster.errors import JobmasterError
 from jobmaster.models import CancelOutcome, Job, JobState, Schedule
 from jobmaster.registry import Registry
+from jobmaster.settings import ENV_PREFIX
 
 console = Console()
 err_console = Console(stderr=True)
@@ -168,7 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    return load_registry(args.app) if getattr(args, "app", None) else Registry()
+    return _say_which_redis(load_registry(args.app) if getattr(args, "app", None) else Registry())
+
+
+def _say_which_redis(registry: Registry) -> Registry:
+    """Say on stderr which Redis a command uses when nothing named one (no variable, no
+    URL in the application), so that nobody reads another application's Redis unawares."""
+    settings = registry.settings
+    if "redis_url" not in settings.model_fields_set:
+        err_console.print(
+            f"note: {ENV_PREFIX}REDIS_URL is not set, so this uses the default Redis, "
+            f"{settings.redis_url} (namespace {settings.namespace!r})",
+            highlight=False,
+            markup=False,
+        )
+    return registry
 
 
 def _run(registry: Registry, action: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -189,7 +204,7 @@ def _worker(args: argparse.Namespace) -> int:
     from jobmaster.worker import Worker
     from jobmaster.worker.supervisor import Supervisor
 
-    registry = load_registry(args.app)  # fails here, once, if the app cannot be imported
+    registry = _say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
     if args.processes > 1:
         return Supervisor(_child_arguments(args), args.processes, burst=args.burst).run()
     worker = Worker(
@@ -228,7 +243,7 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
-    registry = load_registry(args.app)
+    registry = _say_which_redis(load_registry(args.app))
     try:
         arguments = json.loads(args.args)
     except json.JSONDecodeError as exc:
@@ -453,7 +468,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
     spec = args.app or args.app_option
     if spec and args.redis_url:
         raise UsageError("give the application (module:registry) or --redis-url, not both")
-    target: Registry | str = load_registry(spec) if spec else args.redis_url or Registry()
+    target: Registry | str = (
+        _say_which_redis(load_registry(spec))
+        if spec
+        else args.redis_url or _say_which_redis(Registry())
+    )
     try:
         app = build_app(
             target,

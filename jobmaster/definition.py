@@ -11,6 +11,10 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TAG_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}$"
 MAX_TAGS = 16
+MAX_DELAY = 10 * 365 * 86400
+"""Seconds ahead a job may be scheduled (about ten years), by a delay, a date, a retry's
+backoff or ``RetryLater``: beyond, it is a mistake, and beyond about 292 million years it no
+longer fits the scripts' integers."""
 
 
 class Retry(BaseModel):
@@ -32,8 +36,8 @@ class Retry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     max_attempts: int = Field(default=3, ge=1, le=1000)
-    backoff: float = Field(default=1.0, ge=0)
-    max_backoff: float = Field(default=300.0, ge=0)
+    backoff: float = Field(default=1.0, ge=0, le=MAX_DELAY)
+    max_backoff: float = Field(default=300.0, ge=0, le=MAX_DELAY)
     jitter: bool = True
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     dont_retry_on: tuple[type[BaseException], ...] = ()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
+
+from jobmaster.definition import MAX_DELAY
+
+if TYPE_CHECKING:
+    from jobmaster.handle import JobHandle
 
 
 class JobmasterError(Exception):
@@ -19,8 +25,39 @@ class RedisUnavailable(JobmasterError, ConnectionError):
     """Redis did not answer, after the client's bounded retries (3, with backoff)."""
 
 
+class RedisFull(RedisUnavailable, redis.exceptions.ResponseError):
+    """Redis refused to write: its memory reached ``maxmemory`` and its policy evicts
+    nothing (an ``OOM`` reply). Nothing was written by the refused call.
+
+    A :class:`RedisUnavailable` (writes cannot be made now, as when Redis does not answer)
+    and a redis-py ``ResponseError`` (what it was before jobmaster named it).
+
+    Attributes:
+        handles: for an enqueue, one item per job asked for, in order: the handle of the
+            job written, or None where nothing was written. ``enqueue_many`` sends its jobs
+            in several atomic script calls, and Redis can fill up between two of them:
+            enqueue again only the calls whose item is None. Empty for other operations.
+    """
+
+    def __init__(self, message: str, handles: Sequence[JobHandle[Any] | None] = ()) -> None:
+        super().__init__(message)
+        # OSError.__init__ does not call the next __init__ of the MRO: redis-py's sets fields
+        redis.exceptions.ResponseError.__init__(self, message)
+        self.handles = list(handles)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether Redis refused a write for lack of memory (an ``OOM`` error reply; redis-py
+    makes it an OutOfMemoryError, the multiplexed connection a ResponseError)."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM ")
+    )
+
+
 class redis_errors:  # lower case: used like contextlib.suppress
-    """Turn a lost or refused Redis connection into :class:`RedisUnavailable`.
+    """Turn a lost or refused Redis connection into :class:`RedisUnavailable`, and Redis
+    out of memory into :class:`RedisFull`: every call to Redis from the public API goes
+    through it.
 
     A class rather than a ``@contextmanager`` generator: it wraps every enqueue, and
     entering and leaving it costs a fraction of a generator's."""
@@ -41,6 +78,16 @@ class redis_errors:  # lower case: used like contextlib.suppress
             raise RedisUnavailable(
                 f"{self.what}: Redis at {_safe(self.url)} did not answer ({exc})"
             ) from exc
+        if exc is not None and is_out_of_memory(exc):
+            raise RedisFull(f"{self.what}: {full(self.url)} ({exc})") from exc
+
+
+def full(url: str) -> str:
+    """What :class:`RedisFull` says of Redis."""
+    return (
+        f"Redis at {_safe(url)} is full: its memory reached maxmemory and its policy evicts "
+        f"nothing, so it refuses writes until memory is freed or maxmemory raised"
+    )
 
 
 def _safe(url: str) -> str:
@@ -128,7 +175,10 @@ class RetryLater(Exception):
     """
 
     def __init__(self, delay: float = 0.0, reason: str = "") -> None:
-        if delay < 0:
-            raise ValueError(f"RetryLater delay must be >= 0 seconds, got {delay}")
+        if not 0 <= delay <= MAX_DELAY:  # NaN too
+            raise ValueError(
+                f"RetryLater delay must be from 0 to {MAX_DELAY:,} seconds (about ten years), "
+                f"got {delay}"
+            )
         self.delay = delay
         super().__init__(reason or f"retry requested in {delay:g}s")

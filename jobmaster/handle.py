@@ -17,6 +17,7 @@ from jobmaster.errors import (
 )
 from jobmaster.models import CancelOutcome, Job, JobState
 from jobmaster.options import check_priority, delay_to_ms
+from jobmaster.payload import pack_arguments
 
 if TYPE_CHECKING:
     from jobmaster.registry import Registry
@@ -166,7 +167,10 @@ class JobHandle(Generic[R]):
         if arguments is not None:
             handler = self.registry.get(record["n"])
             args, kwargs = ((), arguments) if isinstance(arguments, Mapping) else (arguments, {})
-            record["a"] = pack(handler.signature.encode_call(args, kwargs))
+            dumped = handler.signature.encode_call(args, kwargs)
+            record["a"] = pack_arguments(
+                handler.signature, dumped, self.registry.settings.max_payload
+            )
         band = -1
         if priority is not None:
             band = record["p"] = check_priority(priority)

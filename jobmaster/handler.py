@@ -10,14 +10,15 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from jobmaster.codec import pack, pack_each
 from jobmaster.definition import JobDefinition
-from jobmaster.errors import ConfigError, InvalidArguments, redis_errors
+from jobmaster.errors import ConfigError, InvalidArguments, RedisFull, full, redis_errors
 from jobmaster.handle import JobHandle
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
+from jobmaster.payload import pack_arguments, pack_many_arguments
 from jobmaster.records import RecordPacker
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import ENQUEUE_CHUNK, NewJob
+from jobmaster.store.jobs import EnqueueRefused
 
 if TYPE_CHECKING:
     from jobmaster.registry import Registry
@@ -49,6 +50,7 @@ class JobOptions(Generic[P, R]):
         self.job_id = None if job_id is None else check_job_id(job_id)
         self.queue = definition.queue if queue is None else check_queue(queue)
         self.tags = definition.tags if tags is None else check_tags(tags)
+        self.max_payload = handler.registry.settings.max_payload
         self._packer: RecordPacker | None = None  # made on first use
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
@@ -82,8 +84,11 @@ class JobOptions(Generic[P, R]):
                 yield batch
 
         registry = self.handler.registry
-        with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
-            created = await registry.connection().store.enqueue_batches(self.queue, batches())
+        try:
+            with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
+                created = await registry.connection().store.enqueue_batches(self.queue, batches())
+        except RedisFull as exc:
+            raise self._refused(jobs, len(arguments), exc) from exc.__cause__
         return self._handles(jobs, created)
 
     def _enqueue_sync(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
@@ -93,13 +98,17 @@ class JobOptions(Generic[P, R]):
         if producer is None:
             return registry.run_sync(self._enqueue(arguments, job_id))
         jobs = [job for batch in self._batches(arguments, job_id) for job in batch]
-        with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
-            created = producer.enqueue(self.queue, jobs)
+        try:
+            with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
+                created = producer.enqueue(self.queue, jobs)
+        except RedisFull as exc:
+            raise self._refused(jobs, len(arguments), exc) from exc.__cause__
         return self._handles(jobs, created)
 
     def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:
         """One call's arguments, validated and packed."""
-        return [pack(self.handler.signature.encode_call(args, kwargs))]
+        signature = self.handler.signature
+        return [pack_arguments(signature, signature.encode_call(args, kwargs), self.max_payload)]
 
     def _encode_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[bytes]:
         """Every call's arguments, validated and packed, before anything is written (raises
@@ -121,7 +130,7 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
         encoded = signature.encode_many(bound)
         if encoded is not None:
-            return pack_each(encoded)
+            return pack_many_arguments(signature, encoded, self.max_payload)
         for number, arguments in enumerate(bound):  # which call is invalid, and why
             try:
                 signature.dump(signature.validate(arguments))
@@ -147,6 +156,31 @@ class JobOptions(Generic[P, R]):
                 NewJob(new_id, record, priority, delay_ms)
                 for new_id, record in zip(ids[first:last], records, strict=True)
             ]
+
+    def _refused(self, jobs: list[NewJob], total: int, exc: RedisFull) -> RedisFull:
+        """The error of an enqueue of ``total`` jobs that Redis refused for lack of memory,
+        with the handles of those written before it filled up (None for the others; the
+        jobs not built yet when it was refused were not written)."""
+        cause = exc.__cause__
+        created = list(cause.created) if isinstance(cause, EnqueueRefused) else []
+        created += [None] * (total - len(created))
+        registry, signature = self.handler.registry, self.handler.signature
+        handles: list[JobHandle[R] | None] = [
+            None
+            if c is None
+            else JobHandle(registry, jobs[i].id, self.queue, created=c, signature=signature)
+            for i, c in enumerate(created)
+        ]
+        if total == 1:
+            what = "the job was not written"
+        else:
+            written = sum(h is not None for h in handles)
+            what = (
+                f"{written:,} of the {total:,} jobs were written before it filled up, the "
+                f"others not: this error's .handles has each call's handle, or None where "
+                f"nothing was written; enqueue again only those calls"
+            )
+        return RedisFull(f"enqueue refused: {full(registry.settings.redis_url)}; {what}", handles)
 
     def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:
         registry, signature = self.handler.registry, self.handler.signature

@@ -7,10 +7,13 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-from jobmaster.definition import MAX_TAGS, QUEUE_PATTERN, TAG_PATTERN
+from jobmaster.definition import MAX_DELAY, MAX_TAGS, QUEUE_PATTERN, TAG_PATTERN
 from jobmaster.errors import InvalidArguments
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+RESERVED_ID_PREFIX = "invalid-"
+"""Ids of this shape name the failed jobs recorded for undecodable stream entries
+(``invalid-<entry id>``, see claim.lua); no job of one's own may take one."""
 _QUEUE_RE = re.compile(QUEUE_PATTERN)
 _TAG_RE = re.compile(TAG_PATTERN)
 
@@ -25,7 +28,13 @@ def delay_to_ms(delay: float | timedelta | None, at: datetime | None) -> int:
             raise InvalidArguments(
                 f"at= must be timezone-aware (e.g. datetime.now(UTC)), got naive {at}"
             )
-        return max(0, int((at - datetime.now(UTC)).total_seconds() * 1000))
+        seconds_ahead = (at - datetime.now(UTC)).total_seconds()
+        if seconds_ahead > MAX_DELAY:
+            raise InvalidArguments(
+                f"at= must be at most {MAX_DELAY // 86400} days ahead (about ten years), "
+                f"got {at.isoformat()}"
+            )
+        return max(0, int(seconds_ahead * 1000))
     if delay is None:
         return 0
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
@@ -36,6 +45,10 @@ def delay_to_ms(delay: float | timedelta | None, at: datetime | None) -> int:
         or seconds < 0
     ):
         raise InvalidArguments(f"delay= must be a number of seconds >= 0, got {delay!r}")
+    if seconds > MAX_DELAY:
+        raise InvalidArguments(
+            f"delay= must be at most {MAX_DELAY:,} seconds (about ten years), got {delay!r}"
+        )
     return int(seconds * 1000)
 
 
@@ -49,6 +62,11 @@ def check_job_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
         raise InvalidArguments(
             f"job_id= must be 1-200 characters of letters, digits and _.:@/+=-, got {job_id!r}"
+        )
+    if job_id.startswith(RESERVED_ID_PREFIX):
+        raise InvalidArguments(
+            f"job_id= must not start with {RESERVED_ID_PREFIX!r}: such ids are reserved for the "
+            f"records of undecodable queue entries, got {job_id!r}"
         )
     return job_id
 

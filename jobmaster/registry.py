@@ -98,6 +98,8 @@ class Registry:
         max_lost: lost attempts after which a job ends failed (default 3).
         events_maxlen: entries kept in each queue's events stream (default 10,000).
         log_bytes: bytes of log lines kept per attempt (default 256 KiB).
+        max_payload: most bytes a job's arguments may take, packed (default 2 MiB); a
+            larger call raises InvalidArguments.
         scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
         reply_spin: seconds ``enqueue*_sync`` polls for Redis's reply before it sleeps
             (default 0.0001; 0 never polls).
@@ -117,6 +119,7 @@ class Registry:
         max_lost: int | None = None,
         events_maxlen: int | None = None,
         log_bytes: int | None = None,
+        max_payload: int | None = None,
         scheduler_lease: float | None = None,
         reply_spin: float | None = None,
         config_dir: str | Path | None = None,
@@ -132,6 +135,7 @@ class Registry:
             max_lost=max_lost,
             events_maxlen=events_maxlen,
             log_bytes=log_bytes,
+            max_payload=max_payload,
             scheduler_lease=scheduler_lease,
             reply_spin=reply_spin,
         )
@@ -287,11 +291,13 @@ class Registry:
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule in Redis, by name, with its next run and its last job."""
-        return await self._schedules().list()
+        with self._redis_errors("listing schedules"):
+            return await self._schedules().list()
 
     async def get_schedule(self, name: str) -> Schedule:
         """One schedule; :class:`ScheduleNotFound` if there is none by that name."""
-        return await self._schedules().get(name)
+        with self._redis_errors(f"reading schedule {name}"):
+            return await self._schedules().get(name)
 
     async def add_schedule(
         self,
@@ -317,7 +323,8 @@ class Registry:
             self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
             catch_up_limit=catch_up_limit, queue=queue, source="api",
         )  # fmt: skip
-        return await self._schedules().add(definition)
+        with self._redis_errors(f"adding schedule {name}"):
+            return await self._schedules().add(definition)
 
     async def update_schedule(
         self,
@@ -334,28 +341,33 @@ class Registry:
         """Change a schedule; what is not given stays. ``cron=`` replaces an interval and
         ``every=`` a cron expression. The next tick moves only when the timing changes.
         A code-declared schedule returns to its code's definition when a worker starts."""
-        return await self._schedules().update(
-            name, job=job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
-            catch_up_limit=catch_up_limit,
-        )  # fmt: skip
+        with self._redis_errors(f"updating schedule {name}"):
+            return await self._schedules().update(
+                name, job=job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
+                catch_up_limit=catch_up_limit,
+            )  # fmt: skip
 
     async def pause_schedule(self, name: str) -> Schedule:
         """Stop a schedule's ticks until :meth:`resume_schedule`."""
-        return await self._schedules().pause(name)
+        with self._redis_errors(f"pausing schedule {name}"):
+            return await self._schedules().pause(name)
 
     async def resume_schedule(self, name: str) -> Schedule:
         """Resume a paused schedule from its next tick; ticks that fell while it was paused
         are not run."""
-        return await self._schedules().resume(name)
+        with self._redis_errors(f"resuming schedule {name}"):
+            return await self._schedules().resume(name)
 
     async def trigger_schedule(self, name: str) -> JobHandle[Any]:
         """Run a schedule's job now, as a normal job; the next tick does not move."""
-        return await self._schedules().trigger(name)
+        with self._redis_errors(f"running schedule {name}"):
+            return await self._schedules().trigger(name)
 
     async def delete_schedule(self, name: str) -> None:
         """Delete a schedule (its jobs are left alone). A code-declared one comes back when
         a worker starts, unless it was removed from the code."""
-        await self._schedules().delete(name)
+        with self._redis_errors(f"deleting schedule {name}"):
+            await self._schedules().delete(name)
 
     # -- connections ----------------------------------------------------------------------------
 

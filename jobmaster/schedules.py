@@ -38,6 +38,7 @@ from jobmaster.errors import (
 )
 from jobmaster.handle import JobHandle
 from jobmaster.models import JobState, Schedule
+from jobmaster.payload import pack_arguments
 from jobmaster.records import from_ms, job_record
 from jobmaster.store import ScheduleFiring, ScheduleRecord, Store, TickJob
 
@@ -206,16 +207,21 @@ def _definition(
 def encode_arguments(
     handler: JobHandler[Any, Any], args: Mapping[str, Any] | Sequence[Any] | None
 ) -> dict[str, Any]:
-    """A schedule's fixed arguments, validated against the job's signature."""
+    """A schedule's fixed arguments, validated against the job's signature (and checked as
+    a job's arguments are at enqueue: storable, finite, within ``max_payload``)."""
+    signature = handler.signature
     if args is None:
-        return handler.signature.encode_call((), {})
-    if isinstance(args, Mapping):
-        return handler.signature.encode_call((), args)
-    if isinstance(args, Sequence) and not isinstance(args, str | bytes):
-        return handler.signature.encode_call(args, {})
-    raise InvalidArguments(
-        f"args must be a mapping (keywords) or a list (positional), got {args!r}"
-    )
+        dumped = signature.encode_call((), {})
+    elif isinstance(args, Mapping):
+        dumped = signature.encode_call((), args)
+    elif isinstance(args, Sequence) and not isinstance(args, str | bytes):
+        dumped = signature.encode_call(args, {})
+    else:
+        raise InvalidArguments(
+            f"args must be a mapping (keywords) or a list (positional), got {args!r}"
+        )
+    pack_arguments(signature, dumped, handler.registry.settings.max_payload)
+    return dumped
 
 
 def to_model(record: ScheduleRecord, last_job_state: JobState | None = None) -> Schedule:

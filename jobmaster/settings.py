@@ -17,6 +17,8 @@ DASHBOARD_ENV_PREFIX = "JOBMASTER_DASHBOARD_"
 """The dashboard's own variables (its credentials): not registry settings, not errors."""
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MAX_PAYLOAD = 2 * 1024 * 1024
+"""Default of ``max_payload``: 2 MiB of arguments per job."""
 
 
 class Settings(BaseModel):
@@ -24,7 +26,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = Field(default_factory=lambda: DEFAULT_REDIS_URL)
+    """Not in ``model_fields_set`` when neither an argument nor the variable gave it (the
+    command line says so on stderr)."""
     namespace: str = Field(default="jobmaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     retention: float = Field(default=7 * 86400, gt=0)
     """How long finished jobs, their attempts and logs are kept."""
@@ -41,6 +45,9 @@ class Settings(BaseModel):
     """Entries kept in each queue's events stream (each lists one batch of changes)."""
     log_bytes: int = Field(default=256 * 1024, ge=1024)
     """Most bytes of log lines kept per attempt; later lines are dropped and marked."""
+    max_payload: int = Field(default=MAX_PAYLOAD, ge=1024, le=512 * 1024 * 1024)
+    """Most bytes a job's arguments may take (their msgpack); a larger enqueue raises
+    InvalidArguments. Large data travels by reference (a path, a URL, a key)."""
     reply_spin: float = Field(default=0.0001, ge=0, le=0.01)
     """Seconds a synchronous enqueue polls for Redis's reply before it sleeps on the socket
     (0: it never polls); see multiplexed.BlockingConnection."""

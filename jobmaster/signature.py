@@ -14,6 +14,9 @@ from jobmaster.context import Context
 from jobmaster.errors import InvalidArguments
 
 _KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_FLOATS = ConfigDict(allow_inf_nan=False, ser_json_inf_nan="constants")
+"""NaN and infinity: refused by float types unless these allow them, and kept as floats
+where nothing checks them (``Any``), for payload.py to refuse them there."""
 
 
 class HandlerSignature:
@@ -22,7 +25,7 @@ class HandlerSignature:
     def __init__(self, fn: Callable[..., Any], job_name: str) -> None:
         self.job_name = job_name
         signature = inspect.signature(fn)
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # Annotated constraints too
         params = list(signature.parameters.values())
         self.takes_context = bool(params) and hints.get(params[0].name) is Context
         if self.takes_context:
@@ -48,10 +51,13 @@ class HandlerSignature:
         self._by_position = len(self.positional) == len(self.names)
         self.model: type[BaseModel] = create_model(
             f"{job_name}_arguments",
-            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False, **_FLOATS),
             **fields,
         )
         self._fields = tuple(f"p_{n}" for n in self.names)
+        self.loose = _loose_parameters(self.model, self.names)
+        """Parameters whose type lets values through unchecked (``Any``, ``dict``, no
+        annotation): the only ones where NaN or infinity must be looked for after dumping."""
         self._validator = self.model.__pydantic_validator__
         self._serializer = self.model.__pydantic_serializer__
         self._many: TypeAdapter[list[Any]] | None = None
@@ -117,7 +123,10 @@ class HandlerSignature:
         batch costs less than its calls one by one); None when any of them is invalid (find
         which, and why, with those two)."""
         if self._many is None:
-            self._many = TypeAdapter(list[self.model])  # type: ignore[name-defined]
+            self._many = TypeAdapter(
+                list[self.model],  # type: ignore[name-defined]
+                config=ConfigDict(**_FLOATS),  # a list's dump follows its own config
+            )
         try:
             validated = self._many.validate_python(bound)
             return self._many.dump_python(validated, mode="json", by_alias=True)  # type: ignore[no-any-return]
@@ -145,6 +154,33 @@ class HandlerSignature:
         if self.result_adapter is not None:
             return self.result_adapter.validate_python(value)
         return value
+
+
+def _loose_parameters(model: type[BaseModel], names: Sequence[str]) -> tuple[str, ...]:
+    schema: Any = model.__pydantic_core_schema__
+    if schema.get("type") == "definitions":
+        schema = schema["schema"]
+    fields = schema["schema"]["fields"]
+    return tuple(name for name in names if _lets_anything_through(fields[f"p_{name}"]))
+
+
+_UNCHECKED_SCHEMAS = frozenset({"any", "definition-ref", "function-plain"})
+
+
+def _lets_anything_through(schema: Any) -> bool:
+    """Whether a core schema (of a parameter) takes some value without checking it; a
+    model or dataclass of the application's own is left to its own configuration. A
+    reference to a recursive definition counts as unchecked (the cost: a scan)."""
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in _UNCHECKED_SCHEMAS:
+            return True
+        if kind in ("model", "dataclass"):
+            return False
+        return any(_lets_anything_through(v) for k, v in schema.items() if k != "metadata")
+    if isinstance(schema, list | tuple):
+        return any(_lets_anything_through(v) for v in schema)
+    return False
 
 
 def explain(exc: ValidationError) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 APP = "apps.procapp:registry"
 
@@ -88,3 +92,45 @@ def test_cancel_retry_and_reschedule_from_the_command_line(redis_url: str) -> No
     run_cli(redis_url, "worker", APP, "--burst")
     shown = run_cli(redis_url, "jobs", "show", job_id_text)
     assert "succeeded" in shown.stdout
+
+
+def run_cli_without_url(default_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jobmaster ...` with no JOBMASTER_REDIS_URL. The default Redis is the test's own
+    server (set in the child before anything is read): the machine's Redis on 6379 must
+    never be touched by a test."""
+    env = {k: v for k, v in os.environ.items() if k != "JOBMASTER_REDIS_URL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    env["COLUMNS"] = "250"
+    code = (
+        "import sys, jobmaster.settings as s; s.DEFAULT_REDIS_URL = sys.argv[1]; "
+        "from jobmaster.cli import main; raise SystemExit(main(sys.argv[2:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, default_url, *args],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queues"],
+        ["workers"],
+        ["jobs", "list", "--state", "queued"],
+        ["jobs", "list", "--app", APP, "--state", "queued"],  # an app without a URL of its own
+        ["enqueue", APP, "add", "--args", "[1, 2]"],
+    ],
+    ids=["queues", "workers", "jobs", "jobs-app", "enqueue"],
+)
+def test_commands_say_which_redis_they_fell_back_to(redis_url: str, args: list[str]) -> None:
+    done = run_cli_without_url(redis_url, *args)
+    assert done.returncode == 0, done.stderr
+    assert "JOBMASTER_REDIS_URL is not set" in done.stderr
+    assert f"default Redis, {redis_url} (namespace 'jobmaster')" in done.stderr
+    named = run_cli(redis_url, *args)  # named by the variable: nothing to say
+    assert named.returncode == 0, named.stderr
+    assert "JOBMASTER_REDIS_URL" not in named.stderr

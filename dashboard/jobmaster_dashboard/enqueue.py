@@ -65,7 +65,9 @@ def _options(
     found = forms.FieldErrors()
     given = {
         "priority": found.check(lambda: forms.priority(values["priority"])),
-        "delay": found.check(lambda: forms.seconds(values["delay"], "delay")),
+        "delay": found.check(
+            lambda: _checked(handler, "delay", forms.seconds(values["delay"], "delay"))
+        ),
         "queue": found.check(lambda: _checked(handler, "queue", values["queue"] or None)),
         "tags": found.check(lambda: _checked(handler, "tags", forms.tags(values["tags"]) or None)),
     }

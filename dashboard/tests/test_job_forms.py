@@ -211,3 +211,24 @@ async def test_arguments_cannot_be_changed_without_the_registry(
         assert done.status_code == 303
     job = await handle.info()
     assert (job.priority, job.arguments) == (4, {"a": 1, "b": 2})
+
+
+async def test_enqueue_form_refuses_what_cannot_be_stored(registry: Registry) -> None:
+    declare_jobs(registry)
+    with client_for(registry) as client:
+        token = csrf_of(client, "/enqueue")
+
+        def post(job: str, arguments: str, **fields: str) -> str:
+            data = {"job": job, "arguments": arguments, "csrf_token": token, **fields}
+            response = client.post("/enqueue", data=data)
+            assert response.status_code == 400, response.text
+            assert "Traceback" not in response.text
+            return response.text
+
+        big = error_next_to(post("add", f'{{"a": {2**70}, "b": 1}}'), "arguments")
+        assert "argument 'a' cannot be stored: it holds an integer beyond 64 bits" in big
+        nan = error_next_to(post("tail", '{"lines": 1, "pause": NaN}'), "arguments")
+        assert "pause: Input should be a finite number" in nan
+        far = post("add", '{"a": 1, "b": 2}', delay="1e30")
+        assert "delay= must be at most 315,360,000 seconds" in error_next_to(far, "delay")
+    assert await registry.known_queues() == []  # nothing was enqueued

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
@@ -65,11 +64,6 @@ class _QueueKeyLists:
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
         )  # fmt: skip
         self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
-
-
-def redis_full(exc: BaseException) -> bool:
-    """Whether Redis refused a write for lack of memory (maxmemory with noeviction)."""
-    return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
 
 
 class StoreBase:

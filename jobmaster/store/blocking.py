@@ -17,7 +17,7 @@ from jobmaster.keys import Keys
 from jobmaster.multiplexed import BlockingConnection
 from jobmaster.scripts import source
 from jobmaster.store.base import ENQUEUE_CHUNK, _QueueKeyLists
-from jobmaster.store.jobs import enqueue_command
+from jobmaster.store.jobs import created_flags, enqueue_command
 from jobmaster.store.types import NewJob
 
 
@@ -49,13 +49,16 @@ class BlockingProducer:
         if lists is None:
             lists = self._lists[queue] = _QueueKeyLists(self.keys.queue(queue))
         commands: list[bytes | list[Any]] = []
+        sizes: list[int] = []  # jobs per command
         if queue not in self._known_queues:
             commands.append(["SADD", self.keys.queues, queue])
+            sizes.append(0)
         for first in range(0, len(jobs), ENQUEUE_CHUNK):
             batch = jobs[first : first + ENQUEUE_CHUNK]
             commands.append(
                 enqueue_command(self._heads, self._sha, lists, batch, self.events_maxlen)
             )
+            sizes.append(len(batch))
         conn = self._connection()
         replies = conn.pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in replies):  # nothing ran for those
@@ -65,11 +68,9 @@ class BlockingProducer:
             ]
             retried = iter(conn.pipeline(again))
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        created = created_flags(sizes, replies)
         self._known_queues.add(queue)
-        return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
+        return created
 
     def _connection(self) -> BlockingConnection:
         conn: BlockingConnection | None = getattr(self._local, "conn", None)

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, OutOfMemoryError, ResponseError
 
 from jobmaster.codec import load_json
+from jobmaster.errors import is_out_of_memory
 from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
 from jobmaster.multiplexed import encode_command, encode_evalsha
@@ -55,13 +56,13 @@ class JobCommands(StoreBase):
                 command = enqueue_command(self._heads, script.sha, lists, batch, self.events_maxlen)
                 pending.append((batch, fast.submit(command)))
         replies = await asyncio.gather(*(p[1] for p in pending), return_exceptions=True)
-        created: list[bool] = []
-        for (batch, _), flags in zip(pending, replies, strict=True):
+        for number, ((batch, _), flags) in enumerate(zip(pending, replies, strict=True)):
             if isinstance(flags, NoScriptError | ConnectionError):  # repeatable: fixed ids
-                flags = await script(*self._enqueue_call(lists, batch))
-            elif isinstance(flags, BaseException):
-                raise flags
-            created += (bool(c) for c in flags)
+                try:
+                    replies[number] = await script(*self._enqueue_call(lists, batch))
+                except ResponseError as exc:
+                    replies[number] = exc
+        created = created_flags([len(p[0]) for p in pending], replies)
         self._known_queues.add(queue)
         return created
 
@@ -75,11 +76,14 @@ class JobCommands(StoreBase):
         async with self.redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
                 pipe.sadd(self.keys.queues, queue)
+            sizes = [] if queue in self._known_queues else [0]  # SADD's reply first
             for batch in batches:
                 await script(*self._enqueue_call(lists, batch), client=pipe)
-            replies = await pipe.execute()
+                sizes.append(len(batch))
+            replies = await pipe.execute(raise_on_error=False)
+        created = created_flags(sizes, replies)
         self._known_queues.add(queue)
-        return [bool(c) for reply in replies if isinstance(reply, list) for c in reply]
+        return created
 
     def _enqueue_call(
         self, lists: _QueueKeyLists, jobs: Sequence[NewJob]
@@ -318,6 +322,38 @@ class JobCommands(StoreBase):
                 for job_id, state in load_json(fields[b"d"]):
                     events.append(Event(queue, job_id, JobState(state), at_ms))
         return events
+
+
+class EnqueueRefused(OutOfMemoryError):
+    """Redis ran out of memory during an enqueue of several script calls: each call is
+    atomic (the first write of a script is refused whole, see :func:`created_flags`), and
+    ``created`` says, per job, True or False as :meth:`JobCommands.enqueue` does, or None
+    where its call was refused."""
+
+    def __init__(self, message: str, created: list[bool | None]) -> None:
+        super().__init__(message)
+        self.created = created
+
+
+def created_flags(sizes: Sequence[int], replies: Sequence[Any]) -> list[bool]:
+    """The created flags of an enqueue's script calls, from their replies (``sizes``: the
+    jobs of each call, 0 for a reply that is not a call's). An error reply is raised;
+    when each is Redis out of memory, :class:`EnqueueRefused` says what was written.
+    Redis refuses a script for lack of memory at its first write only, so a refused call
+    wrote nothing, and a call that began writing finished."""
+    created: list[bool | None] = []
+    refused: BaseException | None = None
+    for size, reply in zip(sizes, replies, strict=True):
+        if isinstance(reply, BaseException):
+            if not is_out_of_memory(reply):
+                raise reply
+            refused = refused or reply
+            created += [None] * size
+        elif size:
+            created += (bool(c) for c in reply)
+    if refused is not None:
+        raise EnqueueRefused(str(refused), created)
+    return created  # type: ignore[return-value]  # no None without a refusal
 
 
 def enqueue_call(

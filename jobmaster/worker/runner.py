@@ -24,12 +24,11 @@ import structlog
 from redis.exceptions import ResponseError
 
 from jobmaster.definition import QUEUE_PATTERN
-from jobmaster.errors import ConfigError
+from jobmaster.errors import ConfigError, is_out_of_memory
 from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
-from jobmaster.store.base import redis_full
 from jobmaster.store.leases import LeaseRenewer
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
 from jobmaster.worker.dropped_output import DroppedOutput
@@ -490,7 +489,7 @@ class Worker(UpkeepLoops):
                 try:
                     await self.store.record_output(queue, batch)
                 except ResponseError as exc:
-                    if not redis_full(exc):
+                    if not is_out_of_memory(exc):
                         raise
                     full = True
                     self._drop_output(queue, batch)
@@ -533,7 +532,7 @@ class Worker(UpkeepLoops):
             try:
                 await self.store.record_output(queue, notes)
             except ResponseError as exc:
-                if redis_full(exc):
+                if is_out_of_memory(exc):
                     return
                 raise
             self._dropped.clear(queue)
