@@ -346,10 +346,8 @@ def enqueue_command(
             % (len(size), size, band, len(str(slot)), slot, len(delay), delay)
         )
         for job in run:
-            job_id, record = job.id, job.record
-            parts.append(
-                b"$%d\r\n%s\r\n$%d\r\n%b\r\n" % (len(job_id), job_id.encode(), len(record), record)
-            )
+            job_id, record = job.id.encode(), job.record
+            parts.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(job_id), job_id, len(record), record))
         count += 4 + 2 * len(run)
     return encode_evalsha(heads, sha, keys, (), (b"".join(parts), count))
 
@@ -357,16 +355,17 @@ def enqueue_command(
 def encode_completion(completion: Completion) -> tuple[bytes, int]:
     """The values finish.lua reads for a completion (:meth:`Completion.argv`) in the
     protocol's form, and how many: a success's with one formatting operation (the worker's
-    hot path; ids and tokens are ASCII)."""
+    hot path). Lengths count bytes: a token holds the worker's id, and so its host name,
+    which may be any text."""
     if completion.next_state != "succeeded":
         argv = completion.argv()
         return encode_command(argv).split(b"\r\n", 1)[1], len(argv)
     ttl, result = b"%d" % completion.result_ttl_ms, completion.result
-    job_id, token = completion.job_id, completion.token
+    job_id, token = completion.job_id.encode(), completion.token.encode()
     return (
-        b"$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+        b"$1\r\nS\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
         % (
-            len(job_id), job_id.encode(), len(token), token.encode(),
+            len(job_id), job_id, len(token), token,
             len(result), result, len(ttl), ttl,
         ),
         5,
