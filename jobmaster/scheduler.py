@@ -25,6 +25,7 @@ import structlog
 
 from jobmaster.codec import DecodeError
 from jobmaster.cron import plan_ticks
+from jobmaster.errors import describe
 from jobmaster.schedules import ScheduleBook, ScheduleDefinition, ScheduleState
 from jobmaster.store import ScheduleFiring, ScheduleRecord, SchedulerLease, Store, TickJob
 
@@ -96,7 +97,9 @@ class Scheduler:
                     self._cancel_wake()
                     delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                     failures += 1
-                    self.log.warning("scheduler failed; retrying", error=repr(exc), retry_in=delay)
+                    self.log.warning(
+                        "scheduler failed; retrying", error=describe(exc), retry_in=delay
+                    )
                     await asyncio.sleep(delay)
         finally:
             self._cancel_wake()

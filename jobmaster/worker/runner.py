@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from jobmaster.definition import QUEUE_PATTERN
-from jobmaster.errors import ConfigError
+from jobmaster.errors import ConfigError, RedisAccessDenied, describe, is_access_denied, safe_url
 from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
@@ -148,8 +148,11 @@ class Worker(UpkeepLoops):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         upkeep: list[asyncio.Future[Any]] = []
+        started = False
         try:
-            await self._with_retries("start", self._register_queues)
+            started = await self._start_up()
+            if not started:
+                return
             self._flush_task = loop.create_task(self._flush_loop(), name="jobmaster-flush")
             upkeep = [
                 self._flush_task,
@@ -176,11 +179,12 @@ class Worker(UpkeepLoops):
             await self._drain()
         finally:
             await self._stop_upkeep(upkeep)
-            await self._flush_until_empty()
-            with contextlib.suppress(Exception):
-                await self.store.remove_worker(self.id)
-                for queue in self.queues:
-                    await self.store.forget_consumer(queue, self.id)
+            if started:  # before that, nothing of this worker is in Redis
+                await self._flush_until_empty()
+                with contextlib.suppress(Exception):
+                    await self.store.remove_worker(self.id)
+                    for queue in self.queues:
+                        await self.store.forget_consumer(queue, self.id)
             if self.install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -223,6 +227,42 @@ class Worker(UpkeepLoops):
             return
         self.log.info("signal received: finishing running jobs", signal=sig.name, grace=self.grace)
         self.stop()
+
+    async def _start_up(self) -> bool:
+        """Check this worker's Redis permissions and register its queues, trying again
+        while Redis cannot be reached; False if the worker was stopped first.
+
+        Raises:
+            RedisAccessDenied: Redis refused the credentials, or a command jobmaster needs.
+        """
+        tries = 0
+        while not self._stopping:
+            try:
+                await self._interruptible(self._check_access_and_register())
+                return not self._stopping
+            except asyncio.CancelledError:
+                raise
+            except RedisAccessDenied:
+                raise
+            except Exception as exc:
+                if is_access_denied(exc):
+                    url = safe_url(self.registry.settings.redis_url)
+                    raise RedisAccessDenied(f"Redis at {url} refused access: {exc}") from exc
+                delay = RETRY_DELAYS[min(tries, len(RETRY_DELAYS) - 1)]
+                tries += 1
+                self.log.warning("start failed; retrying", error=describe(exc), retry_in=delay)
+                await self._interruptible(asyncio.sleep(delay))
+        return False
+
+    async def _check_access_and_register(self) -> None:
+        refused = await self.store.refused_commands(self.queues[0])
+        if refused:
+            url = safe_url(self.registry.settings.redis_url)
+            raise RedisAccessDenied(
+                f"the Redis user of {url} may not run {', '.join(refused)}, which jobmaster "
+                f"needs (grant them with ACL SETUSER, e.g. +@all or +{refused[0].lower()})"
+            )
+        await self._register_queues()
 
     async def _register_queues(self) -> None:
         for queue in self.queues:
@@ -281,7 +321,7 @@ class Worker(UpkeepLoops):
             except Exception as exc:  # Redis went away: keep the process, back off, go on
                 delay = RETRY_DELAYS[min(self._fetch_failures, len(RETRY_DELAYS) - 1)]
                 self._fetch_failures += 1
-                self.log.warning("fetch failed; retrying", error=repr(exc), retry_in=delay)
+                self.log.warning("fetch failed; retrying", error=describe(exc), retry_in=delay)
                 await asyncio.sleep(delay)
 
     async def _fetch_once(self, free: int) -> bool:
