@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--processes", type=_positive_int, default=1, help="worker processes under a supervisor"
     )
+    # set by the supervisor in its children's command lines: its own pid
+    worker.add_argument("--supervisor-pid", type=_positive_int, help=argparse.SUPPRESS)
     worker.add_argument(
         "--loop",
         choices=event_loop.LOOPS,
@@ -200,6 +202,7 @@ def _worker(args: argparse.Namespace) -> int:
         lease=args.lease,
         heartbeat=args.heartbeat,
         grace=args.grace,
+        supervisor=args.supervisor_pid,
     )
     event_loop.run(worker.run(), args.loop)
     sys.stdout.flush()

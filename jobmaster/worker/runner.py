@@ -28,6 +28,7 @@ from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
 from jobmaster.worker.attempt import RunningJob, run_attempt
+from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.process_executor import preload
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
 
@@ -54,6 +55,8 @@ class Worker(UpkeepLoops):
         grace: seconds running attempts get to finish at shutdown before they are
             cancelled and handed back.
         install_signal_handlers: stop on SIGTERM/SIGINT (a second signal: stop now).
+        supervisor: pid of the process that supervises this one: when it dies, stop as on
+            SIGTERM (``jobmaster worker --processes N`` sets it in its children).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Worker(UpkeepLoops):
         grace: float = 30.0,
         install_signal_handlers: bool = True,
         echo_job_logs: bool = True,
+        supervisor: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -97,6 +101,7 @@ class Worker(UpkeepLoops):
             )
         self.grace = grace
         self.install_signal_handlers = install_signal_handlers
+        self.supervisor = supervisor
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}-{self.pid}-{uuid.uuid4().hex[:8]}"
@@ -148,13 +153,16 @@ class Worker(UpkeepLoops):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         upkeep: list[asyncio.Future[Any]] = []
+        if self.supervisor is not None:
+            watch = watch_parent(self.supervisor, self._orphaned)
+            upkeep.append(loop.create_task(watch, name="jobmaster-parent-watch"))
         started = False
         try:
             started = await self._start_up()
             if not started:
                 return
             self._flush_task = loop.create_task(self._flush_loop(), name="jobmaster-flush")
-            upkeep = [
+            upkeep += [
                 self._flush_task,
                 loop.create_task(self._renew_loop(), name="jobmaster-renew"),
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
@@ -226,6 +234,11 @@ class Worker(UpkeepLoops):
             self._hurry.set()
             return
         self.log.info("signal received: finishing running jobs", signal=sig.name, grace=self.grace)
+        self.stop()
+
+    def _orphaned(self) -> None:
+        if not self._stopping:
+            self.log.warning("supervisor died: finishing running jobs", grace=self.grace)
         self.stop()
 
     async def _start_up(self) -> bool:

@@ -3,6 +3,8 @@
 The supervisor restarts a child that dies (backing off when children die right after
 they start), forwards SIGTERM and SIGINT to every child, and exits once all children have
 exited after a signal (or, with ``--burst``, once each finished): 0 when each exited 0.
+A child whose supervisor dies (even by SIGKILL) stops as on SIGTERM
+(:mod:`jobmaster.worker.parent`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
         # forwards it once (a second signal would make a child skip its grace period).
-        process = subprocess.Popen(self.command, start_new_session=True)
+        command = [*self.command, "--supervisor-pid", str(os.getpid())]
+        process = subprocess.Popen(command, start_new_session=True)
         self._children[process.pid] = (slot, process, time.monotonic())
 
     def _restart(self, slot: int, code: int, lived: float) -> None:
