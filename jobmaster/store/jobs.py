@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 from jobmaster.codec import load_json
 from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
-from jobmaster.multiplexed import encode_command, encode_evalsha
+from jobmaster.multiplexed import MultiplexedConnection, encode_command, encode_evalsha
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP, StoreBase, _QueueKeyLists
 from jobmaster.store.types import (
     Claim,
@@ -300,18 +300,49 @@ class JobCommands(StoreBase):
         self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
     ) -> list[Event]:
         """Events after ``positions`` (updated in place), waiting up to ``block_ms``."""
+        events, _ = await self.read_event_batch(positions, block_ms, count)
+        return events
+
+    async def read_event_batch(
+        self,
+        positions: dict[str, bytes],
+        block_ms: int | None,
+        count: int = 1000,
+        reader: MultiplexedConnection | None = None,
+    ) -> tuple[list[Event], int]:
+        """Events after ``positions`` (updated in place, past the entries that cannot be
+        decoded too), waiting up to ``block_ms`` (on ``reader`` if given, a connection of
+        :meth:`new_reader`); and how many entries were skipped as undecodable."""
         by_stream = {self.keys.queue(q).events: q for q in positions}
         streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
-        reply: Any = await self.redis.xread(streams, count=count, block=block_ms)
+        reply: Any
+        if reader is None:
+            reply = await self.redis.xread(streams, count=count, block=block_ms)
+        else:
+            block = [] if block_ms is None else ["BLOCK", block_ms]
+            command = ["XREAD", "COUNT", count, *block, "STREAMS", *streams, *streams.values()]
+            reply = await reader.execute_blocking((block_ms or 0) / 1000, *command)
         events: list[Event] = []
+        skipped = 0
         for stream, entries in reply or []:
             queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
             for entry_id, fields in entries:
                 positions[queue] = entry_id
-                at_ms = int(entry_id.split(b"-", 1)[0])
-                for job_id, state in load_json(fields[b"d"]):
-                    events.append(Event(queue, job_id, JobState(state), at_ms))
-        return events
+                try:
+                    events.extend(_decode_event(queue, entry_id, fields))
+                except Exception:  # a corrupt entry must not stop the feed
+                    skipped += 1
+        return events, skipped
+
+
+def _decode_event(queue: str, entry_id: bytes, fields: Any) -> list[Event]:
+    if isinstance(fields, list):  # a raw reply: [field, value, ...]
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    at_ms = int(entry_id.split(b"-", 1)[0])
+    return [
+        Event(queue, str(job_id), JobState(state), at_ms)
+        for job_id, state in load_json(fields[b"d"])
+    ]
 
 
 def enqueue_call(
