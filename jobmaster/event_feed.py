@@ -10,7 +10,7 @@ events stream that cannot be decoded is skipped, counted and logged; the feed go
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -69,7 +69,7 @@ async def event_feed(
             await reader.close()
 
 
-async def abandoned_on_cancel(coro: Coroutine[Any, Any, T]) -> T:
+async def abandoned_on_cancel(coro: Awaitable[T]) -> T:
     """Await ``coro``; if the caller is cancelled, cancel it and return at once, without
     waiting for it to end."""
     task = asyncio.ensure_future(coro)
