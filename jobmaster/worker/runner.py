@@ -30,6 +30,7 @@ from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
 from jobmaster.worker.attempt import RunningJob, run_attempt
 from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.process_executor import preload
+from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
 
 OUTPUT_INTERVAL = 0.25
@@ -57,6 +58,9 @@ class Worker(UpkeepLoops):
         install_signal_handlers: stop on SIGTERM/SIGINT (a second signal: stop now).
         supervisor: pid of the process that supervises this one: when it dies, stop as on
             SIGTERM (``jobmaster worker --processes N`` sets it in its children).
+        max_jobs: recycle the worker after it started this many jobs: take no more, finish
+            those that run, and return from :meth:`run` with :attr:`recycled` set.
+        max_memory: recycle the worker once its resident memory passes this many bytes.
     """
 
     def __init__(
@@ -73,6 +77,8 @@ class Worker(UpkeepLoops):
         install_signal_handlers: bool = True,
         echo_job_logs: bool = True,
         supervisor: int | None = None,
+        max_jobs: int | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -102,6 +108,13 @@ class Worker(UpkeepLoops):
         self.grace = grace
         self.install_signal_handlers = install_signal_handlers
         self.supervisor = supervisor
+        self._recycling = (
+            Recycling(max_jobs, max_memory)
+            if max_jobs is not None or max_memory is not None
+            else None
+        )
+        self.recycled = False
+        """Whether the worker stopped because it reached max_jobs or max_memory."""
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}-{self.pid}-{uuid.uuid4().hex[:8]}"
@@ -172,7 +185,14 @@ class Worker(UpkeepLoops):
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
-                scheduler = Scheduler(self.registry, self.store, self.queues, self.id, log=self.log)
+                scheduler = Scheduler(
+                    self.registry,
+                    self.store,
+                    self.queues,
+                    self.id,
+                    log=self.log,
+                    closed=self._closed,
+                )
                 upkeep.append(loop.create_task(scheduler.run(), name="jobmaster-scheduler"))
             self.log.info(
                 "worker started",
@@ -321,6 +341,14 @@ class Worker(UpkeepLoops):
         while not self._stopping:
             self._slot_freed.clear()
             free = self.concurrency - len(self._running)
+            if self._recycling is not None:
+                reason = self._recycling.reason()
+                if reason is not None:
+                    if self._recycle(reason):
+                        return
+                    await self._slot_freed.wait()  # finish what runs
+                    continue
+                free = self._recycling.room(free)
             if free <= 0:
                 await self._slot_freed.wait()
                 continue
@@ -336,6 +364,17 @@ class Worker(UpkeepLoops):
                 self._fetch_failures += 1
                 self.log.warning("fetch failed; retrying", error=describe(exc), retry_in=delay)
                 await asyncio.sleep(delay)
+
+    def _recycle(self, reason: str) -> bool:
+        """Take no more jobs; True once none runs (the worker can stop)."""
+        if not self.recycled:
+            self.recycled = True
+            self.log.info(
+                "recycling the worker: finishing running jobs, then exiting",
+                reason=reason,
+                running=len(self._running),
+            )
+        return not self._running
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
@@ -379,6 +418,8 @@ class Worker(UpkeepLoops):
             total += len(claim.jobs)
             if not claim.jobs:
                 newest[queue] = claim.newest
+        if self._recycling is not None:
+            self._recycling.started += total
         return total, newest
 
     async def _burst_continues(self) -> bool:

@@ -91,3 +91,14 @@ async def beat(label: str = "") -> str:
 def nap_in_process(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+LEAKED: list[bytes] = []
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def leak(megabytes: int, seconds: float = 0.0) -> int:
+    """A handler that leaks memory: what it allocates stays referenced for ever."""
+    LEAKED.append(b"\x01" * (megabytes * 1024 * 1024))
+    await asyncio.sleep(seconds)
+    return len(LEAKED)
