@@ -291,8 +291,12 @@ class JobCommands(StoreBase):
         streams: dict[Any, Any] = {
             self.keys.queue(queue).timers: last for queue, last in newest.items()
         }
-        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
-        return bool(reply)
+        block_ms = max(1, timeout_ms)
+        reader = self._reader("timers")  # a cancelled wait ends at once there
+        if reader is None:
+            return bool(await self.redis.xread(streams, count=1, block=block_ms))
+        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
+        return bool(await reader.execute_blocking(block_ms / 1000, *command))
 
     # -- events ------------------------------------------------------------------------------
 
