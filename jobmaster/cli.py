@@ -68,6 +68,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    from jobmaster.worker.recycling import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _queues(text: str) -> list[str]:
     names = [q.strip() for q in text.split(",") if q.strip()]
     if not names:
@@ -93,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--processes", type=_positive_int, default=1, help="worker processes under a supervisor"
     )
+    worker.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        help="recycle a worker process after it started N jobs (it finishes them and exits; "
+        "the supervisor starts a new one)",
+    )
+    worker.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="recycle a worker process once its memory (RSS) passes SIZE, e.g. 512M or 2G",
+    )
+    # set by the supervisor in its children's command lines: its own pid
+    worker.add_argument("--supervisor-pid", type=_positive_int, help=argparse.SUPPRESS)
     worker.add_argument(
         "--loop",
         choices=event_loop.LOOPS,
@@ -202,6 +225,7 @@ def _run(registry: Registry, action: Callable[[], Coroutine[Any, Any, int]]) -> 
 def _worker(args: argparse.Namespace) -> int:
     # The worker runtime is imported by this command only, not by the others.
     from jobmaster.worker import Worker
+    from jobmaster.worker.recycling import RECYCLED_EXIT_CODE
     from jobmaster.worker.supervisor import Supervisor
 
     registry = _say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
@@ -215,15 +239,20 @@ def _worker(args: argparse.Namespace) -> int:
         lease=args.lease,
         heartbeat=args.heartbeat,
         grace=args.grace,
+        supervisor=args.supervisor_pid,
+        max_jobs=args.max_jobs,
+        max_memory=args.max_memory,
     )
     event_loop.run(worker.run(), args.loop)
+    # a recycled worker tells its supervisor to start a new one; alone, it just ends
+    code = RECYCLED_EXIT_CODE if worker.recycled and args.supervisor_pid else 0
     sys.stdout.flush()
     sys.stderr.flush()
     if any(t.name.startswith("jobmaster-sync") and t.is_alive() for t in threading.enumerate()):
         # A sync handler that ignored ctx.cancelled still runs in a thread; its job was
         # handed back already, so the process ends without waiting for it.
-        os._exit(0)
-    return 0
+        os._exit(code)
+    return code
 
 
 def _child_arguments(args: argparse.Namespace) -> list[str]:
@@ -237,6 +266,10 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
         child += ["--lease", str(args.lease)]
     if args.heartbeat is not None:
         child += ["--heartbeat", str(args.heartbeat)]
+    if args.max_jobs is not None:
+        child += ["--max-jobs", str(args.max_jobs)]
+    if args.max_memory is not None:
+        child += ["--max-memory", str(args.max_memory)]
     if args.burst:
         child.append("--burst")
     return child

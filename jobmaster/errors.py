@@ -54,6 +54,32 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+class RedisAccessDenied(JobmasterError, PermissionError):
+    """Redis refused jobmaster's credentials, or its user may not run a command jobmaster
+    needs (an ACL): trying again cannot help, so a worker stops at start with this error."""
+
+
+ACCESS_DENIED_REPLIES = ("NOPERM", "WRONGPASS", "NOAUTH", "ERR AUTH")
+"""How Redis's error replies start when it refuses a login or a command (ACL)."""
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing a login or a command, rather than a fault that may
+    pass (a refused connection, a timeout, a restart)."""
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError):
+        return True
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
+        ACCESS_DENIED_REPLIES
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for a log line: its type and its message, where Redis's text is (the
+    ``repr`` of redis-py's exceptions shows only their type)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class redis_errors:  # lower case: used like contextlib.suppress
     """Turn a lost or refused Redis connection into :class:`RedisUnavailable`, and Redis
     out of memory into :class:`RedisFull`: every call to Redis from the public API goes
@@ -76,7 +102,7 @@ class redis_errors:  # lower case: used like contextlib.suppress
     ) -> None:
         if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
             raise RedisUnavailable(
-                f"{self.what}: Redis at {_safe(self.url)} did not answer ({exc})"
+                f"{self.what}: Redis at {safe_url(self.url)} did not answer ({exc})"
             ) from exc
         if exc is not None and is_out_of_memory(exc):
             raise RedisFull(f"{self.what}: {full(self.url)} ({exc})") from exc
@@ -85,13 +111,13 @@ class redis_errors:  # lower case: used like contextlib.suppress
 def full(url: str) -> str:
     """What :class:`RedisFull` says of Redis."""
     return (
-        f"Redis at {_safe(url)} is full: its memory reached maxmemory and its policy evicts "
+        f"Redis at {safe_url(url)} is full: its memory reached maxmemory and its policy evicts "
         f"nothing, so it refuses writes until memory is freed or maxmemory raised"
     )
 
 
-def _safe(url: str) -> str:
-    """A Redis URL without its password."""
+def safe_url(url: str) -> str:
+    """A Redis URL without its password (for messages and logs)."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]

@@ -295,6 +295,8 @@ class MultiplexedConnection:
         self._connecting = None
         if not future.cancelled() and future.exception() is None:
             self._protocol = future.result()
+            if self._closed:  # closed while it connected (its callers gave up waiting)
+                self._drop(self._protocol, ConnectionError("the connection was closed"))
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()

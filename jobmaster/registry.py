@@ -27,6 +27,7 @@ from jobmaster.errors import (
     UnknownJob,
     redis_errors,
 )
+from jobmaster.event_feed import abandoned_on_cancel, event_feed
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler
 from jobmaster.models import (
@@ -599,34 +600,26 @@ class Registry:
         as the capped events stream goes).
 
         An async generator holding one connection while it waits; ``aclose()`` it when done.
+        Cancelling the task that iterates it stops it at once; an entry of the events
+        stream that cannot be decoded is skipped (and logged), not the end of the feed.
         """
         store = self.connection().store
-        fixed = list(queues) if queues is not None else None
         if since is None:
             with self._redis_errors("reading events"):
-                seconds, micros = await store.redis.time()
+                seconds, micros = await abandoned_on_cancel(store.redis.time())
             start_ms = int(seconds) * 1000 + int(micros) // 1000
         else:
             if since.tzinfo is None:
                 raise ValueError("since= must be timezone-aware")
             start_ms = int(since.timestamp() * 1000)
-        start = f"{start_ms}-0".encode()
-        positions: dict[str, bytes] = {}
-        while True:
-            with self._redis_errors("reading events"):
-                for queue in fixed if fixed is not None else await store.queues():
-                    positions.setdefault(queue, start)
-                if not positions:
-                    await asyncio.sleep(1.0)
-                    continue
-                batch = await store.read_events(positions, 2000 if fixed is None else 5000)
-            for event in batch:
-                yield JobEvent(
-                    queue=event.queue,
-                    job_id=event.job_id,
-                    state=event.state,
-                    at=from_ms(event.at_ms),
-                )
+        feed = event_feed(
+            store, queues, f"{start_ms}-0".encode(), lambda: self._redis_errors("reading events")
+        )
+        try:
+            async for event in feed:
+                yield event
+        finally:
+            await feed.aclose()
 
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""

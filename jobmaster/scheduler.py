@@ -25,6 +25,7 @@ import structlog
 
 from jobmaster.codec import DecodeError
 from jobmaster.cron import plan_ticks
+from jobmaster.errors import describe
 from jobmaster.schedules import ScheduleBook, ScheduleDefinition, ScheduleState
 from jobmaster.store import ScheduleFiring, ScheduleRecord, SchedulerLease, Store, TickJob
 
@@ -63,6 +64,7 @@ class Scheduler:
         *,
         sync: bool = True,
         log: Any = None,
+        closed: asyncio.Event | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -73,6 +75,9 @@ class Scheduler:
         self.renew_every = registry.settings.scheduler_lease / 3
         self.log = log if log is not None else structlog.get_logger("jobmaster.scheduler")
         self.jobs_created = 0
+        self.closed = closed
+        """Set when the scheduler should stop: :meth:`run` returns at its next wait (a
+        cancellation alone may be swallowed by a client library)."""
         self._led: dict[str, bytes] = {}
         """Queues this scheduler leads -> newest schedule_wake entry id seen."""
         self._wake: asyncio.Future[bool] | None = None
@@ -82,7 +87,7 @@ class Scheduler:
         """Sync the declared schedules, then fire due ticks until cancelled."""
         failures = 0
         try:
-            while True:
+            while not self._closing():
                 try:
                     if self.sync:
                         await self._hold_leases()  # so that new schedules are not "missed"
@@ -96,8 +101,10 @@ class Scheduler:
                     self._cancel_wake()
                     delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                     failures += 1
-                    self.log.warning("scheduler failed; retrying", error=repr(exc), retry_in=delay)
-                    await asyncio.sleep(delay)
+                    self.log.warning(
+                        "scheduler failed; retrying", error=describe(exc), retry_in=delay
+                    )
+                    await self._pause(delay)
         finally:
             self._cancel_wake()
             await self._release()
@@ -199,7 +206,7 @@ class Scheduler:
             return
         if not self._led:
             self._cancel_wake()
-            await asyncio.sleep(seconds)
+            await self._pause(seconds)
             return
         if self._wake is not None and (self._wake.done() or self._wake_from != self._led):
             self._cancel_wake()
@@ -208,7 +215,24 @@ class Scheduler:
             self._wake = asyncio.ensure_future(
                 self.store.wait_for_schedule_changes(self._wake_from, BLOCK_MS)
             )
-        await asyncio.wait({self._wake}, timeout=seconds)
+        waits: set[asyncio.Future[Any]] = {self._wake}
+        if self.closed is not None:
+            waits.add(closing := asyncio.ensure_future(self.closed.wait()))
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        if self.closed is not None:
+            closing.cancel()
+
+    def _closing(self) -> bool:
+        return self.closed is not None and self.closed.is_set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until the scheduler is closed."""
+        if self.closed is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.closed.wait()
 
     def _cancel_wake(self) -> None:
         wake, self._wake = self._wake, None
@@ -216,6 +240,7 @@ class Scheduler:
             return
         if not wake.done():
             wake.cancel()
+            wake.add_done_callback(_consume)  # a client library may finish it regardless
         elif not wake.cancelled() and wake.exception() is not None:
             self.log.debug("waiting for schedule changes failed", error=repr(wake.exception()))
 
@@ -228,3 +253,9 @@ class Scheduler:
                         queue, self.holder, self.lease_ms, release=True
                     )
         self._led = {}
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned future's outcome, so that it is not reported as unretrieved."""
+    if not future.cancelled():
+        future.exception()

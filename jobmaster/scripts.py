@@ -68,3 +68,4 @@ class Scripts:
         self.save_schedule = _Script(redis, "save_schedule", fast)
         self.fire_schedules = _Script(redis, "fire_schedules", fast)
         self.scheduler_lease = _Script(redis, "scheduler_lease", fast)
+        self.check_access = _Script(redis, "check_access", fast)

@@ -3,9 +3,11 @@
 Every key comes from :mod:`jobmaster.keys`; every state change is one script call
 (:mod:`jobmaster.scripts`), batched over many jobs where the caller has many. The parts:
 :mod:`.jobs` (the hot path and operations on jobs), :mod:`.schedules`, :mod:`.inspection`,
-:mod:`.sessions` (the dashboard's logins).
+:mod:`.sessions` (the dashboard's logins), :mod:`.access` (the permissions a worker checks
+at start).
 """
 
+from jobmaster.store.access import AccessCommands
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
@@ -28,7 +30,7 @@ from jobmaster.store.types import (
 )
 
 
-class Store(JobCommands, ScheduleCommands, InspectionCommands, SessionCommands):
+class Store(JobCommands, ScheduleCommands, InspectionCommands, SessionCommands, AccessCommands):
     """Typed access to one namespace of jobmaster data in one Redis."""
 
 

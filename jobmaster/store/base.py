@@ -101,6 +101,11 @@ class StoreBase:
             reader = self._readers[purpose] = self._new_reader()
         return reader
 
+    def new_reader(self) -> MultiplexedConnection | None:
+        """A connection of the caller's own for its blocking reads, which the caller closes
+        (None: read with redis-py). Waiting on it can be cancelled at once."""
+        return self._new_reader() if self._new_reader is not None else None
+
     def _k(self, queue: str) -> _QueueKeyLists:
         lists = self._key_lists.get(queue)
         if lists is None:

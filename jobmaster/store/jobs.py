@@ -13,7 +13,7 @@ from jobmaster.codec import load_json
 from jobmaster.errors import is_out_of_memory
 from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
-from jobmaster.multiplexed import encode_command, encode_evalsha
+from jobmaster.multiplexed import MultiplexedConnection, encode_command, encode_evalsha
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP, StoreBase, _QueueKeyLists
 from jobmaster.store.leases import renew_arguments, renewed
 from jobmaster.store.types import (
@@ -301,8 +301,12 @@ class JobCommands(StoreBase):
         streams: dict[Any, Any] = {
             self.keys.queue(queue).timers: last for queue, last in newest.items()
         }
-        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
-        return bool(reply)
+        block_ms = max(1, timeout_ms)
+        reader = self._reader("timers")  # a cancelled wait ends at once there
+        if reader is None:
+            return bool(await self.redis.xread(streams, count=1, block=block_ms))
+        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
+        return bool(await reader.execute_blocking(block_ms / 1000, *command))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -310,18 +314,49 @@ class JobCommands(StoreBase):
         self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
     ) -> list[Event]:
         """Events after ``positions`` (updated in place), waiting up to ``block_ms``."""
+        events, _ = await self.read_event_batch(positions, block_ms, count)
+        return events
+
+    async def read_event_batch(
+        self,
+        positions: dict[str, bytes],
+        block_ms: int | None,
+        count: int = 1000,
+        reader: MultiplexedConnection | None = None,
+    ) -> tuple[list[Event], int]:
+        """Events after ``positions`` (updated in place, past the entries that cannot be
+        decoded too), waiting up to ``block_ms`` (on ``reader`` if given, a connection of
+        :meth:`new_reader`); and how many entries were skipped as undecodable."""
         by_stream = {self.keys.queue(q).events: q for q in positions}
         streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
-        reply: Any = await self.redis.xread(streams, count=count, block=block_ms)
+        reply: Any
+        if reader is None:
+            reply = await self.redis.xread(streams, count=count, block=block_ms)
+        else:
+            block = [] if block_ms is None else ["BLOCK", block_ms]
+            command = ["XREAD", "COUNT", count, *block, "STREAMS", *streams, *streams.values()]
+            reply = await reader.execute_blocking((block_ms or 0) / 1000, *command)
         events: list[Event] = []
+        skipped = 0
         for stream, entries in reply or []:
             queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
             for entry_id, fields in entries:
                 positions[queue] = entry_id
-                at_ms = int(entry_id.split(b"-", 1)[0])
-                for job_id, state in load_json(fields[b"d"]):
-                    events.append(Event(queue, job_id, JobState(state), at_ms))
-        return events
+                try:
+                    events.extend(_decode_event(queue, entry_id, fields))
+                except Exception:  # a corrupt entry must not stop the feed
+                    skipped += 1
+        return events, skipped
+
+
+def _decode_event(queue: str, entry_id: bytes, fields: Any) -> list[Event]:
+    if isinstance(fields, list):  # a raw reply: [field, value, ...]
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    at_ms = int(entry_id.split(b"-", 1)[0])
+    return [
+        Event(queue, str(job_id), JobState(state), at_ms)
+        for job_id, state in load_json(fields[b"d"])
+    ]
 
 
 class EnqueueRefused(OutOfMemoryError):
@@ -388,10 +423,8 @@ def enqueue_command(
             % (len(size), size, band, len(str(slot)), slot, len(delay), delay)
         )
         for job in run:
-            job_id, record = job.id, job.record
-            parts.append(
-                b"$%d\r\n%s\r\n$%d\r\n%b\r\n" % (len(job_id), job_id.encode(), len(record), record)
-            )
+            job_id, record = job.id.encode(), job.record
+            parts.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(job_id), job_id, len(record), record))
         count += 4 + 2 * len(run)
     return encode_evalsha(heads, sha, keys, (), (b"".join(parts), count))
 
@@ -399,16 +432,17 @@ def enqueue_command(
 def encode_completion(completion: Completion) -> tuple[bytes, int]:
     """The values finish.lua reads for a completion (:meth:`Completion.argv`) in the
     protocol's form, and how many: a success's with one formatting operation (the worker's
-    hot path; ids and tokens are ASCII)."""
+    hot path). Lengths count bytes: a token holds the worker's id, and so its host name,
+    which may be any text."""
     if completion.next_state != "succeeded":
         argv = completion.argv()
         return encode_command(argv).split(b"\r\n", 1)[1], len(argv)
     ttl, result = b"%d" % completion.result_ttl_ms, completion.result
-    job_id, token = completion.job_id, completion.token
+    job_id, token = completion.job_id.encode(), completion.token.encode()
     return (
-        b"$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+        b"$1\r\nS\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
         % (
-            len(job_id), job_id.encode(), len(token), token.encode(),
+            len(job_id), job_id, len(token), token,
             len(result), result, len(ttl), ttl,
         ),
         5,

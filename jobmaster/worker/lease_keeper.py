@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jobmaster.errors import describe
 from jobmaster.store import Lease
 
 RenewFn = Callable[[str, Sequence[Lease], int], tuple[list[Lease], list[Lease]]]
@@ -42,6 +43,7 @@ class LeaseKeeper:
         loop: the worker's event loop.
         log: the worker's logger.
         stall_warning: seconds of a stalled loop before a warning.
+        close: called once the keeper stopped (to close its connection).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class LeaseKeeper:
         loop: asyncio.AbstractEventLoop,
         log: Any,
         stall_warning: float = LOOP_STALL_WARNING,
+        close: Callable[[], None] | None = None,
     ) -> None:
         self._renew = renew
         self._leases = leases
@@ -66,6 +69,7 @@ class LeaseKeeper:
         self._loop = loop
         self._log = log
         self._stall_warning = stall_warning
+        self._close = close
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobmaster-leases", daemon=True)
         self._lock = threading.Lock()
@@ -82,6 +86,9 @@ class LeaseKeeper:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._close is not None and not self._thread.is_alive():
+            self._close()
+            self._close = None
 
     def renew_now(self) -> None:
         """One round of renewals (the thread's own, also used by tests)."""
@@ -105,9 +112,7 @@ class LeaseKeeper:
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                 failures += 1
                 self._log.warning(
-                    "lease renewal failed; retrying",
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in=delay,
+                    "lease renewal failed; retrying", error=describe(exc), retry_in=delay
                 )
                 next_renewal = time.monotonic() + min(delay, self._interval)
             else:

@@ -24,7 +24,14 @@ import structlog
 from redis.exceptions import ResponseError
 
 from jobmaster.definition import QUEUE_PATTERN
-from jobmaster.errors import ConfigError, is_out_of_memory
+from jobmaster.errors import (
+    ConfigError,
+    RedisAccessDenied,
+    describe,
+    is_access_denied,
+    is_out_of_memory,
+    safe_url,
+)
 from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
@@ -33,7 +40,9 @@ from jobmaster.store.leases import LeaseRenewer
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
 from jobmaster.worker.dropped_output import DroppedOutput
 from jobmaster.worker.lease_keeper import LeaseKeeper, RenewFn
+from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.process_executor import preload
+from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
 
 OUTPUT_INTERVAL = 0.25
@@ -59,6 +68,11 @@ class Worker(UpkeepLoops):
         grace: seconds running attempts get to finish at shutdown before they are
             cancelled and handed back.
         install_signal_handlers: stop on SIGTERM/SIGINT (a second signal: stop now).
+        supervisor: pid of the process that supervises this one: when it dies, stop as on
+            SIGTERM (``jobmaster worker --processes N`` sets it in its children).
+        max_jobs: recycle the worker after it started this many jobs: take no more, finish
+            those that run, and return from :meth:`run` with :attr:`recycled` set.
+        max_memory: recycle the worker once its resident memory passes this many bytes.
     """
 
     def __init__(
@@ -74,6 +88,9 @@ class Worker(UpkeepLoops):
         grace: float = 30.0,
         install_signal_handlers: bool = True,
         echo_job_logs: bool = True,
+        supervisor: int | None = None,
+        max_jobs: int | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -102,6 +119,14 @@ class Worker(UpkeepLoops):
             )
         self.grace = grace
         self.install_signal_handlers = install_signal_handlers
+        self.supervisor = supervisor
+        self._recycling = (
+            Recycling(max_jobs, max_memory)
+            if max_jobs is not None or max_memory is not None
+            else None
+        )
+        self.recycled = False
+        """Whether the worker stopped because it reached max_jobs or max_memory."""
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}-{self.pid}-{uuid.uuid4().hex[:8]}"
@@ -155,11 +180,17 @@ class Worker(UpkeepLoops):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         upkeep: list[asyncio.Future[Any]] = []
         keeper = self._lease_keeper(loop)
+        if self.supervisor is not None:
+            watch = watch_parent(self.supervisor, self._orphaned)
+            upkeep.append(loop.create_task(watch, name="jobmaster-parent-watch"))
+        started = False
         try:
-            await self._with_retries("start", self._register_queues)
+            started = await self._start_up()
+            if not started:
+                return
             keeper.start()
             self._flush_task = loop.create_task(self._flush_loop(), name="jobmaster-flush")
-            upkeep = [
+            upkeep += [
                 self._flush_task,
                 loop.create_task(self._heartbeat_loop(), name="jobmaster-heartbeat"),
                 loop.create_task(self._reclaim_loop(), name="jobmaster-reclaim"),
@@ -168,7 +199,14 @@ class Worker(UpkeepLoops):
             ]
             if not self.burst:
                 upkeep.append(loop.create_task(self._promote_loop(), name="jobmaster-promote"))
-                scheduler = Scheduler(self.registry, self.store, self.queues, self.id, log=self.log)
+                scheduler = Scheduler(
+                    self.registry,
+                    self.store,
+                    self.queues,
+                    self.id,
+                    log=self.log,
+                    closed=self._closed,
+                )
                 upkeep.append(loop.create_task(scheduler.run(), name="jobmaster-scheduler"))
             self.log.info(
                 "worker started",
@@ -183,12 +221,13 @@ class Worker(UpkeepLoops):
             await self._drain()
         finally:
             await self._stop_upkeep(upkeep)
-            await self._flush_until_empty()
-            await asyncio.to_thread(keeper.stop)
-            with contextlib.suppress(Exception):
-                await self.store.remove_worker(self.id)
-                for queue in self.queues:
-                    await self.store.forget_consumer(queue, self.id)
+            if started:  # before that, nothing of this worker is in Redis
+                await self._flush_until_empty()
+                with contextlib.suppress(Exception):
+                    await self.store.remove_worker(self.id)
+                    for queue in self.queues:
+                        await self.store.forget_consumer(queue, self.id)
+            await asyncio.to_thread(keeper.stop)  # the leases of what was flushed are done
             if self.install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -231,6 +270,47 @@ class Worker(UpkeepLoops):
             return
         self.log.info("signal received: finishing running jobs", signal=sig.name, grace=self.grace)
         self.stop()
+
+    def _orphaned(self) -> None:
+        if not self._stopping:
+            self.log.warning("supervisor died: finishing running jobs", grace=self.grace)
+        self.stop()
+
+    async def _start_up(self) -> bool:
+        """Check this worker's Redis permissions and register its queues, trying again
+        while Redis cannot be reached; False if the worker was stopped first.
+
+        Raises:
+            RedisAccessDenied: Redis refused the credentials, or a command jobmaster needs.
+        """
+        tries = 0
+        while not self._stopping:
+            try:
+                await self._interruptible(self._check_access_and_register())
+                return not self._stopping
+            except asyncio.CancelledError:
+                raise
+            except RedisAccessDenied:
+                raise
+            except Exception as exc:
+                if is_access_denied(exc):
+                    url = safe_url(self.registry.settings.redis_url)
+                    raise RedisAccessDenied(f"Redis at {url} refused access: {exc}") from exc
+                delay = RETRY_DELAYS[min(tries, len(RETRY_DELAYS) - 1)]
+                tries += 1
+                self.log.warning("start failed; retrying", error=describe(exc), retry_in=delay)
+                await self._interruptible(asyncio.sleep(delay))
+        return False
+
+    async def _check_access_and_register(self) -> None:
+        refused = await self.store.refused_commands(self.queues[0])
+        if refused:
+            url = safe_url(self.registry.settings.redis_url)
+            raise RedisAccessDenied(
+                f"the Redis user of {url} may not run {', '.join(refused)}, which jobmaster "
+                f"needs (grant them with ACL SETUSER, e.g. +@all or +{refused[0].lower()})"
+            )
+        await self._register_queues()
 
     async def _register_queues(self) -> None:
         for queue in self.queues:
@@ -283,6 +363,14 @@ class Worker(UpkeepLoops):
         while not self._stopping:
             self._slot_freed.clear()
             free = self.concurrency - len(self._running)
+            if self._recycling is not None:
+                reason = self._recycling.reason()
+                if reason is not None:
+                    if self._recycle(reason):
+                        return
+                    await self._slot_freed.wait()  # finish what runs
+                    continue
+                free = self._recycling.room(free)
             if free <= 0:
                 await self._slot_freed.wait()
                 continue
@@ -296,8 +384,19 @@ class Worker(UpkeepLoops):
             except Exception as exc:  # Redis went away: keep the process, back off, go on
                 delay = RETRY_DELAYS[min(self._fetch_failures, len(RETRY_DELAYS) - 1)]
                 self._fetch_failures += 1
-                self.log.warning("fetch failed; retrying", error=repr(exc), retry_in=delay)
+                self.log.warning("fetch failed; retrying", error=describe(exc), retry_in=delay)
                 await asyncio.sleep(delay)
+
+    def _recycle(self, reason: str) -> bool:
+        """Take no more jobs; True once none runs (the worker can stop)."""
+        if not self.recycled:
+            self.recycled = True
+            self.log.info(
+                "recycling the worker: finishing running jobs, then exiting",
+                reason=reason,
+                running=len(self._running),
+            )
+        return not self._running
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
@@ -341,6 +440,8 @@ class Worker(UpkeepLoops):
             total += len(claim.jobs)
             if not claim.jobs:
                 newest[queue] = claim.newest
+        if self._recycling is not None:
+            self._recycling.started += total
         return total, newest
 
     async def _burst_continues(self) -> bool:
@@ -414,8 +515,7 @@ class Worker(UpkeepLoops):
                 job.queue, Lease(job.job_id, job.token), type(exc).__qualname__, message
             )
         except Exception as error:  # the attempt's end records the timeout in any case
-            reason = f"{type(error).__name__}: {error}"
-            self.log.warning("could not record the timeout yet", error=reason)
+            self.log.warning("could not record the timeout yet", error=describe(error))
 
     def _lease_keeper(self, loop: asyncio.AbstractEventLoop) -> LeaseKeeper:
         """The lease keeper, on a connection of its own where jobmaster makes its clients
@@ -427,8 +527,10 @@ class Worker(UpkeepLoops):
                 socket_timeout=max(self.heartbeat, 1.0),
                 socket_connect_timeout=5,
             )
-            renew = LeaseRenewer(client, self.registry.settings.namespace).renew
+            renewer = LeaseRenewer(client, self.registry.settings.namespace)
+            renew, close = renewer.renew, renewer.close
         else:
+            close = None
 
             def renew(
                 queue: str, leases: Sequence[Lease], lease_ms: int
@@ -445,6 +547,7 @@ class Worker(UpkeepLoops):
             lease_ms=self._lease_ms,
             loop=loop,
             log=self.log,
+            close=close,
         )
 
     def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:

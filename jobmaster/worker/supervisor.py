@@ -3,6 +3,9 @@
 The supervisor restarts a child that dies (backing off when children die right after
 they start), forwards SIGTERM and SIGINT to every child, and exits once all children have
 exited after a signal (or, with ``--burst``, once each finished): 0 when each exited 0.
+A child whose supervisor dies (even by SIGKILL) stops as on SIGTERM
+(:mod:`jobmaster.worker.parent`); a child that recycled itself (``--max-jobs``,
+``--max-memory``) is replaced at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 import structlog
+
+from jobmaster.worker.recycling import RECYCLED_EXIT_CODE
 
 QUICK_DEATH = 2.0
 """A child that dies sooner than this after starting delays its restart (crash loop)."""
@@ -31,6 +36,7 @@ class Supervisor:
         self.log = structlog.get_logger("jobmaster.supervisor").bind(pid=os.getpid())
         self._children: dict[int, tuple[int, subprocess.Popen[bytes], float]] = {}
         self._restart_delay = 0.0
+        self._signal = 0
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._forward)
@@ -50,8 +56,15 @@ class Supervisor:
             slot, process, started = entry
             code = os.waitstatus_to_exitcode(status)
             process.returncode = code
+            if code == RECYCLED_EXIT_CODE and not self.stopping:
+                self.log.info("worker process recycled; starting a new one", slot=slot)
+                self._spawn(slot)
+                continue
             if self.stopping or (self.burst and code == 0):
-                codes.append(code)
+                # a child recycling itself when the signal came, or one that the signal
+                # ended before it could start (nothing of it ran), stopped as it should
+                clean = code == RECYCLED_EXIT_CODE or (self.stopping and code == -self._signal)
+                codes.append(0 if clean else code)
                 continue
             self._restart(slot, code, time.monotonic() - started)
         return 0 if all(code == 0 for code in codes) else 1
@@ -59,7 +72,8 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
         # forwards it once (a second signal would make a child skip its grace period).
-        process = subprocess.Popen(self.command, start_new_session=True)
+        command = [*self.command, "--supervisor-pid", str(os.getpid())]
+        process = subprocess.Popen(command, start_new_session=True)
         self._children[process.pid] = (slot, process, time.monotonic())
 
     def _restart(self, slot: int, code: int, lived: float) -> None:
@@ -81,6 +95,7 @@ class Supervisor:
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
+        self._signal = signum
         for _, process, _ in self._children.values():
             if process.returncode is None:
                 process.send_signal(signum)

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from jobmaster.errors import describe
 from jobmaster.models import WorkerInfo
 from jobmaster.registry import Registry
 from jobmaster.store import Completion, Lease, Store
@@ -252,8 +253,8 @@ class UpkeepLoops:
                 if (attempts is None and self._closing) or (
                     attempts is not None and tries >= attempts
                 ):
-                    self.log.error(f"{what} failed; giving up", error=repr(exc), tries=tries)
+                    self.log.error(f"{what} failed; giving up", error=describe(exc), tries=tries)
                     return
                 delay = RETRY_DELAYS[min(tries - 1, len(RETRY_DELAYS) - 1)]
-                self.log.warning(f"{what} failed; retrying", error=repr(exc), retry_in=delay)
+                self.log.warning(f"{what} failed; retrying", error=describe(exc), retry_in=delay)
                 await asyncio.sleep(delay)

@@ -110,3 +110,14 @@ async def chatty(ctx: Context, seconds: float) -> int:
         lines += 1
         await asyncio.sleep(0.05)
     return lines
+
+
+LEAKED: list[bytes] = []
+
+
+@registry.job(retry=Retry(max_attempts=1))
+async def leak(megabytes: int, seconds: float = 0.0) -> int:
+    """A handler that leaks memory: what it allocates stays referenced for ever."""
+    LEAKED.append(b"\x01" * (megabytes * 1024 * 1024))
+    await asyncio.sleep(seconds)
+    return len(LEAKED)
