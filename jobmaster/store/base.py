@@ -37,7 +37,9 @@ class _QueueKeyLists:
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
             idx("cancelled"),
         )  # fmt: skip
-        self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
+        self.promote = (
+            k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
+        )  # fmt: skip
         self.requeue = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -101,23 +102,54 @@ class JobCommands(StoreBase):
         self._known_queues.add(queue)
 
     async def claim(
-        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        lease_ms: int,
+        hostname: str,
+        pid: int,
+        *,
+        claim_id: str | None = None,
+        may_take_suspect: bool = True,
     ) -> Claim:
-        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts."""
-        claimed, newest = await self._scripts.claim(
-            self._k(queue).claim,
-            (GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen),
-        )
+        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
+
+        Args:
+            claim_id: the caller's name for this claim (default: a new random one). Sent
+                again with the same id (after its reply was lost), the claim answers with
+                the jobs it started the first time, for up to ``lease_ms``. Give each new
+                claim of a consumer a new id.
+            may_take_suspect: whether the caller holds no suspect job (see claim.lua).
+
+        Raises:
+            redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
+                be read (Redis's answer is in the message).
+        """
+        keys = (*self._k(queue).claim, self.keys.queue(queue).claim_memo(consumer))
+        claimed, newest, errors, deferred = await self._scripts.claim(
+            keys,
+            (
+                GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
+                claim_id or os.urandom(8).hex(), 1 if may_take_suspect else 0,
+            ),
+        )  # fmt: skip
         jobs = [
-            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
-            for i in range(0, len(claimed), 4)
+            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3], s == 1)
+            for i, s in zip(range(0, len(claimed), 5), claimed[4::5], strict=True)
         ]
-        return Claim(jobs, newest)
+        if errors:
+            return Claim(jobs, newest, [e.decode(errors="replace") for e in errors], deferred)
+        return Claim(jobs, newest, deferred=deferred)
 
     async def finish(
         self, queue: str, completions: Sequence[Completion], retention_ms: int
-    ) -> list[bool]:
-        """Record ended attempts; False where the lease was no longer held (nothing written)."""
+    ) -> list[int]:
+        """Record ended attempts: a :class:`Recorded` value for each (compare them with its
+        members: they come back as plain integers).
+
+        Idempotent: the same completions sent again (a reply was lost) answer ``RECORDED``
+        for those written the first time."""
         keys, argv = self._k(queue).finish, [retention_ms, self.events_maxlen]
         if self.fast is not None:
             parts = [encode_completion(completion) for completion in completions]
@@ -127,7 +159,7 @@ class JobCommands(StoreBase):
             for completion in completions:
                 argv += completion.argv()
             recorded = await self._scripts.finish(keys, argv)
-        return [bool(r) for r in recorded]
+        return list(recorded)
 
     async def renew(
         self, queue: str, leases: Iterable[Lease], lease_ms: int

@@ -26,7 +26,7 @@ from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
-from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
+from jobmaster.store import ClaimedJob, Completion, Lease, Output, Recorded, Store
 from jobmaster.worker.attempt import RunningJob, run_attempt
 from jobmaster.worker.process_executor import preload
 from jobmaster.worker.upkeep import BLOCK_MS, RETRY_DELAYS, UpkeepLoops
@@ -127,6 +127,10 @@ class Worker(UpkeepLoops):
         self._recorded = asyncio.Event()
         self._unrecorded = 0
         """Attempts that ended but whose completion is not yet written."""
+        self._suspects = 0
+        """Running attempts of suspect jobs (lost before): a worker takes one at a time."""
+        self._claims = 0
+        """Claims made so far: the next claim's id, kept until a claim gets its reply."""
 
     @property
     def store(self) -> Store:
@@ -286,9 +290,12 @@ class Worker(UpkeepLoops):
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
-        claimed, newest = await self._claim(free)
+        claimed, newest, deferred = await self._claim(free)
         self._fetch_failures = 0
         if claimed:
+            return True
+        if deferred and self._suspects:  # suspects wait for this worker's own to end
+            await self._slot_freed.wait()
             return True
         if self.burst:
             return await self._burst_continues()
@@ -311,22 +318,36 @@ class Worker(UpkeepLoops):
             read.cancel()
             read.add_done_callback(_consume)
 
-    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]]]:
-        total = 0
+    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
+        """Claim into free slots, queue by queue: how many were claimed, where to wait
+        from for the queues that had none, and how many suspect jobs were left for later."""
+        total = deferred = 0
         newest: dict[str, list[bytes]] = {}
         for queue in self.queues:
             if free <= 0:
                 break
+            # a claim sent again after its reply was lost keeps its id: it gets its jobs
             claim = await self.store.claim(
-                queue, self.id, free, self._lease_ms, self.hostname, self.pid
+                queue,
+                self.id,
+                free,
+                self._lease_ms,
+                self.hostname,
+                self.pid,
+                claim_id=str(self._claims),
+                may_take_suspect=not self._suspects,
             )
+            self._claims += 1
+            for error in claim.errors:
+                self.log.error("a stream of the queue could not be read", queue=queue, error=error)
             for claimed in claim.jobs:
                 self._start(queue, claimed)
             free -= len(claim.jobs)
             total += len(claim.jobs)
+            deferred += claim.deferred
             if not claim.jobs:
                 newest[queue] = claim.newest
-        return total, newest
+        return total, newest, deferred
 
     async def _burst_continues(self) -> bool:
         """In burst mode, with nothing claimable: wait for what may still bring work."""
@@ -355,6 +376,9 @@ class Worker(UpkeepLoops):
     def _start(self, queue: str, claimed: ClaimedJob) -> None:
         token = f"{self.id}/{claimed.attempt}"
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
+        if claimed.suspect:
+            job.suspect = True
+            self._suspects += 1
         self._running[(queue, claimed.id)] = job
         if len(self._running) == 1:  # the flush loop may be waiting for completions only
             self._flush_wanted.set()
@@ -376,6 +400,7 @@ class Worker(UpkeepLoops):
                 raise
         finally:
             del self._running[(job.queue, job.job_id)]
+            self._suspects -= job.suspect
             self._slot_freed.set()
         if completion is not None and not job.lease_lost:
             self._take_output(job)
@@ -425,10 +450,17 @@ class Worker(UpkeepLoops):
                 self.jobs_done += len(done)
                 self._unrecorded -= len(done)
                 self._recorded.set()
-                for (job, _), ok in zip(done, recorded, strict=True):
-                    if not ok:
+                for (job, _), outcome in zip(done, recorded, strict=True):
+                    if outcome == Recorded.LEASE_LOST:
                         self.log.warning(
                             "attempt ended after its lease was lost; its result was discarded",
+                            job_id=job.job_id,
+                            attempt=job.attempt,
+                        )
+                    elif outcome == Recorded.CORRUPT_STATUS:
+                        self.log.error(
+                            "the job's status in Redis could not be read: the job was failed "
+                            "(CorruptStatus) and this attempt's end was not written",
                             job_id=job.job_id,
                             attempt=job.attempt,
                         )
