@@ -128,7 +128,8 @@ class Worker(UpkeepLoops):
         self._unrecorded = 0
         """Attempts that ended but whose completion is not yet written."""
         self._suspects = 0
-        """Running attempts of suspect jobs (lost before): a worker takes one at a time."""
+        """Leases of suspect jobs (lost before) this worker holds, running or ended but not
+        yet recorded: a worker holds one at a time."""
         self._claims = 0
         """Claims made so far: the next claim's id, kept until a claim gets its reply."""
 
@@ -400,7 +401,8 @@ class Worker(UpkeepLoops):
                 raise
         finally:
             del self._running[(job.queue, job.job_id)]
-            self._suspects -= job.suspect
+            if job.suspect and (completion is None or job.lease_lost):
+                self._suspects -= 1  # else once its completion is written
             self._slot_freed.set()
         if completion is not None and not job.lease_lost:
             self._take_output(job)
@@ -450,6 +452,9 @@ class Worker(UpkeepLoops):
                 self.jobs_done += len(done)
                 self._unrecorded -= len(done)
                 self._recorded.set()
+                if self._suspects and any(job.suspect for job, _ in done):
+                    self._suspects -= sum(job.suspect for job, _ in done)
+                    self._slot_freed.set()
                 for (job, _), outcome in zip(done, recorded, strict=True):
                     if outcome == Recorded.LEASE_LOST:
                         self.log.warning(
