@@ -31,9 +31,12 @@ class _Script:
         self._fast = fast
         self.sha: str = self._script.sha
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+    async def __call__(
+        self, keys: Sequence[str], args: Sequence[Any], client: Any = None, *, resend: bool = True
+    ) -> Any:
+        """Run the script (``resend``: as :meth:`MultiplexedConnection.evalsha`'s)."""
         if client is None and self._fast is not None:
-            return await self._fast.evalsha(self.sha, source(self.name), keys, args)
+            return await self._fast.evalsha(self.sha, source(self.name), keys, args, resend=resend)
         return await self._script(keys=list(keys), args=list(args), client=client)
 
     async def call_encoded(

@@ -6,6 +6,7 @@ ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lea
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
 ARGV[9] '1' when the caller may take a suspect job (it runs none), else '0'
+ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
 Returns: {claimed, newest, errors, deferred}
   claimed: flat, five values per job: id, attempt number, job record, earlier attempts that
   do not count as tries (lost or handed back), 1 when the job is a suspect (else 0)
@@ -24,7 +25,8 @@ back the jobs whose lease expired. An entry without a known job is recorded as a
 job 'invalid-<entry id>', and a job whose status cannot be read is failed (CorruptStatus),
 so that one bad key costs only its own job: the rest of the batch is claimed.
 A claim that started jobs leaves their ids in the claim memo (for one lease): the same claim
-sent again (its reply was lost) answers with those jobs rather than claiming others.
+sent again (its reply was lost, ARGV[10] '1') answers with those jobs rather than claiming
+others.
 A suspect job (one lost while its worker held other jobs: see reclaim.lua) runs on a worker
 that runs no other suspect, so that a job that kills its worker is found out alone.
 The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
@@ -37,7 +39,7 @@ local memo, claim_id, may_suspect = KEYS[18], ARGV[8], ARGV[9] == '1'
 local claimed, changes, lease_end, errors, deferred = {}, {}, text(now + lease), {}, 0
 
 -- The same claim sent again: answer with the jobs it started (those still held).
-local previous = rcall('GET', memo)
+local previous = ARGV[10] == '1' and rcall('GET', memo)
 if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
   local ids = {}
   for id in string.gmatch(previous:sub(#claim_id + 2), '%S+') do ids[#ids + 1] = id end
@@ -144,34 +146,31 @@ local function start_band(band, entries)
   end
 end
 
--- A band's entries, or none when its stream cannot be read (what Redis said is kept in
--- `errors`); a consumer group that is missing (deleted, or lost with a restore) is created
--- again: every entry in a stream is undelivered, so it reads from the start.
-local function read_band(stream, count)
-  local length = redis.pcall('XLEN', stream)
-  if type(length) == 'table' then
-    errors[#errors + 1] = stream .. ': ' .. tostring(length.err)
-    return {}
-  end
-  if length == 0 then return {} end  -- only undelivered entries stay in a stream
-  local read = {'XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'NOACK', 'STREAMS',
-    stream, '>'}
-  local reply = redis.pcall(unpack(read))
-  if type(reply) == 'table' and reply.err and string.find(reply.err, '^NOGROUP') then
-    rcall('XGROUP', 'CREATE', stream, group, '0')
-    reply = redis.pcall(unpack(read))
-  end
-  if type(reply) == 'table' and reply.err then
-    errors[#errors + 1] = stream .. ': ' .. tostring(reply.err)
-    return {}
-  end
-  return read_entries(reply)
-end
 
 for band = 9, 0, -1 do
   if remaining <= 0 then break end
   local stream = KEYS[8 + band]
-  local entries = read_band(stream, remaining)
+  -- a stream that cannot be read is reported in `errors`; a consumer group that is missing
+  -- (deleted, or lost with a restore) is created again: every entry in a stream is
+  -- undelivered, so it reads from the start
+  local length, reply = redis.pcall('XLEN', stream), nil
+  if type(length) == 'number' and length > 0 then  -- only undelivered entries stay in a stream
+    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+      'STREAMS', stream, '>')
+    if type(reply) == 'table' and reply.err and string.find(reply.err, '^NOGROUP') then
+      rcall('XGROUP', 'CREATE', stream, group, '0')
+      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+        'STREAMS', stream, '>')
+    end
+  elseif type(length) == 'table' then
+    reply = length
+  end
+  local entries = {}
+  if type(reply) == 'table' and reply.err then
+    errors[#errors + 1] = stream .. ': ' .. tostring(reply.err)
+  elseif reply then
+    entries = read_entries(reply)
+  end
   if #entries > 0 then
     start_band(band, entries)
     local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')

@@ -29,16 +29,6 @@ while i <= argc do
 end
 
 -- the ends whose lease is held (a job named twice counts once), and their attempt fields
--- Whether this end was written already (the same call sent again after its reply was
--- lost): the attempt its token names was closed by its worker with the same outcome.
-local function recorded_already(id, st, token, outcome)
-  local worker, n = string.match(token, '^(.*)/(%d+)$')
-  if not st or st.s == 'active' or tonumber(st.a) ~= tonumber(n) then return false end
-  local raw = rcall('HGET', attempts, id .. ':' .. n)
-  local ok, at = pcall(cjson.decode, raw or '')
-  return ok and type(at) == 'table' and at.w == worker and at.o == outcome
-end
-
 local out, held, statuses_held, fields, seen, corrupt = {}, {}, {}, {}, {}, {}
 local raws = hmget_many(status, ids)
 for k, p in ipairs(starts) do
@@ -59,8 +49,15 @@ for k, p in ipairs(starts) do
       fail_corrupt(status, KEYS[13], id, raw, why, now)
     end
   elseif not st or st.t ~= ARGV[p + 2] or seen[id] then
-    local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
-    out[k] = (not seen[id] and recorded_already(id, st, ARGV[p + 2], outcome)) and 1 or 0
+    out[k] = 0
+    -- written already (the same call sent again after its reply was lost): the attempt the
+    -- token names was closed by its worker with this outcome
+    local worker, n = string.match(ARGV[p + 2], '^(.*)/(%d+)$')
+    if st and not seen[id] and st.s ~= 'active' and tonumber(st.a) == tonumber(n) then
+      local ok, at = pcall(cjson.decode, rcall('HGET', attempts, id .. ':' .. n) or '')
+      local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
+      if ok and type(at) == 'table' and at.w == worker and at.o == outcome then out[k] = 1 end
+    end
   else
     out[k] = 1
     seen[id] = true

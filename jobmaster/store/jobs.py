@@ -111,6 +111,7 @@ class JobCommands(StoreBase):
         pid: int,
         *,
         claim_id: str | None = None,
+        again: bool = False,
         may_take_suspect: bool = True,
     ) -> Claim:
         """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
@@ -120,6 +121,9 @@ class JobCommands(StoreBase):
                 again with the same id (after its reply was lost), the claim answers with
                 the jobs it started the first time, for up to ``lease_ms``. Give each new
                 claim of a consumer a new id.
+            again: this claim may have been sent before (an earlier call with this id
+                failed): it first looks for the jobs that call started. (A claim whose
+                connection drops is sent again so by this method itself.)
             may_take_suspect: whether the caller holds no suspect job (see claim.lua).
 
         Raises:
@@ -127,13 +131,17 @@ class JobCommands(StoreBase):
                 be read (Redis's answer is in the message).
         """
         keys = (*self._k(queue).claim, self.keys.queue(queue).claim_memo(consumer))
-        claimed, newest, errors, deferred = await self._scripts.claim(
-            keys,
-            (
-                GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
-                claim_id or os.urandom(8).hex(), 1 if may_take_suspect else 0,
-            ),
-        )  # fmt: skip
+        argv = [
+            GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
+            claim_id or os.urandom(8).hex(), 1 if may_take_suspect else 0,
+            1 if again or self.fast is None else 0,  # redis-py may send it again itself
+        ]  # fmt: skip
+        try:
+            reply = await self._scripts.claim(keys, argv, resend=False)
+        except ConnectionError:  # it may have run: sent again, it answers as it did
+            argv[-1] = 1
+            reply = await self._scripts.claim(keys, argv)
+        claimed, newest, errors, deferred = reply
         jobs = [
             ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3], s == 1)
             for i, s in zip(range(0, len(claimed), 5), claimed[4::5], strict=True)

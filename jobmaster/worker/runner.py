@@ -336,6 +336,7 @@ class Worker(UpkeepLoops):
                 self.hostname,
                 self.pid,
                 claim_id=str(self._claims),
+                again=self._fetch_failures > 0,
                 may_take_suspect=not self._suspects,
             )
             self._claims += 1
