@@ -29,49 +29,11 @@ local QUEUED_STATUS = '^{"a":(%d+),"b":(%d+),"s":"queued","e":"([%d-]+)"}$'
 -- escaped character): the end of its attempt edits it as text.
 local ACTIVE_STATUS = '^{"a":(%d+),"b":(%d+),"s":"active","t":"([^"\\]*)"}$'
 
--- A status decoded by cjson, or nil and what is wrong with it. A status edited by hand or
--- by another program must cost only its own job, never abort a script that handles other
--- jobs too: it must be JSON, an object with a state, an attempt count and a band 0..9, and
--- hold only plain values that encode again (no nested value, no infinite number).
-local function read_status(raw)
-  local ok, st = pcall(cjson.decode, raw)
-  if not ok then return nil, 'it is not JSON' end
-  if type(st) ~= 'table' or type(st.s) ~= 'string' or type(st.a) ~= 'number'
-      or type(st.b) ~= 'number' or st.a < 0 or st.a % 1 ~= 0 or st.b % 1 ~= 0
-      or st.b < 0 or st.b > 9 then
-    return nil, 'it lacks a state, an attempt count or a band 0..9'
-  end
-  for _, v in pairs(st) do
-    local kind = type(v)
-    if kind == 'table' or (kind == 'number' and (v ~= v or v == math.huge or v == -math.huge)) then
-      return nil, 'it holds a value that is not a plain string or number'
-    end
-  end
-  if (st.t and type(st.t) ~= 'string') or (st.e and type(st.e) ~= 'string') then
-    return nil, 'its lease token or stream entry is not a string'
-  end
-  return st
-end
-
 -- Text that may be unreadable, made printable for a JSON field (bytes outside printable
 -- ASCII as \xNN) and cut to 4 KiB.
 local function printable(raw)
   return (string.gsub(raw:sub(1, 4096), '[^\32-\126]',
     function(c) return string.format('\\x%02x', c:byte()) end))
-end
-
--- End a job whose status cannot be read: it is failed with error type CorruptStatus, the
--- unreadable status kept as text in field `raw`, so that nothing is lost and `retry` can
--- run it again (in the band the old status named, if it can be found, else band 0). The
--- caller removes the job from the index of the state it found it in.
-local function fail_corrupt(status, failed, id, raw, why, now)
-  local band = tonumber(string.match(raw, '"b":(%d)[,}]')) or 0
-  local attempts = tonumber(string.match(raw, '"a":(%d+)[,}]')) or 0
-  rcall('HSET', status, id, cjson.encode({s = 'failed', a = attempts, b = band, f = now,
-    x = 'CorruptStatus', m = 'the status of this job in Redis could not be read (' .. why
-      .. '); the job was stopped here, its unreadable status kept in field raw',
-    raw = printable(raw)}))
-  rcall('ZADD', failed, now, id)
 end
 
 -- One [job id, state] change as JSON, for the hot paths: the ids they write match
@@ -183,8 +145,8 @@ end
 -- entry in its state's index `idx`.
 -- k: {jobs, status, attempts, logs, progress, results, result_expiry}
 local function forget(k, id, raw_status, idx)
-  local st = raw_status and read_status(raw_status)
-  local n = st and st.a or tonumber(raw_status and string.match(raw_status, '"a":(%d+)') or 0) or 0
+  -- the attempt count, even from a status that cannot be decoded
+  local n = raw_status and tonumber(string.match(raw_status, '"a":(%d+)')) or 0
   for a = 1, n do
     local field = id .. ':' .. a
     rcall('HDEL', k.attempts, field)
