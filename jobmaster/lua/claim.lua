@@ -5,7 +5,7 @@ KEYS[18] the caller's claim memo (a string key of this queue and consumer)
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
-ARGV[9] '1' when the caller may take a suspect job (it runs none), else '0'
+ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
 ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
 Returns: {claimed, newest, errors, deferred}
   claimed: flat, five values per job: id, attempt number, job record, earlier attempts that
@@ -27,15 +27,15 @@ so that one bad key costs only its own job: the rest of the batch is claimed.
 A claim that started jobs leaves their ids in the claim memo (for one lease): the same claim
 sent again (its reply was lost, ARGV[10] '1') answers with those jobs rather than claiming
 others.
-A suspect job (one lost while its worker held other jobs: see reclaim.lua) runs on a worker
-that runs no other suspect, so that a job that kills its worker is found out alone.
+A suspect job (one whose attempt was lost: see reclaim.lua) runs on a worker that holds no
+other suspect, so that a job that kills its worker takes no other suspect down with it.
 The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
 ZADD), not one per job: this script runs for every job a worker processes. ]]
 local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local memo, claim_id, may_suspect = KEYS[18], ARGV[8], ARGV[9] == '1'
+local memo, claim_id, suspects_left = KEYS[18], ARGV[8], tonumber(ARGV[9])
 local claimed, changes, lease_end, errors, deferred = {}, {}, text(now + lease), {}, 0
 
 -- The same claim sent again: answer with the jobs it started (those still held).
@@ -101,14 +101,14 @@ local function start_band(band, entries)
         fail_corrupt(status, KEYS[7], id, raw, why, now)
         rcall('ZREM', queued, id)
         changes[#changes + 1] = change_json(id, 'failed')
-      elseif current and st and st.k and not may_suspect then
-        -- a suspect, and this worker has one: it waits at the end of its band
+      elseif current and st and st.k and suspects_left <= 0 then
+        -- a suspect the caller may not take (it holds one): it waits at the end of its band
         st.e = add_entry(KEYS[8 + band], group, id)
         rcall('HSET', status, id, cjson.encode(st))
         rcall('ZADD', queued, entry_score(st.e), id)
         deferred = deferred + 1
       elseif current then
-        if st and st.k then may_suspect = false end
+        if st and st.k then suspects_left = suspects_left - 1 end
         local n = (a and tonumber(a) or st.a) + 1
         local number = text(n)
         statuses[#statuses + 1] = id

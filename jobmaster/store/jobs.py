@@ -112,7 +112,7 @@ class JobCommands(StoreBase):
         *,
         claim_id: str | None = None,
         again: bool = False,
-        may_take_suspect: bool = True,
+        suspects: int | None = None,
     ) -> Claim:
         """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
 
@@ -124,7 +124,8 @@ class JobCommands(StoreBase):
             again: this claim may have been sent before (an earlier call with this id
                 failed): it first looks for the jobs that call started. (A claim whose
                 connection drops is sent again so by this method itself.)
-            may_take_suspect: whether the caller holds no suspect job (see claim.lua).
+            suspects: how many suspect jobs (see claim.lua) the claim may take (default:
+                any number); a worker takes one at a time.
 
         Raises:
             redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
@@ -133,7 +134,7 @@ class JobCommands(StoreBase):
         keys = (*self._k(queue).claim, self.keys.queue(queue).claim_memo(consumer))
         argv = [
             GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
-            claim_id or os.urandom(8).hex(), 1 if may_take_suspect else 0,
+            claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
             1 if again or self.fast is None else 0,  # redis-py may send it again itself
         ]  # fmt: skip
         try:

@@ -337,7 +337,7 @@ class Worker(UpkeepLoops):
                 self.pid,
                 claim_id=str(self._claims),
                 again=self._fetch_failures > 0,
-                may_take_suspect=not self._suspects,
+                suspects=0 if self._suspects else 1,
             )
             self._claims += 1
             for error in claim.errors:
