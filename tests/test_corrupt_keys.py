@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import redis
 import structlog
 
-from jobmaster import JobState, Registry
+from jobmaster import AttemptOutcome, JobHandle, JobState, Registry
 from jobmaster.keys import Keys
 from jobmaster.testing import run_jobs
 from tests.conftest import live_worker, wait_until
@@ -102,3 +103,40 @@ async def test_a_stream_of_the_wrong_type_is_reported_and_the_other_bands_still_
     assert said
     assert "WRONGTYPE" in said[0]["error"]
     assert QUEUE.stream(9) in said[0]["error"]
+
+
+async def test_a_completion_redis_refuses_is_recorded_as_a_failure_and_the_others_are_written(
+    registry: Registry, raw_redis: redis.Redis
+) -> None:
+    @registry.job()
+    async def big() -> str:
+        return "x" * 2_000_000  # over the server's limit on one value, set below
+
+    @registry.job()
+    async def small(n: int) -> int:
+        return n
+
+    limit = raw_redis.config_get("proto-max-bulk-len")["proto-max-bulk-len"]
+    raw_redis.config_set("proto-max-bulk-len", "1mb")
+    try:
+        refused = await big.enqueue()
+        handles = [await small.enqueue(n) for n in range(3)]
+        with structlog.testing.capture_logs() as logs:
+            async with live_worker(registry, lease=30):
+                assert [await h.result(timeout=5) for h in handles] == [0, 1, 2]
+                await wait_until(lambda: _failed(refused), timeout=5)
+                later = await small.enqueue(9)  # completions keep being written
+                assert await later.result(timeout=5) == 9
+    finally:
+        raw_redis.config_set("proto-max-bulk-len", limit)
+    job = await refused.info()
+    assert job.error is not None
+    assert job.error.type == "UnrecordableEnd"
+    assert "Protocol error" in job.error.message
+    assert [a.outcome for a in job.attempts] == [AttemptOutcome.FAILED]
+    said = [e for e in logs if e["log_level"] == "error" and "refused" in e["event"]]
+    assert [e["job_id"] for e in said] == [refused.id]
+
+
+async def _failed(handle: JobHandle[Any]) -> bool:
+    return await handle.state() is JobState.FAILED

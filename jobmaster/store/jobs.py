@@ -25,6 +25,7 @@ from jobmaster.store.types import (
     Output,
     Promotion,
     Reclaim,
+    Recorded,
 )
 
 
@@ -158,7 +159,45 @@ class JobCommands(StoreBase):
         members: they come back as plain integers).
 
         Idempotent: the same completions sent again (a reply was lost) answer ``RECORDED``
-        for those written the first time."""
+        for those written the first time. When Redis refuses the call itself (an error
+        about the call, not about the server's state: a script error, a value over
+        ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
+        refuses is written as a failure that says why (``UnrecordableEnd``): one bad
+        completion does not hold back the others."""
+        try:
+            return await self._finish(queue, completions, retention_ms)
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+
+    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+        try:
+            return (await self._finish(queue, [completion], retention_ms))[0]
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+            failure = completion._replace(
+                outcome="failed",
+                next_state="failed",
+                delay_ms=0,
+                result=b"",
+                result_ttl_ms=-1,
+                error_type="UnrecordableEnd",
+                error_message=f"Redis refused to record how this attempt ended "
+                f"({completion.outcome}): {exc}",
+            )
+        try:
+            recorded = (await self._finish(queue, [failure], retention_ms))[0]
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+            return Recorded.UNRECORDABLE
+        return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
+
+    async def _finish(
+        self, queue: str, completions: Sequence[Completion], retention_ms: int
+    ) -> list[int]:
         keys, argv = self._k(queue).finish, [retention_ms, self.events_maxlen]
         if self.fast is not None:
             parts = [encode_completion(completion) for completion in completions]
@@ -353,6 +392,13 @@ class JobCommands(StoreBase):
                 for job_id, state in load_json(fields[b"d"]):
                     events.append(Event(queue, job_id, JobState(state), at_ms))
         return events
+
+
+def _refused_call(exc: ResponseError) -> bool:
+    """Whether an error reply is about the call itself (Redis gives every error of a script
+    or of the protocol the generic code ERR), rather than about the server's state (OOM,
+    BUSY, READONLY, LOADING, WRONGTYPE, NOPERM...), which the same call may outlive."""
+    return str(exc).startswith(("ERR ", "Protocol error", "user_script", "Error running script"))
 
 
 def enqueue_call(

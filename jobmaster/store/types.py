@@ -53,6 +53,12 @@ class Recorded(IntEnum):
     """Written (or written already by the same call, sent again after a lost reply)."""
     CORRUPT_STATUS = 2
     """The job's status could not be read: the job was failed with CorruptStatus."""
+    REPLACED = 3
+    """Redis refused to record this end: the attempt was recorded as failed instead
+    (UnrecordableEnd, with Redis's answer)."""
+    UNRECORDABLE = 4
+    """Redis refused to record this end, and the failure that would replace it: nothing
+    was written (the job runs again once its lease expires)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -463,12 +463,9 @@ class Worker(UpkeepLoops):
                             job_id=job.job_id,
                             attempt=job.attempt,
                         )
-                    elif outcome == Recorded.CORRUPT_STATUS:
+                    elif outcome != Recorded.RECORDED:
                         self.log.error(
-                            "the job's status in Redis could not be read: the job was failed "
-                            "(CorruptStatus) and this attempt's end was not written",
-                            job_id=job.job_id,
-                            attempt=job.attempt,
+                            _NOT_RECORDED[Recorded(outcome)], job_id=job.job_id, attempt=job.attempt
                         )
         except BaseException:
             for queue, batch in outputs.items():  # keep what was not written, in order
@@ -482,6 +479,16 @@ class Worker(UpkeepLoops):
             self._take_output(job)
         if self._outputs or self._completions:
             await self._with_retries("record", self._flush, attempts=len(RETRY_DELAYS))
+
+
+_NOT_RECORDED = {
+    Recorded.CORRUPT_STATUS: "the job's status in Redis could not be read: the job was failed "
+    "(CorruptStatus) and this attempt's end was not written",
+    Recorded.REPLACED: "Redis refused to record how this attempt ended: it was recorded as "
+    "failed (UnrecordableEnd) with Redis's answer",
+    Recorded.UNRECORDABLE: "Redis refused to record how this attempt ended, even as a failure: "
+    "nothing was written, and the job runs again once its lease expires",
+}
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
