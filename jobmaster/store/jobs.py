@@ -132,7 +132,7 @@ class JobCommands(StoreBase):
             redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
                 be read (Redis's answer is in the message).
         """
-        keys = (*self._k(queue).claim, self.keys.queue(queue).claim_memo(consumer))
+        keys = self._k(queue).claim_of(consumer)
         argv = [
             GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
             claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
