@@ -7,9 +7,9 @@ ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
 ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
 ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
-Returns: {claimed, newest, errors, deferred}
-  claimed: flat, five values per job: id, attempt number, job record, earlier attempts that
-  do not count as tries (lost or handed back), 1 when the job is a suspect (else 0)
+Returns: {claimed, newest, errors, deferred, suspects}
+  claimed: flat, four values per job: id, attempt number, job record, earlier attempts that
+  do not count as tries (lost or handed back)
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
   empty), from which a blocking XREAD waits for new work; otherwise empty.
   errors: what Redis answered when a band's stream could not be read (a missing consumer
@@ -17,6 +17,7 @@ Returns: {claimed, newest, errors, deferred}
   bands are still claimed). When nothing was claimed, these errors are raised instead.
   deferred: suspect jobs this claim read but could not take (they got a new entry at the end
   of their band).
+  suspects: the ids of the claimed jobs that are suspects.
 Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
 MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
 a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
@@ -36,7 +37,7 @@ local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local memo, claim_id, suspects_left = KEYS[18], ARGV[8], tonumber(ARGV[9])
-local claimed, changes, lease_end, errors, deferred = {}, {}, text(now + lease), {}, 0
+local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
 
 -- The same claim sent again: answer with the jobs it started (those still held).
 local previous = ARGV[10] == '1' and rcall('GET', memo)
@@ -52,10 +53,10 @@ if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
       claimed[#claimed + 1] = n
       claimed[#claimed + 1] = records[k] or ''
       claimed[#claimed + 1] = st.u or st.l or 0
-      claimed[#claimed + 1] = st.k and 1 or 0
+      if st.k then suspects[#suspects + 1] = id end
     end
   end
-  return {claimed, {}, {}, 0}
+  return {claimed, {}, {}, 0, suspects}
 end
 -- the fixed part of every attempt record, its strings escaped once
 local consumer_json = cjson.encode(consumer)
@@ -82,7 +83,7 @@ local function start_band(band, entries)
     ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
   local raws = hmget_many(status, ids)
-  local names, numbers, lost, suspects, statuses, leases, opened = {}, {}, {}, {}, {}, {}, {}
+  local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
   for k, item in ipairs(entries) do
     local entry, id, raw = item[1], ids[k], raws[k]
     if id == '' then
@@ -108,7 +109,10 @@ local function start_band(band, entries)
         rcall('ZADD', queued, entry_score(st.e), id)
         deferred = deferred + 1
       elseif current then
-        if st and st.k then suspects_left = suspects_left - 1 end
+        if st and st.k then
+          suspects_left = suspects_left - 1
+          suspects[#suspects + 1] = id
+        end
         local n = (a and tonumber(a) or st.a) + 1
         local number = text(n)
         statuses[#statuses + 1] = id
@@ -126,7 +130,6 @@ local function start_band(band, entries)
         names[#names + 1] = id
         numbers[#numbers + 1] = n
         lost[#lost + 1] = st and (st.u or st.l) or 0
-        suspects[#suspects + 1] = st and st.k and 1 or 0
         changes[#changes + 1] = change_json(id, 'active')
       end
     end
@@ -142,7 +145,6 @@ local function start_band(band, entries)
     claimed[#claimed + 1] = numbers[k]
     claimed[#claimed + 1] = records[k] or ''
     claimed[#claimed + 1] = lost[k]
-    claimed[#claimed + 1] = suspects[k]
   end
 end
 
@@ -182,7 +184,7 @@ emit_json(KEYS[6], maxlen, changes)
 
 if #claimed > 0 then
   local ids = {}
-  for k = 1, #claimed, 5 do ids[#ids + 1] = claimed[k] end
+  for k = 1, #claimed, 4 do ids[#ids + 1] = claimed[k] end
   rcall('SET', memo, claim_id .. ' ' .. table.concat(ids, ' '), 'PX', lease)
 elseif #errors > 0 then
   return redis.error_reply('ERR claim could not read ' .. table.concat(errors, '; '))
@@ -195,4 +197,4 @@ if #claimed == 0 then
     newest[band + 1] = last[1] and last[1][1] or '0-0'
   end
 end
-return {claimed, newest, errors, deferred}
+return {claimed, newest, errors, deferred, suspects}

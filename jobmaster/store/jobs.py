@@ -143,11 +143,14 @@ class JobCommands(StoreBase):
         except ConnectionError:  # it may have run: sent again, it answers as it did
             argv[-1] = 1
             reply = await self._scripts.claim(keys, argv)
-        claimed, newest, errors, deferred = reply
+        claimed, newest, errors, deferred, suspect_ids = reply
         jobs = [
-            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3], s == 1)
-            for i, s in zip(range(0, len(claimed), 5), claimed[4::5], strict=True)
+            ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
+            for i in range(0, len(claimed), 4)
         ]
+        if suspect_ids:  # rare: jobs lost before
+            named = {s.decode() for s in suspect_ids}
+            jobs = [job._replace(suspect=job.id in named) for job in jobs]
         if errors:
             return Claim(jobs, newest, [e.decode(errors="replace") for e in errors], deferred)
         return Claim(jobs, newest, deferred=deferred)
