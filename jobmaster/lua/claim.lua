@@ -58,6 +58,7 @@ if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
   end
   return {claimed, {}, {}, 0, suspects}
 end
+
 -- the fixed part of every attempt record, its strings escaped once
 local consumer_json = cjson.encode(consumer)
 local worker_json = ',"w":' .. consumer_json .. ',"h":' .. cjson.encode(host)
