@@ -140,3 +140,24 @@ async def test_a_completion_redis_refuses_is_recorded_as_a_failure_and_the_other
 
 async def _failed(handle: JobHandle[Any]) -> bool:
     return await handle.state() is JobState.FAILED
+
+
+async def test_an_attempt_record_that_cannot_be_read_is_closed_anew(
+    registry: Registry, raw_redis: redis.Redis
+) -> None:
+    release = asyncio.Event()
+
+    @registry.job()
+    async def held(n: int) -> int:
+        await release.wait()
+        return n
+
+    handles = [await held.enqueue(n) for n in range(3)]
+    async with live_worker(registry, lease=30) as worker:
+        await wait_until(lambda: len(worker._running) == 3, timeout=5)
+        raw_redis.hset(QUEUE.attempts, f"{handles[0].id}:1", b"\xff not JSON")
+        release.set()
+        assert [await h.result(timeout=5) for h in handles] == [0, 1, 2]
+    attempt = json.loads(raw_redis.hget(QUEUE.attempts, f"{handles[0].id}:1") or b"")
+    assert attempt["o"] == "succeeded"
+    assert attempt["raw"] == "\\xff not JSON"

@@ -29,13 +29,6 @@ local QUEUED_STATUS = '^{"a":(%d+),"b":(%d+),"s":"queued","e":"([%d-]+)"}$'
 -- escaped character): the end of its attempt edits it as text.
 local ACTIVE_STATUS = '^{"a":(%d+),"b":(%d+),"s":"active","t":"([^"\\]*)"}$'
 
--- Text that may be unreadable, made printable for a JSON field (bytes outside printable
--- ASCII as \xNN) and cut to 4 KiB.
-local function printable(raw)
-  return (string.gsub(raw:sub(1, 4096), '[^\32-\126]',
-    function(c) return string.format('\\x%02x', c:byte()) end))
-end
-
 -- One [job id, state] change as JSON, for the hot paths: the ids they write match
 -- [A-Za-z0-9_.:@/+=-]+ (or are 'invalid-<entry id>') and states are plain words, so nothing
 -- needs escaping.
@@ -115,7 +108,8 @@ local function closed_attempt(raw, number, now, outcome, etype, emsg, tb)
   local ok, at = true, nil
   if raw then ok, at = pcall(cjson.decode, raw) end
   if not ok or type(at) ~= 'table' then  -- unreadable: a new record that keeps it as text
-    at = {n = tonumber(number), raw = raw and printable(raw) or nil}
+    at = {n = tonumber(number), raw = raw and string.gsub(raw:sub(1, 4096), '[^\32-\126]',
+      function(ch) return string.format('\\x%02x', ch:byte()) end) or nil}
   end
   at.f = now
   at.o = outcome

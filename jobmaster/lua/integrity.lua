@@ -26,6 +26,13 @@ local function read_status(raw)
   return st
 end
 
+-- Text that may be unreadable, made printable for a JSON field (bytes outside printable
+-- ASCII as \xNN) and cut to 4 KiB.
+local function printable(raw)
+  return (string.gsub(raw:sub(1, 4096), '[^\32-\126]',
+    function(c) return string.format('\\x%02x', c:byte()) end))
+end
+
 -- End a job whose status cannot be read: it is failed with error type CorruptStatus, the
 -- unreadable status kept as text in field `raw`, so that nothing is lost and `retry` can
 -- run it again (in the band the old status named, if it can be found, else band 0). The
