@@ -161,3 +161,22 @@ async def test_an_attempt_record_that_cannot_be_read_is_closed_anew(
     attempt = json.loads(raw_redis.hget(QUEUE.attempts, f"{handles[0].id}:1") or b"")
     assert attempt["o"] == "succeeded"
     assert attempt["raw"] == "\\xff not JSON"
+
+
+async def test_a_queue_whose_claim_fails_does_not_stop_the_other_queues(
+    registry: Registry, raw_redis: redis.Redis
+) -> None:
+    @registry.job(queue="other")
+    async def echo(n: int) -> int:
+        return n
+
+    broken = Keys("jobmaster").queue("broken")
+    with structlog.testing.capture_logs() as logs:
+        async with live_worker(registry, queues=["broken", "other"]) as worker:
+            await wait_until(lambda: worker._fetch_task is not None, timeout=5)
+            raw_redis.set(broken.stream(9), b"not a stream")  # the first queue claimed
+            handle = await echo.enqueue(1)
+            assert await handle.result(timeout=5) == 1
+    said = [e for e in logs if e["log_level"] == "error" and e.get("queue") == "broken"]
+    assert said
+    assert "WRONGTYPE" in said[0]["error"]

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
+from redis.exceptions import ResponseError
 
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
@@ -324,22 +325,28 @@ class Worker(UpkeepLoops):
         from for the queues that had none, and how many suspect jobs were left for later."""
         total = deferred = 0
         newest: dict[str, list[bytes]] = {}
+        refused: list[tuple[str, ResponseError]] = []
         for queue in self.queues:
             if free <= 0:
                 break
-            # a claim sent again after its reply was lost keeps its id: it gets its jobs
-            claim = await self.store.claim(
-                queue,
-                self.id,
-                free,
-                self._lease_ms,
-                self.hostname,
-                self.pid,
-                claim_id=str(self._claims),
-                again=self._fetch_failures > 0,
-                suspects=0 if self._suspects else 1,
-            )
-            self._claims += 1
+            try:
+                # a claim sent again after its reply was lost keeps its id: it gets its jobs
+                claim = await self.store.claim(
+                    queue,
+                    self.id,
+                    free,
+                    self._lease_ms,
+                    self.hostname,
+                    self.pid,
+                    claim_id=str(self._claims),
+                    again=self._fetch_failures > 0,
+                    suspects=0 if self._suspects else 1,
+                )
+            except ResponseError as exc:  # this queue's keys: the other queues go on
+                self._claims += 1
+                refused.append((queue, exc))
+                continue
+            self._claims += 1  # not after a connection error: sent again, it keeps its id
             for error in claim.errors:
                 self.log.error("a stream of the queue could not be read", queue=queue, error=error)
             for claimed in claim.jobs:
@@ -349,6 +356,12 @@ class Worker(UpkeepLoops):
             deferred += claim.deferred
             if not claim.jobs:
                 newest[queue] = claim.newest
+        if refused and not total and not newest:  # every queue refused: back off
+            raise refused[0][1]
+        for queue, refusal in refused:
+            self.log.error(
+                "claim failed; claiming from the other queues", queue=queue, error=str(refusal)
+            )
         return total, newest, deferred
 
     async def _burst_continues(self) -> bool:
