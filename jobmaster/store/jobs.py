@@ -123,8 +123,8 @@ class JobCommands(StoreBase):
                 the jobs it started the first time, for up to ``lease_ms``. Give each new
                 claim of a consumer a new id.
             again: this claim may have been sent before (an earlier call with this id
-                failed): it first looks for the jobs that call started. (A claim whose
-                connection drops is sent again so by this method itself.)
+                failed): it first looks for the jobs that call started. (When the
+                connection drops during the call, this method sends it again so itself.)
             suspects: how many suspect jobs (see claim.lua) the claim may take (default:
                 any number); a worker takes one at a time.
 
