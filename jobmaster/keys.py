@@ -30,7 +30,12 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
                                              b: band, e: stream entry, t: lease token,
                                              d: due ms, f: finished ms, x: error type,
-                                             m: error message, l: lost count} (edited by Lua)
+                                             m: error message, l: losses counted towards
+                                             max_lost, u: attempts that were not tries (lost
+                                             or handed back), k: 1 while a suspect (lost,
+                                             runs on a worker with no other suspect), raw:
+                                             an unreadable status kept as text when the job
+                                             was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
                                              p: pid, s: started, f: finished, o: outcome,
                                              x/m/tb: error type, message, traceback}
@@ -45,6 +50,10 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:succeeded             zset    job id -> finished ms     (state succeeded)
     <ns>:{<q>}:failed                zset    job id -> finished ms     (state failed)
     <ns>:{<q>}:cancelled             zset    job id -> finished ms     (state cancelled)
+
+    <ns>:{<q>}:claim:<worker id>     string  the worker's last claim: its claim id and the
+                                             ids of the jobs it started (SET PX one lease),
+                                             so that a claim sent again gets the same jobs
 
     <ns>:{<q>}:events                stream  capped; one entry per script call, field d =
                                              JSON [[job id, state], ...]
@@ -133,6 +142,10 @@ class QueueKeys:
     def index(self, state: str) -> str:
         """The sorted set that lists the queue's jobs in ``state``."""
         return f"{self._base}:{state}"
+
+    def claim_memo(self, consumer: str) -> str:
+        """The last claim of one worker on this queue (see claim.lua)."""
+        return f"{self._base}:claim:{consumer}"
 
     @cached_property
     def events(self) -> str:

@@ -16,7 +16,8 @@ and :class:`redis.exceptions.ResponseError` (:class:`NoScriptError` for ``NOSCRI
 error replies. Like redis-py's default retry, a call that finds its connection closed (by
 the server's idle timeout, a proxy, a restart) is sent once more on a new one: every script
 jobmaster sends can be repeated (enqueue skips ids that exist, the end of an attempt checks
-its lease token, jobs of a claim whose reply was lost go back when their lease expires).
+its lease token and recognises its own earlier write; a claim is sent again by its caller,
+asking for the jobs it started: see ``resend``).
 """
 
 from __future__ import annotations
@@ -201,15 +202,19 @@ class MultiplexedConnection:
         keys: Sequence[str],
         args: Sequence[Any],
         encoded: tuple[bytes, int] = (b"", 0),
+        *,
+        resend: bool = True,
     ) -> Any:
         """Run a script by its digest, loading it first if Redis does not know it
-        (``encoded``: as :func:`encode_evalsha`'s)."""
+        (``encoded``: as :func:`encode_evalsha`'s). Without ``resend``, a connection found
+        closed raises rather than sending the call again (the caller sends it again its own
+        way: it may have run)."""
         command = encode_evalsha(self._heads, sha, keys, args, encoded)
         try:
-            return await self._call(command)
+            return await self._call(command, resend)
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script)
-            return await self._call(command)
+            return await self._call(command, resend)
 
     async def execute_blocking(self, block_seconds: float, *args: Any) -> Any:
         """Send a command that Redis may hold for up to ``block_seconds`` (``XREAD BLOCK``)
@@ -235,13 +240,15 @@ class MultiplexedConnection:
             raise ConnectionError("not connected: await connect() first")
         return self._send(self._protocol, command)
 
-    async def _call(self, command: bytes) -> Any:
+    async def _call(self, command: bytes, resend: bool = True) -> Any:
         protocol = self._protocol
         if protocol is None:
             return await self._send(await self._connect(), command)
         try:
             return await self._send(protocol, command)
         except ConnectionError:
+            if not resend:
+                raise
             # A connection that served earlier calls may have been closed while idle (by
             # the server's timeout, a proxy, a restart): once more on a new one.
             return await self._send(await self._connect(), command)

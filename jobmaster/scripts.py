@@ -1,4 +1,5 @@
-"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua``.
+"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua`` (and
+``integrity.lua`` for those that read many statuses at once).
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
 pipelines they go through the store's multiplexed connection when it has one.
@@ -16,12 +17,17 @@ from redis.commands.core import AsyncScript
 
 from jobmaster.multiplexed import MultiplexedConnection
 
+CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
+"""The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
+(what to do with a status that cannot be read) after ``common.lua``."""
+
 
 @cache
 def source(name: str) -> str:
-    """The full text of a script: the shared prelude, then the script itself."""
+    """The full text of a script: the shared prelude(s), then the script itself."""
     lua = files("jobmaster") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
+    return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 
 class _Script:
@@ -31,9 +37,12 @@ class _Script:
         self._fast = fast
         self.sha: str = self._script.sha
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+    async def __call__(
+        self, keys: Sequence[str], args: Sequence[Any], client: Any = None, *, resend: bool = True
+    ) -> Any:
+        """Run the script (``resend``: as :meth:`MultiplexedConnection.evalsha`'s)."""
         if client is None and self._fast is not None:
-            return await self._fast.evalsha(self.sha, source(self.name), keys, args)
+            return await self._fast.evalsha(self.sha, source(self.name), keys, args, resend=resend)
         return await self._script(keys=list(keys), args=list(args), client=client)
 
     async def call_encoded(

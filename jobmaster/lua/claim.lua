@@ -1,25 +1,64 @@
 --[[ Claim up to COUNT runnable jobs, highest band first; start their attempts and leases.
 KEYS[1] jobs  KEYS[2] status  KEYS[3] queued  KEYS[4] active  KEYS[5] attempts
 KEYS[6] events  KEYS[7] failed  KEYS[8..17] streams of bands 0..9
+KEYS[18] the caller's claim memo (a string key of this queue and consumer)
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
-Returns: {claimed, newest}
-  claimed: flat, four values per job: id, attempt number, job record, attempts lost so far
+ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
+ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
+ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
+Returns: {claimed, newest, errors, deferred, suspects}
+  claimed: flat, four values per job: id, attempt number, job record, earlier attempts that
+  do not count as tries (lost or handed back)
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
   empty), from which a blocking XREAD waits for new work; otherwise empty.
+  errors: what Redis answered when a band's stream could not be read (a missing consumer
+  group is created again and the stream read; anything else is reported here and the other
+  bands are still claimed). When nothing was claimed, these errors are raised instead.
+  deferred: suspect jobs this claim read but could not take (they got a new entry at the end
+  of their band).
+  suspects: the ids of the claimed jobs that are suspects.
 Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
 MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
 a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
 its lease in `active`, written in this same script, not a pending entry: reclaim.lua takes
 back the jobs whose lease expired. An entry without a known job is recorded as a failed
-job 'invalid-<entry id>' so that the queue keeps moving.
+job 'invalid-<entry id>', and a job whose status cannot be read is failed (CorruptStatus),
+so that one bad key costs only its own job: the rest of the batch is claimed.
+A claim that started jobs leaves their ids in the claim memo (for one lease): the same claim
+sent again (its reply was lost, ARGV[10] '1') answers with those jobs rather than claiming
+others.
+A suspect job (one whose attempt was lost: see reclaim.lua) runs on a worker that holds no
+other suspect, so that a job that kills its worker takes no other suspect down with it.
 The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
 ZADD), not one per job: this script runs for every job a worker processes. ]]
 local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local claimed, changes, lease_end = {}, {}, text(now + lease)
+local memo, claim_id, suspects_left = KEYS[18], ARGV[8], tonumber(ARGV[9])
+local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
+
+-- The same claim sent again: answer with the jobs it started (those still held).
+local previous = ARGV[10] == '1' and rcall('GET', memo)
+if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
+  local ids = {}
+  for id in string.gmatch(previous:sub(#claim_id + 2), '%S+') do ids[#ids + 1] = id end
+  local raws, records = hmget_many(status, ids), hmget_many(jobs, ids)
+  for k, id in ipairs(ids) do
+    local st = raws[k] and read_status(raws[k])
+    local n = st and st.s == 'active' and st.t and tonumber(string.match(st.t, '/(%d+)$'))
+    if n and st.t == consumer .. '/' .. n then
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = n
+      claimed[#claimed + 1] = records[k] or ''
+      claimed[#claimed + 1] = st.u or st.l or 0
+      if st.k then suspects[#suspects + 1] = id end
+    end
+  end
+  return {claimed, {}, {}, 0, suspects}
+end
+
 -- the fixed part of every attempt record, its strings escaped once
 local consumer_json = cjson.encode(consumer)
 local worker_json = ',"w":' .. consumer_json .. ',"h":' .. cjson.encode(host)
@@ -55,12 +94,26 @@ local function start_band(band, entries)
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
     else
-      local a, b, queued_entry = nil, nil, nil
+      local a, b, queued_entry, st, why = nil, nil, nil, nil, nil
       if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
-      local st = not a and cjson.decode(raw)
+      if not a then st, why = read_status(raw) end
       -- an entry superseded (its job was cancelled or moved) is left to the trim
       local current = (a and queued_entry == entry) or (st and st.s == 'queued' and st.e == entry)
-      if current then
+      if not a and not st then
+        fail_corrupt(status, KEYS[7], id, raw, why, now)
+        rcall('ZREM', queued, id)
+        changes[#changes + 1] = change_json(id, 'failed')
+      elseif current and st and st.k and suspects_left <= 0 then
+        -- a suspect the caller may not take (it holds one): it waits at the end of its band
+        st.e = add_entry(KEYS[8 + band], group, id)
+        rcall('HSET', status, id, cjson.encode(st))
+        rcall('ZADD', queued, entry_score(st.e), id)
+        deferred = deferred + 1
+      elseif current then
+        if st and st.k then
+          suspects_left = suspects_left - 1
+          suspects[#suspects + 1] = id
+        end
         local n = (a and tonumber(a) or st.a) + 1
         local number = text(n)
         statuses[#statuses + 1] = id
@@ -77,7 +130,7 @@ local function start_band(band, entries)
         opened[#opened + 1] = '{"n":' .. number .. worker_json
         names[#names + 1] = id
         numbers[#numbers + 1] = n
-        lost[#lost + 1] = st and st.l or 0
+        lost[#lost + 1] = st and (st.u or st.l) or 0
         changes[#changes + 1] = change_json(id, 'active')
       end
     end
@@ -96,22 +149,47 @@ local function start_band(band, entries)
   end
 end
 
+
 for band = 9, 0, -1 do
   if remaining <= 0 then break end
   local stream = KEYS[8 + band]
-  if rcall('XLEN', stream) > 0 then  -- only undelivered entries stay in a stream
-    local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer,
-      'COUNT', remaining, 'NOACK', 'STREAMS', stream, '>')
-    local entries = read_entries(reply)
-    if #entries > 0 then
-      start_band(band, entries)
-      local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
-      rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-      remaining = remaining - #entries
+  -- a stream that cannot be read is reported in `errors`; a consumer group that is missing
+  -- (deleted, or lost with a restore) is created again: every entry in a stream is
+  -- undelivered, so it reads from the start
+  local length, reply = redis.pcall('XLEN', stream), nil
+  if type(length) == 'number' and length > 0 then  -- only undelivered entries stay in a stream
+    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+      'STREAMS', stream, '>')
+    if type(reply) == 'table' and reply.err and string.find(reply.err, '^NOGROUP') then
+      rcall('XGROUP', 'CREATE', stream, group, '0')
+      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+        'STREAMS', stream, '>')
     end
+  elseif type(length) == 'table' then
+    reply = length
+  end
+  local entries = {}
+  if type(reply) == 'table' and reply.err then
+    errors[#errors + 1] = stream .. ': ' .. tostring(reply.err)
+  elseif reply then
+    entries = read_entries(reply)
+  end
+  if #entries > 0 then
+    start_band(band, entries)
+    local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+    rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+    remaining = remaining - #entries
   end
 end
 emit_json(KEYS[6], maxlen, changes)
+
+if #claimed > 0 then
+  local ids = {}
+  for k = 1, #claimed, 4 do ids[#ids + 1] = claimed[k] end
+  rcall('SET', memo, claim_id .. ' ' .. table.concat(ids, ' '), 'PX', lease)
+elseif #errors > 0 then
+  return redis.error_reply('ERR claim could not read ' .. table.concat(errors, '; '))
+end
 
 local newest = {}
 if #claimed == 0 then
@@ -120,4 +198,4 @@ if #claimed == 0 then
     newest[band + 1] = last[1] and last[1][1] or '0-0'
   end
 end
-return {claimed, newest}
+return {claimed, newest, errors, deferred, suspects}

@@ -114,7 +114,12 @@ local function closed_attempt(raw, number, now, outcome, etype, emsg, tb)
   if etype == '' and raw and raw:sub(-1) == '}' and not raw:find('"f":', 1, true) then
     return raw:sub(1, -2) .. ',"f":' .. text(now) .. ',"o":"' .. outcome .. '"}'  -- no decoding
   end
-  local at = raw and cjson.decode(raw) or {n = tonumber(number)}
+  local ok, at = true, nil
+  if raw then ok, at = pcall(cjson.decode, raw) end
+  if not ok or type(at) ~= 'table' then  -- unreadable: a new record that keeps it as text
+    at = {n = tonumber(number), raw = raw and string.gsub(raw:sub(1, 4096), '[^\32-\126]',
+      function(ch) return string.format('\\x%02x', ch:byte()) end) or nil}
+  end
   at.f = now
   at.o = outcome
   if etype ~= '' then
@@ -143,7 +148,8 @@ end
 -- entry in its state's index `idx`.
 -- k: {jobs, status, attempts, logs, progress, results, result_expiry}
 local function forget(k, id, raw_status, idx)
-  local n = raw_status and cjson.decode(raw_status).a or 0
+  -- the attempt count, even from a status that cannot be decoded
+  local n = raw_status and tonumber(string.match(raw_status, '"a":(%d+)')) or 0
   for a = 1, n do
     local field = id .. ':' .. a
     rcall('HDEL', k.attempts, field)

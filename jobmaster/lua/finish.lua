@@ -8,8 +8,10 @@ ARGV[3..] per job, either five values for a success: 'S', id, lease token, resul
   (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
   lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
   scheduled), error type, error message, traceback
-Returns: one integer per job, 1 when recorded, 0 when the lease was no longer held
-(the attempt was taken over; nothing is written for it).
+Returns: one integer per job, 1 when recorded (or recorded already: the same end sent
+again, its first reply lost), 0 when the lease was no longer held (the attempt was taken
+over; nothing is written for it), 2 when the job's status could not be read (the job is
+failed with error type CorruptStatus; the attempt's end is not written).
 The job's stream entry is gone already: the claim read it with NOACK and trimmed it.
 The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
 job: this script runs for every job a worker processes. ]]
@@ -29,20 +31,35 @@ while i <= argc do
 end
 
 -- the ends whose lease is held (a job named twice counts once), and their attempt fields
-local out, held, statuses_held, fields, seen = {}, {}, {}, {}, {}
+local out, held, statuses_held, fields, seen, corrupt = {}, {}, {}, {}, {}, {}
 local raws = hmget_many(status, ids)
 for k, p in ipairs(starts) do
-  local raw, st, id = raws[k], nil, ids[k]
+  local raw, st, id, why = raws[k], nil, ids[k], nil
   if raw then
     local a, b, token = string.match(raw, ACTIVE_STATUS)
     if a then  -- as the claim wrote it: its fields stay text
-      st = {a = a, b = b, t = token, text = true}
+      st = {a = a, b = b, s = 'active', t = token, text = true}
     else
-      st = cjson.decode(raw)
+      st, why = read_status(raw)
     end
   end
-  if not st or st.t ~= ARGV[p + 2] or seen[id] then
+  if raw and not st then
+    out[k] = 2
+    if not seen[id] then
+      seen[id] = true
+      corrupt[#corrupt + 1] = id
+      fail_corrupt(status, KEYS[13], id, raw, why, now)
+    end
+  elseif not st or st.t ~= ARGV[p + 2] or seen[id] then
     out[k] = 0
+    -- written already (the same call sent again after its reply was lost): the attempt the
+    -- token names was closed by its worker with this outcome
+    local worker, n = string.match(ARGV[p + 2], '^(.*)/(%d+)$')
+    if st and not seen[id] and st.s ~= 'active' and tonumber(st.a) == tonumber(n) then
+      local ok, at = pcall(cjson.decode, rcall('HGET', attempts, id .. ':' .. n) or '')
+      local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
+      if ok and type(at) == 'table' and at.w == worker and at.o == outcome then out[k] = 1 end
+    end
   else
     out[k] = 1
     seen[id] = true
@@ -73,7 +90,7 @@ for k, p in ipairs(held) do
   -- "s", "f"}; any other goes through cjson
   local as_text = st.text and etype == '' and next_state ~= 'scheduled'
   if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
-  st.t, st.e, st.s = nil, nil, next_state
+  st.t, st.e, st.s, st.k = nil, nil, next_state, nil  -- an attempt that ended clears suspicion
   if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
   if next_state == 'scheduled' then
     st.d = now + delay
@@ -100,6 +117,10 @@ for k, p in ipairs(held) do
     statuses[#statuses + 1] = cjson.encode(st)
   end
   changes[#changes + 1] = change_json(id, next_state)
+end
+for _, id in ipairs(corrupt) do
+  unleased[#unleased + 1] = id
+  changes[#changes + 1] = change_json(id, 'failed')
 end
 call_many('ZREM', active, unleased)
 call_many('HSET', attempts, closed)

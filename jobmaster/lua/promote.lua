@@ -1,9 +1,10 @@
 --[[ Move scheduled jobs that are due into their band's stream.
 KEYS[1] status  KEYS[2] scheduled  KEYS[3] queued  KEYS[4] events  KEYS[5] timers
-KEYS[6..15] streams of bands 0..9
+KEYS[6..15] streams of bands 0..9  KEYS[16] failed
 ARGV[1] limit  ARGV[2] consumer group  ARGV[3] events maxlen
 Returns: {promoted, ms until the next due job (-1 when none), newest timers entry id
-('0-0' when none)} ]]
+('0-0' when none)}
+A job whose status cannot be read is failed (CorruptStatus); the others are promoted. ]]
 local status, scheduled, queued = KEYS[1], KEYS[2], KEYS[3]
 local now, limit, group, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local changes = {}
@@ -11,8 +12,12 @@ local due = rcall('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
   rcall('ZREM', scheduled, id)
   local raw = rcall('HGET', status, id)
-  local st = raw and cjson.decode(raw)
-  if st and st.s == 'scheduled' then
+  local st, why = nil, nil
+  if raw then st, why = read_status(raw) end
+  if raw and not st then
+    fail_corrupt(status, KEYS[16], id, raw, why, now)
+    changes[#changes + 1] = {id, 'failed'}
+  elseif st and st.s == 'scheduled' then
     st.s, st.d = 'queued', nil
     st.e = add_entry(KEYS[6 + st.b], group, id)
     rcall('HSET', status, id, cjson.encode(st))

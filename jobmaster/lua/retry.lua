@@ -13,6 +13,7 @@ if st.s ~= 'failed' and st.s ~= 'cancelled' then return 'refused:' .. st.s end
 rcall('ZREM', st.s == 'failed' and KEYS[3] or KEYS[4], id)
 local now = now_ms()
 st.s, st.f, st.x, st.m, st.c, st.l = 'queued', nil, nil, nil, nil, nil
+st.u, st.k, st.raw = nil, nil, nil
 st.e = add_entry(KEYS[6 + st.b], group, id)
 rcall('ZADD', queued, now, id)
 rcall('HSET', status, id, cjson.encode(st))

@@ -37,7 +37,9 @@ class _QueueKeyLists:
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
             idx("cancelled"),
         )  # fmt: skip
-        self.promote = (k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s)
+        self.promote = (
+            k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
+        )  # fmt: skip
         self.requeue = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
         )  # fmt: skip
@@ -64,6 +66,15 @@ class _QueueKeyLists:
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
         )  # fmt: skip
         self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
+        self._keys = k
+        self._claims: dict[str, tuple[str, ...]] = {}
+
+    def claim_of(self, consumer: str) -> tuple[str, ...]:
+        """The claim's KEYS for one consumer (with its claim memo)."""
+        keys = self._claims.get(consumer)
+        if keys is None:
+            keys = self._claims[consumer] = (*self.claim, self._keys.claim_memo(consumer))
+        return keys
 
 
 class StoreBase:

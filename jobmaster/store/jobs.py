@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -26,6 +27,7 @@ from jobmaster.store.types import (
     Output,
     Promotion,
     Reclaim,
+    Recorded,
 )
 
 
@@ -106,23 +108,104 @@ class JobCommands(StoreBase):
         self._known_queues.add(queue)
 
     async def claim(
-        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        lease_ms: int,
+        hostname: str,
+        pid: int,
+        *,
+        claim_id: str | None = None,
+        again: bool = False,
+        suspects: int | None = None,
     ) -> Claim:
-        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts."""
-        claimed, newest = await self._scripts.claim(
-            self._k(queue).claim,
-            (GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen),
-        )
+        """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
+
+        Args:
+            claim_id: the caller's name for this claim (default: a new random one). Sent
+                again with the same id (after its reply was lost), the claim answers with
+                the jobs it started the first time, for up to ``lease_ms``. Give each new
+                claim of a consumer a new id.
+            again: this claim may have been sent before (an earlier call with this id
+                failed): it first looks for the jobs that call started. (When the
+                connection drops during the call, this method sends it again so itself.)
+            suspects: how many suspect jobs (see claim.lua) the claim may take (default:
+                any number); a worker takes one at a time.
+
+        Raises:
+            redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
+                be read (Redis's answer is in the message).
+        """
+        keys = self._k(queue).claim_of(consumer)
+        argv = [
+            GROUP, consumer, count, lease_ms, hostname, pid, self.events_maxlen,
+            claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
+            1 if again or self.fast is None else 0,  # redis-py may send it again itself
+        ]  # fmt: skip
+        try:
+            reply = await self._scripts.claim(keys, argv, resend=False)
+        except ConnectionError:  # it may have run: sent again, it answers as it did
+            argv[-1] = 1
+            reply = await self._scripts.claim(keys, argv)
+        claimed, newest, errors, deferred, suspect_ids = reply
         jobs = [
             ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
             for i in range(0, len(claimed), 4)
         ]
-        return Claim(jobs, newest)
+        if suspect_ids:  # rare: jobs lost before
+            named = {s.decode() for s in suspect_ids}
+            jobs = [job._replace(suspect=job.id in named) for job in jobs]
+        if errors:
+            return Claim(jobs, newest, [e.decode(errors="replace") for e in errors], deferred)
+        return Claim(jobs, newest, deferred=deferred)
 
     async def finish(
         self, queue: str, completions: Sequence[Completion], retention_ms: int
-    ) -> list[bool]:
-        """Record ended attempts; False where the lease was no longer held (nothing written)."""
+    ) -> list[int]:
+        """Record ended attempts: a :class:`Recorded` value for each (compare them with its
+        members: they come back as plain integers).
+
+        Idempotent: the same completions sent again (a reply was lost) answer ``RECORDED``
+        for those written the first time. When Redis refuses the call itself (an error
+        about the call, not about the server's state: a script error, a value over
+        ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
+        refuses is written as a failure that says why (``UnrecordableEnd``): one bad
+        completion does not hold back the others."""
+        try:
+            return await self._finish(queue, completions, retention_ms)
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+
+    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+        try:
+            return (await self._finish(queue, [completion], retention_ms))[0]
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+            failure = completion._replace(
+                outcome="failed",
+                next_state="failed",
+                delay_ms=0,
+                result=b"",
+                result_ttl_ms=-1,
+                error_type="UnrecordableEnd",
+                error_message=f"Redis refused to record how this attempt ended "
+                f"({completion.outcome}): {exc}",
+            )
+        try:
+            recorded = (await self._finish(queue, [failure], retention_ms))[0]
+        except ResponseError as exc:
+            if not _refused_call(exc):
+                raise
+            return Recorded.UNRECORDABLE
+        return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
+
+    async def _finish(
+        self, queue: str, completions: Sequence[Completion], retention_ms: int
+    ) -> list[int]:
         keys, argv = self._k(queue).finish, [retention_ms, self.events_maxlen]
         if self.fast is not None:
             parts = [encode_completion(completion) for completion in completions]
@@ -132,7 +215,7 @@ class JobCommands(StoreBase):
             for completion in completions:
                 argv += completion.argv()
             recorded = await self._scripts.finish(keys, argv)
-        return [bool(r) for r in recorded]
+        return list(recorded)
 
     async def renew(
         self, queue: str, leases: Sequence[Lease], lease_ms: int
@@ -389,6 +472,13 @@ def created_flags(sizes: Sequence[int], replies: Sequence[Any]) -> list[bool]:
     if refused is not None:
         raise EnqueueRefused(str(refused), created)
     return created  # type: ignore[return-value]  # no None without a refusal
+
+
+def _refused_call(exc: ResponseError) -> bool:
+    """Whether an error reply is about the call itself (Redis gives every error of a script
+    or of the protocol the generic code ERR), rather than about the server's state (OOM,
+    BUSY, READONLY, LOADING, WRONGTYPE, NOPERM...), which the same call may outlive."""
+    return str(exc).startswith(("ERR ", "Protocol error", "user_script", "Error running script"))
 
 
 def enqueue_call(

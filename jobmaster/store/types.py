@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, NamedTuple
 
 from jobmaster.models import JobState
@@ -26,7 +27,10 @@ class ClaimedJob(NamedTuple):
     attempt: int
     record: bytes
     lost: int = 0
-    """Earlier attempts of the job that were lost (they do not count as tries)."""
+    """Earlier attempts of the job that were lost or handed back (they do not count as
+    tries)."""
+    suspect: bool = False
+    """The job was lost before: its worker takes no other suspect while it holds this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,27 @@ class Claim:
     jobs: list[ClaimedJob]
     newest: list[bytes]
     """When nothing was claimed: the newest entry id of each band, to wait from."""
+    errors: list[str] = field(default_factory=list)
+    """What Redis said about band streams that could not be read (the others were)."""
+    deferred: int = 0
+    """Suspect jobs read but left for later (the caller holds a suspect already)."""
+
+
+class Recorded(IntEnum):
+    """What :meth:`jobmaster.store.Store.finish` did with one ended attempt."""
+
+    LEASE_LOST = 0
+    """Nothing was written: another attempt took the job over."""
+    RECORDED = 1
+    """Written (or written already by the same call, sent again after a lost reply)."""
+    CORRUPT_STATUS = 2
+    """The job's status could not be read: the job was failed with CorruptStatus."""
+    REPLACED = 3
+    """Redis refused to record this end: the attempt was recorded as failed instead
+    (UnrecordableEnd, with Redis's answer)."""
+    UNRECORDABLE = 4
+    """Redis refused to record this end, and the failure that would replace it: nothing
+    was written (the job runs again once its lease expires)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,10 @@ class RunningJob:
     attempt: int
     token: str
     lost: int = 0
-    """Earlier attempts that were lost: they do not use up the retry policy's attempts."""
+    """Earlier attempts that were lost or handed back: they do not use up the retry
+    policy's attempts."""
+    suspect: bool = False
+    """The job was lost before (see claim.lua): its worker runs no other suspect meanwhile."""
     name: str = ""
     ctx: Context | None = None
     task: asyncio.Task[None] | None = None

@@ -35,7 +35,7 @@ from jobmaster.errors import (
 from jobmaster.event_loop import loop_name
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
-from jobmaster.store import ClaimedJob, Completion, Lease, Output, Store
+from jobmaster.store import ClaimedJob, Completion, Lease, Output, Recorded, Store
 from jobmaster.store.leases import LeaseRenewer
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
 from jobmaster.worker.dropped_output import DroppedOutput
@@ -158,6 +158,11 @@ class Worker(UpkeepLoops):
         self._recorded = asyncio.Event()
         self._unrecorded = 0
         """Attempts that ended but whose completion is not yet written."""
+        self._suspects = 0
+        """Leases of suspect jobs (lost before) this worker holds, running or ended but not
+        yet recorded: a worker holds one at a time."""
+        self._claims = 0
+        """Claims made so far: the next claim's id, kept until a claim gets its reply."""
 
     @property
     def store(self) -> Store:
@@ -400,9 +405,12 @@ class Worker(UpkeepLoops):
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
-        claimed, newest = await self._claim(free)
+        claimed, newest, deferred = await self._claim(free)
         self._fetch_failures = 0
         if claimed:
+            return True
+        if deferred and self._suspects:  # suspects wait for this worker's own to end
+            await self._slot_freed.wait()
             return True
         if self.burst:
             return await self._burst_continues()
@@ -425,24 +433,51 @@ class Worker(UpkeepLoops):
             read.cancel()
             read.add_done_callback(_consume)
 
-    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]]]:
-        total = 0
+    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
+        """Claim into free slots, queue by queue: how many were claimed, where to wait
+        from for the queues that had none, and how many suspect jobs were left for later."""
+        total = deferred = 0
         newest: dict[str, list[bytes]] = {}
+        refused: list[tuple[str, ResponseError]] = []
         for queue in self.queues:
             if free <= 0:
                 break
-            claim = await self.store.claim(
-                queue, self.id, free, self._lease_ms, self.hostname, self.pid
-            )
+            try:
+                # a claim sent again after its reply was lost keeps its id: it gets its jobs
+                claim = await self.store.claim(
+                    queue,
+                    self.id,
+                    free,
+                    self._lease_ms,
+                    self.hostname,
+                    self.pid,
+                    claim_id=str(self._claims),
+                    again=self._fetch_failures > 0,
+                    suspects=0 if self._suspects else 1,
+                )
+            except ResponseError as exc:  # this queue's keys: the other queues go on
+                self._claims += 1
+                refused.append((queue, exc))
+                continue
+            self._claims += 1  # not after a connection error: sent again, it keeps its id
+            for error in claim.errors:
+                self.log.error("a stream of the queue could not be read", queue=queue, error=error)
             for claimed in claim.jobs:
                 self._start(queue, claimed)
             free -= len(claim.jobs)
             total += len(claim.jobs)
+            deferred += claim.deferred
             if not claim.jobs:
                 newest[queue] = claim.newest
+        if refused and not total and not newest:  # every queue refused: back off
+            raise refused[0][1]
+        for queue, refusal in refused:
+            self.log.error(
+                "claim failed; claiming from the other queues", queue=queue, error=str(refusal)
+            )
         if self._recycling is not None:
             self._recycling.started += total
-        return total, newest
+        return total, newest, deferred
 
     async def _burst_continues(self) -> bool:
         """In burst mode, with nothing claimable: wait for what may still bring work."""
@@ -471,6 +506,9 @@ class Worker(UpkeepLoops):
     def _start(self, queue: str, claimed: ClaimedJob) -> None:
         token = f"{self.id}/{claimed.attempt}"
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
+        if claimed.suspect:
+            job.suspect = True
+            self._suspects += 1
         self._running[(queue, claimed.id, token)] = job
         if len(self._running) == 1:  # the flush loop may be waiting for completions only
             self._flush_wanted.set()
@@ -493,6 +531,8 @@ class Worker(UpkeepLoops):
                 raise
         finally:
             del self._running[(job.queue, job.job_id, job.token)]
+            if job.suspect and (completion is None or job.lease_lost):
+                self._suspects -= 1  # else once its completion is written
             self._slot_freed.set()
         if completion is not None and not job.lease_lost:
             self._take_output(job)
@@ -600,16 +640,7 @@ class Worker(UpkeepLoops):
             for queue, done in list(completions.items()):
                 recorded = await self.store.finish(queue, [c for _, c in done], self._retention_ms)
                 del completions[queue]
-                self.jobs_done += len(done)
-                self._unrecorded -= len(done)
-                self._recorded.set()
-                for (job, _), ok in zip(done, recorded, strict=True):
-                    if not ok:
-                        self.log.warning(
-                            "attempt ended after its lease was lost; its result was discarded",
-                            job_id=job.job_id,
-                            attempt=job.attempt,
-                        )
+                self._recorded_ends(done, recorded)
             if self._dropped and not full:
                 await self._write_drop_notes()
         except BaseException:
@@ -618,6 +649,28 @@ class Worker(UpkeepLoops):
             for queue, done in completions.items():
                 self._completions[queue][:0] = done
             raise
+
+    def _recorded_ends(
+        self, done: list[tuple[RunningJob, Completion]], recorded: list[int]
+    ) -> None:
+        """Account for a batch of attempt ends that finish.lua answered for."""
+        self.jobs_done += len(done)
+        self._unrecorded -= len(done)
+        self._recorded.set()
+        if self._suspects and any(job.suspect for job, _ in done):
+            self._suspects -= sum(job.suspect for job, _ in done)
+            self._slot_freed.set()
+        for (job, _), outcome in zip(done, recorded, strict=True):
+            if outcome == Recorded.LEASE_LOST:
+                self.log.warning(
+                    "attempt ended after its lease was lost; its result was discarded",
+                    job_id=job.job_id,
+                    attempt=job.attempt,
+                )
+            elif outcome != Recorded.RECORDED:
+                self.log.error(
+                    _NOT_RECORDED[Recorded(outcome)], job_id=job.job_id, attempt=job.attempt
+                )
 
     def _drop_output(self, queue: str, batch: list[Output]) -> None:
         first = not self._dropped
@@ -646,6 +699,16 @@ class Worker(UpkeepLoops):
             self._take_output(job)
         if self._outputs or self._completions:
             await self._with_retries("record", self._flush, attempts=len(RETRY_DELAYS))
+
+
+_NOT_RECORDED = {
+    Recorded.CORRUPT_STATUS: "the job's status in Redis could not be read: the job was failed "
+    "(CorruptStatus) and this attempt's end was not written",
+    Recorded.REPLACED: "Redis refused to record how this attempt ended: it was recorded as "
+    "failed (UnrecordableEnd) with Redis's answer",
+    Recorded.UNRECORDABLE: "Redis refused to record how this attempt ended, even as a failure: "
+    "nothing was written, and the job runs again once its lease expires",
+}
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
