@@ -173,7 +173,7 @@ async def test_a_burst_worker_stops_when_told_while_redis_is_down(tmp_path) -> N
         await wait_until(lambda: bool(worker._running), timeout=10)
         server.stop()
         release.set()  # its completion cannot be written now: the burst waits for that
-        await wait_until(lambda: worker._unrecorded == 1 and not worker._running, timeout=10)
+        await wait_until(lambda: worker._writer.unrecorded == 1 and not worker._running, timeout=10)
         await asyncio.sleep(0.5)
         assert not task.done()
         started = time.monotonic()

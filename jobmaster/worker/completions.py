@@ -1,0 +1,196 @@
+"""The completion writer: records how attempts ended, and their log lines and progress, in
+batches per queue (one script call per batch).
+
+Output that Redis refuses for lack of memory is dropped, counted and said on its attempt once
+there is room (:mod:`jobmaster.worker.dropped_output`): it must not hold up the ends behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from jobmaster.errors import is_out_of_memory
+from jobmaster.store import Completion, Lease, Output, Recorded, Store
+from jobmaster.worker.attempt import RunningJob
+from jobmaster.worker.dropped_output import DroppedOutput
+from jobmaster.worker.loops import RETRY_DELAYS, with_retries
+from jobmaster.worker.running import RunningAttempts
+
+OUTPUT_INTERVAL = 0.25
+"""How often log lines and progress of running attempts are written."""
+
+_NOT_RECORDED = {
+    Recorded.CORRUPT_STATUS: "the job's status in Redis could not be read: the job was failed "
+    "(CorruptStatus) and this attempt's end was not written",
+    Recorded.REPLACED: "Redis refused to record how this attempt ended: it was recorded as "
+    "failed (UnrecordableEnd) with Redis's answer",
+    Recorded.UNRECORDABLE: "Redis refused to record how this attempt ended, even as a failure: "
+    "nothing was written, and the job runs again once its lease expires",
+}
+
+
+class CompletionWriter:
+    """Writes attempt ends and output as they come, until the worker closes.
+
+    Args:
+        store: where they are written.
+        running: the worker's running attempts (their output is written as it comes).
+        retention_ms: how long finished jobs are kept.
+        log: the worker's logger.
+        closed: set when the worker closes (the loop ends after its current batch).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        running: RunningAttempts,
+        *,
+        retention_ms: int,
+        log: Any,
+        closed: asyncio.Event,
+    ) -> None:
+        self._store = store
+        self._running = running
+        self._retention_ms = retention_ms
+        self._log = log
+        self._closed = closed
+        self._completions: defaultdict[str, list[tuple[RunningJob, Completion]]] = defaultdict(list)
+        self._outputs: defaultdict[str, list[Output]] = defaultdict(list)
+        self._dropped = DroppedOutput()
+        self._wanted = asyncio.Event()
+        self.recorded = asyncio.Event()
+        """Set when a batch of ends was recorded (a burst worker waits on it)."""
+        self.unrecorded = 0
+        """Attempts that ended but whose completion is not yet written."""
+        self.jobs_done = 0
+        """Attempt ends recorded so far."""
+
+    def add(self, job: RunningJob, completion: Completion) -> None:
+        """An attempt ended: write its end (and its last output) soon."""
+        self.take_output(job)
+        self._completions[job.queue].append((job, completion))
+        self.unrecorded += 1
+        self._wanted.set()
+
+    def wake(self) -> None:
+        """Look at the running attempts now (one started, or the worker closes)."""
+        self._wanted.set()
+
+    def take_output(self, job: RunningJob) -> None:
+        """Queue the log lines and progress ``job`` produced since the last look."""
+        if job.ctx is None:
+            return
+        lines, progress = job.ctx.take_output()
+        if lines or progress:
+            self._outputs[job.queue].append(Output(job.job_id, job.attempt, lines, progress))
+
+    def add_leases(self, leases: defaultdict[str, list[Lease]]) -> None:
+        """Add the leases of ended attempts not yet recorded (from any thread: it copies the
+        tables with ``tuple()`` before iterating them)."""
+        for queue, done in tuple(self._completions.items()):
+            leases[queue].extend(Lease(job.job_id, job.token) for job, _ in tuple(done))
+
+    async def run(self) -> None:
+        """Write what comes until the worker closes."""
+        while not self._closed.is_set():
+            if self._running or self._dropped:  # output is written as it comes
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races its timeout, and this loop is cancelled at shutdown.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(OUTPUT_INTERVAL):
+                        await self._wanted.wait()
+                for job in self._running.values():
+                    self.take_output(job)
+            else:
+                await self._wanted.wait()
+            self._wanted.clear()
+            await with_retries("record", self.flush, log=self._log, closed=self._closed)
+
+    async def flush_until_empty(self) -> None:
+        """Write everything pending (at shutdown), with bounded retries."""
+        for job in self._running.values():
+            self.take_output(job)
+        if self._outputs or self._completions:
+            await with_retries(
+                "record",
+                self.flush,
+                log=self._log,
+                closed=self._closed,
+                attempts=len(RETRY_DELAYS),
+            )
+
+    async def flush(self) -> None:
+        """Write pending output, then pending completions, queue by queue."""
+        outputs, self._outputs = self._outputs, defaultdict(list)
+        completions, self._completions = self._completions, defaultdict(list)
+        try:
+            full = False
+            for queue, batch in list(outputs.items()):
+                try:
+                    await self._store.record_output(queue, batch)
+                except ResponseError as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    full = True
+                    self._drop_output(queue, batch)
+                del outputs[queue]
+            for queue, done in list(completions.items()):
+                recorded = await self._store.finish(queue, [c for _, c in done], self._retention_ms)
+                del completions[queue]
+                self._recorded_ends(done, recorded)
+            if self._dropped and not full:
+                await self._write_drop_notes()
+        except BaseException:
+            for queue, batch in outputs.items():  # keep what was not written, in order
+                self._outputs[queue][:0] = batch
+            for queue, done in completions.items():
+                self._completions[queue][:0] = done
+            raise
+
+    def _recorded_ends(
+        self, done: list[tuple[RunningJob, Completion]], recorded: list[int]
+    ) -> None:
+        """Account for a batch of attempt ends that finish.lua answered for."""
+        self.jobs_done += len(done)
+        self.unrecorded -= len(done)
+        self.recorded.set()
+        if self._running.suspects and any(job.suspect for job, _ in done):
+            self._running.recorded_suspects(sum(job.suspect for job, _ in done))
+        for (job, _), outcome in zip(done, recorded, strict=True):
+            if outcome == Recorded.LEASE_LOST:
+                self._log.warning(
+                    "attempt ended after its lease was lost; its result was discarded",
+                    job_id=job.job_id,
+                    attempt=job.attempt,
+                )
+            elif outcome != Recorded.RECORDED:
+                self._log.error(
+                    _NOT_RECORDED[Recorded(outcome)], job_id=job.job_id, attempt=job.attempt
+                )
+
+    def _drop_output(self, queue: str, batch: list[Output]) -> None:
+        first = not self._dropped
+        dropped = self._dropped.drop(queue, batch)
+        if first:
+            self._log.warning(
+                "Redis is full (maxmemory): dropping log lines until it has room; attempts "
+                "and their ends are still recorded",
+                dropped=dropped,
+            )
+
+    async def _write_drop_notes(self) -> None:
+        """Tell each attempt that lost log lines how many (Redis has room again)."""
+        for queue, notes in self._dropped.notes().items():
+            try:
+                await self._store.record_output(queue, notes)
+            except ResponseError as exc:
+                if is_out_of_memory(exc):
+                    return
+                raise
+            self._dropped.clear(queue)
+        self._log.info("Redis has room again: log lines are written", dropped=self._dropped.total)

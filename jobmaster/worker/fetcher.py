@@ -1,0 +1,210 @@
+"""The fetcher: claims jobs into free slots only, queue by queue in priority order, and
+blocks on the queues' streams when there is nothing to claim."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from jobmaster.errors import describe
+from jobmaster.store import ClaimedJob, Store
+from jobmaster.worker.completions import CompletionWriter
+from jobmaster.worker.loops import BLOCK_MS, RETRY_DELAYS, interruptible
+from jobmaster.worker.recycling import Recycling
+from jobmaster.worker.running import RunningAttempts
+
+BURST_POLL = 0.1
+"""Longest sleep of a burst worker waiting for scheduled jobs to become due."""
+
+StartFn = Callable[[str, ClaimedJob], None]
+"""Starts the attempt of a claimed job, from its queue."""
+
+
+class Fetcher:
+    """Claims into free slots until the worker stops (or, in burst mode, has nothing left).
+
+    Args:
+        store: where jobs are claimed.
+        running: the worker's running attempts (the slots they hold).
+        writer: the completion writer (a burst waits for ends to be recorded).
+        start: starts each claimed job.
+        queues: queues to claim from, in priority order.
+        worker_id: the consumer name the claims are made under.
+        hostname: recorded on each attempt.
+        pid: recorded on each attempt.
+        concurrency: slots.
+        lease_ms: the lease each claim takes.
+        burst: return once nothing is queued, due or running.
+        burst_scheduled: in burst mode, also wait for scheduled jobs.
+        recycling: when to stop taking jobs, if ever.
+        stopping: set when the worker stops taking jobs.
+        log: the worker's logger.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        running: RunningAttempts,
+        writer: CompletionWriter,
+        start: StartFn,
+        *,
+        queues: Sequence[str],
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        concurrency: int,
+        lease_ms: int,
+        burst: bool,
+        burst_scheduled: bool,
+        recycling: Recycling | None,
+        stopping: asyncio.Event,
+        log: Any,
+    ) -> None:
+        self._store = store
+        self._running = running
+        self._writer = writer
+        self._start = start
+        self._queues = list(queues)
+        self._worker_id = worker_id
+        self._hostname = hostname
+        self._pid = pid
+        self._concurrency = concurrency
+        self._lease_ms = lease_ms
+        self._burst = burst
+        self._burst_scheduled = burst_scheduled
+        self._recycling = recycling
+        self._stopping = stopping
+        self._log = log
+        self._failures = 0
+        self._claims = 0
+        """Claims made so far: the next claim's id, kept until a claim gets its reply."""
+        self.recycled = False
+        """Whether fetching stopped because the worker reached max_jobs or max_memory."""
+
+    async def run(self) -> None:
+        """Claim until stopped, recycled, or (in burst mode) out of work."""
+        slot_freed = self._running.slot_freed
+        while not self._stopping.is_set():
+            slot_freed.clear()
+            free = self._concurrency - len(self._running)
+            if self._recycling is not None:
+                reason = self._recycling.reason()
+                if reason is not None:
+                    if self._recycle(reason):
+                        return
+                    await slot_freed.wait()  # finish what runs
+                    continue
+                free = self._recycling.room(free)
+            if free <= 0:
+                await slot_freed.wait()
+                continue
+            try:
+                if not await self._fetch_once(free):
+                    return
+            except asyncio.CancelledError:
+                if self._stopping.is_set():
+                    return
+                raise
+            except Exception as exc:  # Redis went away: keep the process, back off, go on
+                delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
+                self._failures += 1
+                self._log.warning("fetch failed; retrying", error=describe(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+
+    def _recycle(self, reason: str) -> bool:
+        """Take no more jobs; True once none runs (the worker can stop)."""
+        if not self.recycled:
+            self.recycled = True
+            self._log.info(
+                "recycling the worker: finishing running jobs, then exiting",
+                reason=reason,
+                running=len(self._running),
+            )
+        return not self._running
+
+    async def _fetch_once(self, free: int) -> bool:
+        """Claim into free slots, or block until there is work; False when a burst is over."""
+        claimed, newest, deferred = await self._claim(free)
+        self._failures = 0
+        if claimed:
+            return True
+        if deferred and self._running.suspects:  # suspects wait for this worker's own to end
+            await self._running.slot_freed.wait()
+            return True
+        if self._burst:
+            return await self._burst_continues()
+        await interruptible(self._store.wait_for_entries(newest, BLOCK_MS), self._stopping)
+        return True
+
+    async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
+        """Claim into free slots, queue by queue: how many were claimed, where to wait
+        from for the queues that had none, and how many suspect jobs were left for later."""
+        total = deferred = 0
+        newest: dict[str, list[bytes]] = {}
+        refused: list[tuple[str, ResponseError]] = []
+        for queue in self._queues:
+            if free <= 0:
+                break
+            try:
+                # a claim sent again after its reply was lost keeps its id: it gets its jobs
+                claim = await self._store.claim(
+                    queue,
+                    self._worker_id,
+                    free,
+                    self._lease_ms,
+                    self._hostname,
+                    self._pid,
+                    claim_id=str(self._claims),
+                    again=self._failures > 0,
+                    suspects=0 if self._running.suspects else 1,
+                )
+            except ResponseError as exc:  # this queue's keys: the other queues go on
+                self._claims += 1
+                refused.append((queue, exc))
+                continue
+            self._claims += 1  # not after a connection error: sent again, it keeps its id
+            for error in claim.errors:
+                self._log.error("a stream of the queue could not be read", queue=queue, error=error)
+            for claimed in claim.jobs:
+                self._start(queue, claimed)
+            free -= len(claim.jobs)
+            total += len(claim.jobs)
+            deferred += claim.deferred
+            if not claim.jobs:
+                newest[queue] = claim.newest
+        if refused and not total and not newest:  # every queue refused: back off
+            raise refused[0][1]
+        for queue, refusal in refused:
+            self._log.error(
+                "claim failed; claiming from the other queues", queue=queue, error=str(refusal)
+            )
+        if self._recycling is not None:
+            self._recycling.started += total
+        return total, newest, deferred
+
+    async def _burst_continues(self) -> bool:
+        """In burst mode, with nothing claimable: wait for what may still bring work."""
+        if self._running:
+            await self._running.slot_freed.wait()
+            return True
+        if self._writer.unrecorded:  # a retry may be scheduled once these are recorded
+            self._writer.recorded.clear()
+            await self._writer.recorded.wait()
+            return True
+        next_due = -1
+        for queue in self._queues:
+            promotion = await self._store.promote(queue)
+            if promotion.promoted:
+                return True
+            if promotion.next_due_ms >= 0:
+                due = promotion.next_due_ms
+                next_due = due if next_due < 0 else min(next_due, due)
+        if self._burst_scheduled and next_due >= 0:
+            # A burst never blocks on Redis: it sleeps until the next due time (at most
+            # BURST_POLL), since its own attempts may schedule earlier retries meanwhile.
+            await asyncio.sleep(min(next_due / 1000, BURST_POLL))
+            return True
+        return False
