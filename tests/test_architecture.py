@@ -27,16 +27,8 @@ DASHBOARD = "jobmaster_dashboard"
 # from the repository's root) from the checks below. A cycle is exempt only when every module
 # in it is listed. Remove entries as the modules they name are split; the list should be empty.
 KNOWN_OFFENDERS: dict[str, str] = {
-    "jobmaster/store/__init__.py": "the store becomes composed parts",
-    "jobmaster/store/jobs.py": "the store becomes composed parts",
-    "jobmaster/store/base.py": "the store becomes composed parts",
-    "jobmaster/store/inspection.py": "the store becomes composed parts",
-    "jobmaster/store/schedules.py": "the store becomes composed parts",
-    "jobmaster/store/blocking.py": "the store becomes composed parts",
-    "jobmaster/store/types.py": "the store becomes composed parts",
-    "jobmaster/multiplexed.py": "the store becomes composed parts (one transport)",
-    "jobmaster/worker/runner.py": "the worker becomes composed parts",
-    "jobmaster/worker/upkeep.py": "the worker becomes composed parts",
+    "jobmaster/store/jobs.py": "476 lines, class JobCommands 318: the store becomes parts",
+    "jobmaster/worker/runner.py": "654 lines, class Worker 594: the worker becomes parts",
 }
 
 
