@@ -1,4 +1,11 @@
-"""Registry: the application's job definitions and its Redis settings."""
+"""Registry: the application's job definitions and its Redis settings.
+
+A facade over parts of its own: its connections (:mod:`jobmaster.connections`), the checks of
+declared jobs (:mod:`jobmaster.declarations`), the reads of its inspection methods
+(:mod:`jobmaster.queries`) and its schedules (:mod:`jobmaster.schedule_operations`). The
+modules below it type their back-reference with :class:`jobmaster.registry_view.RegistryView`
+and never import this one.
+"""
 
 from __future__ import annotations
 
