@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.exceptions
 
 from jobmaster.definition import MAX_DELAY
-
-if TYPE_CHECKING:
-    from jobmaster.handle import JobHandle
 
 
 class JobmasterError(Exception):
@@ -33,13 +30,13 @@ class RedisFull(RedisUnavailable, redis.exceptions.ResponseError):
     and a redis-py ``ResponseError`` (what it was before jobmaster named it).
 
     Attributes:
-        handles: for an enqueue, one item per job asked for, in order: the handle of the
-            job written, or None where nothing was written. ``enqueue_many`` sends its jobs
+        handles: for an enqueue, one item per job asked for, in order: the JobHandle of
+            the job written, or None where nothing was written. ``enqueue_many`` sends its jobs
             in several atomic script calls, and Redis can fill up between two of them:
             enqueue again only the calls whose item is None. Empty for other operations.
     """
 
-    def __init__(self, message: str, handles: Sequence[JobHandle[Any] | None] = ()) -> None:
+    def __init__(self, message: str, handles: Sequence[Any] = ()) -> None:
         super().__init__(message)
         # OSError.__init__ does not call the next __init__ of the MRO: redis-py's sets fields
         redis.exceptions.ResponseError.__init__(self, message)

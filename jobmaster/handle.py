@@ -20,7 +20,7 @@ from jobmaster.options import check_priority, delay_to_ms
 from jobmaster.payload import pack_arguments
 
 if TYPE_CHECKING:
-    from jobmaster.registry import Registry
+    from jobmaster.registry_view import RegistryView
     from jobmaster.signature import HandlerSignature
     from jobmaster.store import Store
 
@@ -43,7 +43,7 @@ class JobHandle(Generic[R]):
 
     def __init__(
         self,
-        registry: Registry,
+        registry: RegistryView,
         job_id: str,
         queue: str,
         *,

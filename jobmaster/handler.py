@@ -21,7 +21,7 @@ from jobmaster.store import ENQUEUE_CHUNK, NewJob
 from jobmaster.store.jobs import EnqueueRefused
 
 if TYPE_CHECKING:
-    from jobmaster.registry import Registry
+    from jobmaster.registry_view import RegistryView
 
 ENQUEUE_FAILED = "enqueue failed; the job may not have been created"
 
@@ -207,6 +207,22 @@ def _split(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapp
     )
 
 
+def split_arguments(
+    arguments: Mapping[str, Any] | Sequence[Any] | None,
+) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """The positional and keyword arguments of a call given as a mapping (keywords) or a
+    sequence (positionals)."""
+    if arguments is None:
+        return (), {}
+    if isinstance(arguments, Mapping):
+        return (), arguments
+    if isinstance(arguments, Sequence) and not isinstance(arguments, str | bytes):
+        return arguments, {}
+    raise InvalidArguments(
+        f"arguments must be a mapping (keywords) or a list (positional), got {arguments!r}"
+    )
+
+
 class JobHandler(Generic[P, R]):
     """A registered job: its definition, its function and the ways to enqueue it.
 
@@ -214,7 +230,7 @@ class JobHandler(Generic[P, R]):
     """
 
     def __init__(
-        self, registry: Registry, fn: Callable[..., Any], definition: JobDefinition
+        self, registry: RegistryView, fn: Callable[..., Any], definition: JobDefinition
     ) -> None:
         self.registry = registry
         self.fn = fn

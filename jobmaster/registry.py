@@ -1,35 +1,34 @@
-"""Registry: the application's job definitions and its Redis settings."""
+"""Registry: the application's job definitions and its Redis settings.
+
+A facade over parts of its own: its connections (:mod:`jobmaster.connections`), the checks of
+declared jobs (:mod:`jobmaster.declarations`), the reads of its inspection methods
+(:mod:`jobmaster.queries`) and its schedules (:mod:`jobmaster.schedule_operations`). The
+modules below it type their back-reference with :class:`jobmaster.registry_view.RegistryView`
+and never import this one.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
-from jobmaster import multiplexed
-from jobmaster.context import Context
-from jobmaster.definition import OPTIONS, JobDefinition, Retry
-from jobmaster.errors import (
-    ConfigError,
-    InvalidArguments,
-    JobmasterError,
-    JobNotFound,
-    UnknownJob,
-    redis_errors,
+from jobmaster.connections import Connection, Connections
+from jobmaster.declarations import (
+    JobDecorator,
+    check_configured_names,
+    check_cron_job,
+    job_definition,
 )
-from jobmaster.event_feed import abandoned_on_cancel, event_feed
+from jobmaster.errors import (
+    UnknownJob,
+)
 from jobmaster.handle import JobHandle
-from jobmaster.handler import JobHandler
+from jobmaster.handler import JobHandler, split_arguments
 from jobmaster.models import (
     Job,
     JobEvent,
@@ -39,52 +38,18 @@ from jobmaster.models import (
     Schedule,
     WorkerInfo,
 )
-from jobmaster.overrides import JobConfig, env_name
-from jobmaster.records import from_ms
-from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
+from jobmaster.overrides import JobConfig
+from jobmaster.queries import Queries
+from jobmaster.schedule_operations import ScheduleOperations
+from jobmaster.settings import Settings
 from jobmaster.store import Store
 from jobmaster.store.blocking import BlockingProducer
-from jobmaster.sync_runner import SyncRunner
-from jobmaster.waiting import JobWaiter
 
 if TYPE_CHECKING:
     # imported where used: an application without schedules does not load them (nor cron)
-    from jobmaster.schedules import ScheduleBook, ScheduleDefinition
+    from jobmaster.schedule_definition import ScheduleDefinition
 
-P = ParamSpec("P")
-R = TypeVar("R")
 T = TypeVar("T")
-
-_DECORATOR_OPTIONS = ("name", *OPTIONS, "retry", "cron")
-SOCKET_TIMEOUT = 30.0
-"""Seconds a command may take before its connection is considered dead."""
-MAX_CONNECTIONS = 50
-"""Connections per event loop (and per worker); more concurrent calls queue for one."""
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A store and a result waiter bound to one event loop."""
-
-    store: Store
-    waiter: JobWaiter
-
-
-class _JobDecorator:
-    def __init__(self, registry: Registry, options: dict[str, Any]) -> None:
-        self._registry = registry
-        self._options = options
-
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Context, P], Awaitable[R]]) -> JobHandler[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Context, P], R]) -> JobHandler[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[P, Awaitable[R]]) -> JobHandler[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R]) -> JobHandler[P, R]: ...
-    def __call__(self, fn: Callable[..., Any]) -> JobHandler[Any, Any]:
-        return self._registry._register(fn, self._options)
 
 
 class Registry:
@@ -110,57 +75,45 @@ class Registry:
     """
 
     def __init__(
-        self,
-        redis_url: str | None = None,
-        *,
-        namespace: str | None = None,
-        retention: float | None = None,
-        lease: float | None = None,
-        heartbeat: float | None = None,
-        max_lost: int | None = None,
-        events_maxlen: int | None = None,
-        log_bytes: int | None = None,
-        max_payload: int | None = None,
-        scheduler_lease: float | None = None,
-        reply_spin: float | None = None,
-        config_dir: str | Path | None = None,
+        self, redis_url: str | None = None, *, namespace: str | None = None,
+        retention: float | None = None, lease: float | None = None,
+        heartbeat: float | None = None, max_lost: int | None = None,
+        events_maxlen: int | None = None, log_bytes: int | None = None,
+        max_payload: int | None = None, scheduler_lease: float | None = None,
+        reply_spin: float | None = None, config_dir: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.settings = Settings.load(
-            environ,
-            redis_url=redis_url,
-            namespace=namespace,
-            retention=retention,
-            lease=lease,
-            heartbeat=heartbeat,
-            max_lost=max_lost,
-            events_maxlen=events_maxlen,
-            log_bytes=log_bytes,
-            max_payload=max_payload,
-            scheduler_lease=scheduler_lease,
+            environ, redis_url=redis_url, namespace=namespace, retention=retention, lease=lease,
+            heartbeat=heartbeat, max_lost=max_lost, events_maxlen=events_maxlen,
+            log_bytes=log_bytes, max_payload=max_payload, scheduler_lease=scheduler_lease,
             reply_spin=reply_spin,
-        )
+        )  # fmt: skip
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ
         )
         self.jobs: dict[str, JobHandler[Any, Any]] = {}
-        self.redis_factory: Callable[[], Redis] = self._connect
-        """Makes a Redis client for each event loop and worker (replaceable in tests)."""
-        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Connection] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._sync: SyncRunner | None = None
-        self._blocking: BlockingProducer | None = None
-        self._sync_lock = threading.Lock()
-        self.declared_schedules: dict[str, ScheduleDefinition] = {}
+        self._connections = Connections(self.settings)
+        self._queries = Queries(self)
+        self._schedules = ScheduleOperations(self)
+        self.declared_schedules: dict[str, ScheduleDefinition] = self._schedules.declared
         """Schedules declared in code, synced to Redis when a worker starts."""
 
     def __repr__(self) -> str:
         return f"<Registry {self.settings.namespace!r} jobs={sorted(self.jobs)}>"
 
+    @property
+    def redis_factory(self) -> Callable[[], Redis]:
+        """Makes a Redis client for each event loop and worker (replaceable in tests)."""
+        return self._connections.redis_factory
+
+    @redis_factory.setter
+    def redis_factory(self, factory: Callable[[], Redis]) -> None:
+        self._connections.redis_factory = factory
+
     # -- declaring jobs -----------------------------------------------------------------------
 
-    def job(self, _fn: Any = None, /, **options: Any) -> _JobDecorator:
+    def job(self, _fn: Any = None, /, **options: Any) -> JobDecorator:
         """Declare a job handler: ``@registry.job(queue=..., timeout=..., retry=Retry(...))``.
 
         Options: name (default: the function's name), queue, priority (0..9), timeout
@@ -171,35 +124,15 @@ class Registry:
         """
         if _fn is not None:
             raise TypeError("use @registry.job() with parentheses, options as keywords")
-        unknown = sorted(set(options) - set(_DECORATOR_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"unknown job option(s) {', '.join(map(repr, unknown))}; "
-                f"valid options: {', '.join(_DECORATOR_OPTIONS)}"
-            )
-        return _JobDecorator(self, options)
+        return JobDecorator(self._register, options)
 
     def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> JobHandler[Any, Any]:
-        if not callable(fn):
-            raise TypeError(f"@registry.job() decorates a function, got {fn!r}")
-        name = str(options.get("name") or getattr(fn, "__name__", ""))
-        if name in self.jobs:
-            raise ConfigError(
-                f"a job named {name!r} is already registered; pass name= to tell them apart"
-            )
-        given = {k: v for k, v in options.items() if v is not None and k not in ("name", "cron")}
-        retry = given.get("retry")
-        if retry is not None and not isinstance(retry, Retry):
-            raise ConfigError(f"retry= takes a jobmaster.Retry(...), got {retry!r}")
-        try:
-            definition = JobDefinition(name=name, **given)
-        except ValidationError as exc:
-            raise ConfigError(f"job {name!r}: {_explain(exc)}") from None
-        definition = self.job_config.apply(definition)
+        definition = job_definition(fn, options, self.jobs, self.job_config)
         handler: JobHandler[Any, Any] = JobHandler(self, fn, definition)
         if options.get("cron") is not None:
-            self._schedule_job(handler, options["cron"])
-        self.jobs[definition.name] = handler
+            check_cron_job(handler)
+            self.schedule(handler.name, handler, cron=options["cron"])
+        self.jobs[handler.name] = handler
         return handler
 
     def get(self, name: str) -> JobHandler[Any, Any]:
@@ -217,33 +150,16 @@ class Registry:
     def check_config(self) -> None:
         """Fail if a configuration file or a JOBMASTER_JOBS__ variable configures a job this
         registry does not define (a misspelt name would otherwise be ignored)."""
-        unknown = self.job_config.configured_names() - set(self.jobs)
-        env_names = {env_name(name) for name in self.jobs}
-        unknown |= {
-            f"{JOBS_ENV_PREFIX}{name}__..."
-            for name in self.job_config.configured_env_names() - env_names
-        }
-        if unknown:
-            raise ConfigError(
-                f"configuration names job(s) {', '.join(sorted(unknown))} that the registry "
-                f"does not define; defined: {', '.join(sorted(self.jobs)) or '(none)'}"
-            )
+        check_configured_names(self.job_config, self.jobs)
 
     # -- schedules ------------------------------------------------------------------------------
 
     def schedule(
-        self,
-        name: str,
-        job: str | JobHandler[Any, Any],
-        *,
-        cron: str | None = None,
+        self, name: str, job: str | JobHandler[Any, Any], *, cron: str | None = None,
         every: float | timedelta | None = None,
-        args: Mapping[str, Any] | Sequence[Any] | None = None,
-        tz: str = "UTC",
-        catch_up: str = "latest",
-        catch_up_limit: int = 100,
-        queue: str | None = None,
-    ) -> ScheduleDefinition:
+        args: Mapping[str, Any] | Sequence[Any] | None = None, tz: str = "UTC",
+        catch_up: str = "latest", catch_up_limit: int = 100, queue: str | None = None,
+    ) -> ScheduleDefinition:  # fmt: skip
         """Declare a schedule in code; workers sync it to Redis when they start.
 
         Args:
@@ -263,219 +179,99 @@ class Registry:
                 declared twice.
             InvalidArguments: ``args`` do not fit the job's signature.
         """
-        from jobmaster.schedules import define
-
-        if name in self.declared_schedules:
-            raise ConfigError(f"a schedule named {name!r} is already declared")
-        definition = define(
-            self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
-            catch_up_limit=catch_up_limit, queue=queue, source="code",
-        )  # fmt: skip
-        self.declared_schedules[name] = definition
-        return definition
-
-    def _schedule_job(self, handler: JobHandler[Any, Any], cron: str) -> None:
-        """``@registry.job(cron=...)``: a schedule named after an argument-less job."""
-        try:
-            handler.signature.encode_call((), {})
-        except InvalidArguments:
-            raise ConfigError(
-                f"job {handler.name!r}: cron= is for jobs without required arguments; use "
-                f"registry.schedule(name, job, cron=..., args=...) to give them"
-            ) from None
-        self.schedule(handler.name, handler, cron=cron)
-
-    def _schedules(self) -> ScheduleBook:
-        from jobmaster.schedules import ScheduleBook
-
-        return ScheduleBook(self, self.connection().store)
+        return self._schedules.declare(name, job, cron=cron, every=every, args=args, tz=tz,
+            catch_up=catch_up, catch_up_limit=catch_up_limit, queue=queue)  # fmt: skip
 
     async def schedules(self) -> list[Schedule]:
         """Every schedule in Redis, by name, with its next run and its last job."""
-        with self._redis_errors("listing schedules"):
-            return await self._schedules().list()
+        return await self._schedules.run("listing schedules", lambda book: book.list())
 
     async def get_schedule(self, name: str) -> Schedule:
         """One schedule; :class:`ScheduleNotFound` if there is none by that name."""
-        with self._redis_errors(f"reading schedule {name}"):
-            return await self._schedules().get(name)
+        return await self._schedules.run(f"reading schedule {name}", lambda b: b.get(name))
 
     async def add_schedule(
-        self,
-        name: str,
-        job: str | JobHandler[Any, Any],
-        *,
-        cron: str | None = None,
+        self, name: str, job: str | JobHandler[Any, Any], *, cron: str | None = None,
         every: float | timedelta | None = None,
-        args: Mapping[str, Any] | Sequence[Any] | None = None,
-        tz: str = "UTC",
-        catch_up: str = "latest",
-        catch_up_limit: int = 100,
-        queue: str | None = None,
-    ) -> Schedule:
+        args: Mapping[str, Any] | Sequence[Any] | None = None, tz: str = "UTC",
+        catch_up: str = "latest", catch_up_limit: int = 100, queue: str | None = None,
+    ) -> Schedule:  # fmt: skip
         """Create a schedule at run time (workers pick it up without a restart).
 
         Takes the arguments of :meth:`schedule`. Raises :class:`ScheduleExists` if the
         name is taken.
         """
-        from jobmaster.schedules import define
-
-        definition = define(
-            self, name, job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
-            catch_up_limit=catch_up_limit, queue=queue, source="api",
-        )  # fmt: skip
-        with self._redis_errors(f"adding schedule {name}"):
-            return await self._schedules().add(definition)
+        return await self._schedules.add(name, job, cron=cron, every=every, args=args, tz=tz,
+            catch_up=catch_up, catch_up_limit=catch_up_limit, queue=queue)  # fmt: skip
 
     async def update_schedule(
-        self,
-        name: str,
-        *,
-        job: str | JobHandler[Any, Any] | None = None,
-        cron: str | None = None,
-        every: float | timedelta | None = None,
-        args: Mapping[str, Any] | Sequence[Any] | None = None,
-        tz: str | None = None,
-        catch_up: str | None = None,
-        catch_up_limit: int | None = None,
-    ) -> Schedule:
+        self, name: str, *, job: str | JobHandler[Any, Any] | None = None,
+        cron: str | None = None, every: float | timedelta | None = None,
+        args: Mapping[str, Any] | Sequence[Any] | None = None, tz: str | None = None,
+        catch_up: str | None = None, catch_up_limit: int | None = None,
+    ) -> Schedule:  # fmt: skip
         """Change a schedule; what is not given stays. ``cron=`` replaces an interval and
         ``every=`` a cron expression. The next tick moves only when the timing changes.
         A code-declared schedule returns to its code's definition when a worker starts."""
-        with self._redis_errors(f"updating schedule {name}"):
-            return await self._schedules().update(
-                name, job=job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
-                catch_up_limit=catch_up_limit,
-            )  # fmt: skip
+        return await self._schedules.run(f"updating schedule {name}", lambda book: book.update(
+            name, job=job, cron=cron, every=every, args=args, tz=tz, catch_up=catch_up,
+            catch_up_limit=catch_up_limit))  # fmt: skip
 
     async def pause_schedule(self, name: str) -> Schedule:
         """Stop a schedule's ticks until :meth:`resume_schedule`."""
-        with self._redis_errors(f"pausing schedule {name}"):
-            return await self._schedules().pause(name)
+        return await self._schedules.run(f"pausing schedule {name}", lambda b: b.pause(name))
 
     async def resume_schedule(self, name: str) -> Schedule:
         """Resume a paused schedule from its next tick; ticks that fell while it was paused
         are not run."""
-        with self._redis_errors(f"resuming schedule {name}"):
-            return await self._schedules().resume(name)
+        return await self._schedules.run(f"resuming schedule {name}", lambda b: b.resume(name))
 
     async def trigger_schedule(self, name: str) -> JobHandle[Any]:
         """Run a schedule's job now, as a normal job; the next tick does not move."""
-        with self._redis_errors(f"running schedule {name}"):
-            return await self._schedules().trigger(name)
+        return await self._schedules.run(f"running schedule {name}", lambda b: b.trigger(name))
 
     async def delete_schedule(self, name: str) -> None:
         """Delete a schedule (its jobs are left alone). A code-declared one comes back when
         a worker starts, unless it was removed from the code."""
-        with self._redis_errors(f"deleting schedule {name}"):
-            await self._schedules().delete(name)
+        await self._schedules.run(f"deleting schedule {name}", lambda b: b.delete(name))
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _connect(self) -> Redis:
-        # Blocking reads wait up to BLOCK_MS (5 s): the socket timeout must outlast them.
-        # Beyond MAX_CONNECTIONS, callers wait for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5,
-        )
-        return Redis.from_pool(pool)
-
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
-        settings = self.settings
-        fast = reader = None
-        if self._own_connections():
-
-            def reader() -> multiplexed.MultiplexedConnection:
-                return multiplexed.MultiplexedConnection(
-                    settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
-                )
-
-            fast = reader()
-        return Store(
-            self.redis_factory(),
-            settings.namespace,
-            events_maxlen=settings.events_maxlen,
-            log_bytes=settings.log_bytes,
-            fast=fast,
-            blocking_reads=reader,
-        )
+        return self._connections.new_store()
 
     def uses_default_client(self) -> bool:
         """Whether jobmaster makes its Redis clients from ``redis_url`` itself (False when
         ``redis_factory`` was replaced, as :func:`jobmaster.testing.fake_registry` does)."""
-        return self.redis_factory == self._connect
-
-    def _own_connections(self) -> bool:
-        """Whether jobmaster opens its connections itself (the fast paths need a plain
-        ``redis://`` URL and the default client; a client of one's own is used as it is)."""
-        return self.uses_default_client() and multiplexed.supports(self.settings.redis_url)
+        return self._connections.uses_default_client()
 
     def blocking_producer(self) -> BlockingProducer | None:
         """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,
         as with a TLS or socket URL, or a client of one's own)."""
-        if self._blocking is None:
-            if not self._own_connections():
-                return None
-            settings = self.settings
-            with self._sync_lock:
-                if self._blocking is None:
-                    self._blocking = BlockingProducer(
-                        settings.redis_url,
-                        settings.namespace,
-                        events_maxlen=settings.events_maxlen,
-                        timeout=SOCKET_TIMEOUT,
-                        spin=settings.reply_spin,
-                    )
-        return self._blocking
+        return self._connections.blocking or self._connections.open_blocking_producer()
 
     def connection(self) -> Connection:
         """The store and waiter of the running event loop (created on first use)."""
-        loop = asyncio.get_running_loop()
-        conn = self._connections.get(loop)
-        if conn is None:
-            store = self.new_store()
-            conn = self._connections[loop] = Connection(store, JobWaiter(store))
-        return conn
+        connections = self._connections
+        return connections.per_loop.get(asyncio.get_running_loop()) or connections.open()
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine of this registry from synchronous code."""
-        with self._sync_lock:
-            if self._sync is None:
-                self._sync = SyncRunner()
-        return self._sync.run(coro)
+        return self._connections.run_sync(coro)
 
     async def aclose(self) -> None:
         """Close this event loop's connections (and the synchronous runner's, if any)."""
-        conn = self._connections.pop(asyncio.get_running_loop(), None)
-        if conn is not None:
-            await conn.waiter.close()
-            await conn.store.close()
+        await self._connections.aclose()
 
     def close(self) -> None:
         """Close the connections opened by the ``*_sync`` methods."""
-        with self._sync_lock:
-            runner, self._sync = self._sync, None
-            blocking, self._blocking = self._blocking, None
-        if blocking is not None:
-            blocking.close()
-        if runner is not None:
-            runner.run(self.aclose())
-            runner.close()
+        self._connections.close()
 
     async def __aenter__(self) -> Registry:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- producing and inspecting by name -------------------------------------------------------
@@ -491,17 +287,9 @@ class Registry:
         ``arguments`` is a mapping of keyword arguments or a sequence of positional ones;
         ``options`` are those of :meth:`JobHandler.options`.
         """
-        handler = self.get(name)
-        opts = handler.options(**options)
-        if arguments is None:
-            return await opts.enqueue()
-        if isinstance(arguments, Mapping):
-            return await opts.enqueue(**arguments)
-        if isinstance(arguments, Sequence) and not isinstance(arguments, str | bytes):
-            return await opts.enqueue(*arguments)
-        raise InvalidArguments(
-            f"arguments must be a mapping (keywords) or a list (positional), got {arguments!r}"
-        )
+        handler_options = self.get(name).options(**options)
+        args, kwargs = split_arguments(arguments)
+        return await handler_options.enqueue(*args, **kwargs)
 
     def handle(self, job_id: str, queue: str) -> JobHandle[Any]:
         """A handle to an existing job whose queue is known."""
@@ -509,19 +297,7 @@ class Registry:
 
     async def find(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
         """A handle to an existing job, looked up by id across every queue (or in one)."""
-        store = self.connection().store
-        with self._redis_errors(f"looking up job {job_id}"):
-            queues = [queue] if queue is not None else await store.locate(job_id)
-            if queue is not None and await store.state(queue, job_id) is None:
-                queues = []
-        if not queues:
-            where = f" in queue {queue!r}" if queue is not None else ""
-            raise JobNotFound(f"no job with id {job_id!r}{where}")
-        if len(queues) > 1:
-            raise JobmasterError(
-                f"job id {job_id!r} exists in queues {', '.join(queues)}; pass queue= to choose"
-            )
-        return JobHandle(self, job_id, queues[0])
+        return await self._queries.find(job_id, queue)
 
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """A job with its state and attempts, from any process, by id."""
@@ -529,108 +305,48 @@ class Registry:
 
     async def known_queues(self) -> list[str]:
         """Every queue that has had a job in this namespace."""
-        with self._redis_errors("listing queues"):
-            return await self.connection().store.queues()
+        return await self._queries.known_queues()
 
     async def list_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        name: str | None = None,
-        tag: str | None = None,
-        scan_limit: int = 10_000,
-    ) -> list[JobSummary]:
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 50,
+        name: str | None = None, tag: str | None = None, scan_limit: int = 10_000,
+    ) -> list[JobSummary]:  # fmt: skip
         """A page of a queue's jobs in one state, newest first (scheduled: soonest first).
 
         ``name`` and ``tag`` keep the jobs of that name or carrying that tag; they are
         looked for among the newest ``scan_limit`` jobs of the state.
         """
-        if limit < 1 or offset < 0 or scan_limit < 1:
-            raise ValueError("limit and scan_limit must be >= 1 and offset >= 0")
-        with self._redis_errors(f"listing jobs of {queue}"):
-            return await self.connection().store.list_jobs(
-                queue,
-                JobState(state),
-                offset=offset,
-                limit=limit,
-                name=name,
-                tag=tag,
-                scan_limit=scan_limit,
-            )
+        return await self._queries.list_jobs(
+            queue, state, offset=offset, limit=limit, name=name, tag=tag, scan_limit=scan_limit
+        )
 
     async def delete_job(self, job_id: str, queue: str | None = None) -> None:
-        """Delete a finished job with its attempts, logs and result.
-
-        Raises:
-            JobNotFound: there is no such job.
-            InvalidState: the job has not finished (cancel it first).
-        """
+        """Delete a finished job with its attempts, logs and result: :class:`JobNotFound`
+        if there is no such job, :class:`InvalidState` if it has not finished (cancel it
+        first)."""
         await (await self.find(job_id, queue)).delete()
 
     async def queue_stats(
         self, queue: str, *, buckets: int = 60, bucket_seconds: int = 60
     ) -> QueueStats:
         """Counts per state, the oldest waiting job, and jobs finished per time bucket."""
-        if not 1 <= buckets <= 1440 or bucket_seconds < 1:
-            raise ValueError("buckets must be 1..1440 and bucket_seconds >= 1")
-        bucket_ms = bucket_seconds * 1000
-        with self._redis_errors(f"reading statistics of {queue}"):
-            counts, oldest_ms, now_ms, done, failed = await self.connection().store.stats(
-                queue, buckets, bucket_ms
-            )
-        first = now_ms - buckets * bucket_ms
-        return QueueStats(
-            queue=queue,
-            counts=counts,
-            oldest_waiting_at=from_ms(oldest_ms) if oldest_ms is not None else None,
-            bucket_seconds=bucket_seconds,
-            bucket_starts=[from_ms(first + b * bucket_ms) for b in range(buckets)],
-            succeeded=done,
-            failed=failed,
-        )
+        return await self._queries.queue_stats(queue, buckets, bucket_seconds)
 
-    async def events(
+    def events(
         self, queues: Sequence[str] | None = None, *, since: datetime | None = None
     ) -> AsyncIterator[JobEvent]:
         """Every state change of every job in ``queues`` (default: every queue, including
         queues that appear later) as it happens, from now on or from ``since`` (as far back
-        as the capped events stream goes).
-
-        An async generator holding one connection while it waits; ``aclose()`` it when done.
-        Cancelling the task that iterates it stops it at once; an entry of the events
-        stream that cannot be decoded is skipped (and logged), not the end of the feed.
-        """
-        store = self.connection().store
-        if since is None:
-            with self._redis_errors("reading events"):
-                seconds, micros = await abandoned_on_cancel(store.redis.time())
-            start_ms = int(seconds) * 1000 + int(micros) // 1000
-        else:
-            if since.tzinfo is None:
-                raise ValueError("since= must be timezone-aware")
-            start_ms = int(since.timestamp() * 1000)
-        feed = event_feed(
-            store, queues, f"{start_ms}-0".encode(), lambda: self._redis_errors("reading events")
-        )
-        try:
-            async for event in feed:
-                yield event
-        finally:
-            await feed.aclose()
+        as the capped events stream goes). An async generator holding one connection while
+        it waits; ``aclose()`` it when done. Cancelling the task that iterates it stops it at
+        once; an entry of the events stream that cannot be decoded is skipped (and logged),
+        not the end of the feed."""
+        return self._queries.events(queues, since)
 
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""
-        with self._redis_errors(f"counting jobs of {queue}"):
-            return await self.connection().store.counts(queue)
+        return await self._queries.count_jobs(queue)
 
     async def workers(self) -> list[WorkerInfo]:
         """Live worker processes, from their heartbeats."""
-        with self._redis_errors("listing workers"):
-            return await self.connection().store.workers()
-
-    def _redis_errors(self, what: str) -> AbstractContextManager[None]:
-        """:class:`RedisUnavailable` instead of the client's own connection errors."""
-        return redis_errors(what, self.settings.redis_url)
+        return await self._queries.workers()

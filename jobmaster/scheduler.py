@@ -26,7 +26,8 @@ import structlog
 from jobmaster.codec import DecodeError
 from jobmaster.cron import plan_ticks
 from jobmaster.errors import describe
-from jobmaster.schedules import ScheduleBook, ScheduleDefinition, ScheduleState
+from jobmaster.schedule_definition import ScheduleDefinition, ScheduleState
+from jobmaster.schedules import ScheduleBook
 from jobmaster.store import ScheduleFiring, ScheduleRecord, SchedulerLease, Store, TickJob
 
 if TYPE_CHECKING:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +136,58 @@ def test_commands_say_which_redis_they_fell_back_to(redis_url: str, args: list[s
     named = run_cli(redis_url, *args)  # named by the variable: nothing to say
     assert named.returncode == 0, named.stderr
     assert "JOBMASTER_REDIS_URL" not in named.stderr
+
+
+def run_python(
+    code: str, *args: str, path: Sequence[Path] = ()
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [ROOT, *path])), "COLUMNS": "250"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_another_package_adds_a_command_through_an_entry_point(tmp_path: Path) -> None:
+    (tmp_path / "hello_plugin.py").write_text(
+        "def add(commands):\n"
+        "    parser = commands.add_parser('hello', help='say hello')\n"
+        "    parser.add_argument('who')\n"
+        "    parser.set_defaults(run=lambda args: print(f'hello {args.who}') or 0)\n"
+    )
+    dist = tmp_path / "hello_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[jobmaster.commands]\nhello = hello_plugin:add\n")
+    main = "import sys; from jobmaster.cli import main; sys.exit(main(sys.argv[1:]))"
+    assert "say hello" in run_python(main, "--help", path=[tmp_path]).stdout
+    said = run_python(main, "hello", "world", path=[tmp_path])
+    assert said.returncode == 0, said.stderr
+    assert said.stdout == "hello world\n"
+    # a built-in command does not import the packages that add commands
+    parsed = run_python(
+        "import sys; from jobmaster.cli import build_parser; "
+        "build_parser(['--log-level', 'debug', 'worker', 'app:registry']); "
+        "print(sorted({'hello_plugin', 'jobmaster_dashboard'} & set(sys.modules)))",
+        path=[tmp_path],
+    )
+    assert parsed.stdout == "[]\n", parsed.stderr
+
+
+def test_the_dashboard_command_says_what_to_install_when_it_is_missing() -> None:
+    without_dashboard = (
+        "import sys, importlib.metadata as m; everything = m.entry_points; "
+        "m.entry_points = lambda **kw: [e for e in everything(**kw) if e.name != 'dashboard']; "
+        "from jobmaster.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    listed = run_python(without_dashboard, "--help")
+    assert "serve the web dashboard (pip install jobmaster-dashboard)" in listed.stdout
+    for args in (["dashboard", "--port", "-1"], ["dashboard", "app:registry", "--help"]):
+        missing = run_python(without_dashboard, *args)
+        assert missing.returncode == 2
+        assert "jobmaster-dashboard, which is not installed" in missing.stderr.replace("\n", " ")
+        assert "Traceback" not in missing.stderr

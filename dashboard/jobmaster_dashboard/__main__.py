@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jobmaster.cli import DASHBOARD_HELP, UsageError, add_dashboard_arguments, run_dashboard
+from jobmaster.cli import UsageError
 from jobmaster.errors import JobmasterError
+from jobmaster_dashboard.cli import DASHBOARD_HELP, add_dashboard_arguments, run_dashboard
 
 
 def main(argv: Sequence[str] | None = None) -> None:

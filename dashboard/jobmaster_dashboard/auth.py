@@ -20,7 +20,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlencode
 
 import redis.exceptions
@@ -31,9 +31,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobmaster import RedisUnavailable
 from jobmaster_dashboard.throttle import LoginThrottle
-
-if TYPE_CHECKING:
-    from jobmaster_dashboard.sessions import Sessions
 
 log = structlog.get_logger("jobmaster_dashboard.auth")
 
@@ -195,6 +192,14 @@ def _header_credentials(header: str) -> tuple[str, str, str] | None:
     return None
 
 
+class SessionCheck(Protocol):
+    """What the middleware asks of the login sessions (:class:`.sessions.Sessions`)."""
+
+    async def check(self, cookie: str) -> bool:
+        """Whether the cookie belongs to a live session."""
+        ...
+
+
 class AuthMiddleware:
     """Lets authenticated requests through; sends browsers to the login form, others a 401
     (a 429 to an address or user that failed too often)."""
@@ -204,7 +209,7 @@ class AuthMiddleware:
         app: ASGIApp,
         auth: AuthConfig | None,
         prefix: str,
-        sessions: Sessions | None,
+        sessions: SessionCheck | None,
         throttle: LoginThrottle,
     ) -> None:
         self.app = app

@@ -1,5 +1,5 @@
 """Serving the dashboard with uvicorn: used by ``jobmaster dashboard`` and by
-``python -m jobmaster_dashboard`` (whose options live with the ``jobmaster`` command)."""
+``python -m jobmaster_dashboard`` (their options are in :mod:`jobmaster_dashboard.cli`)."""
 
 from __future__ import annotations
 
