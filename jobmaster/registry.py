@@ -14,9 +14,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
-from jobmaster import multiplexed
 from jobmaster.context import Context
 from jobmaster.definition import OPTIONS, JobDefinition, Retry
 from jobmaster.errors import (
@@ -45,6 +44,8 @@ from jobmaster.settings import JOBS_ENV_PREFIX, Settings, _explain
 from jobmaster.store import Store
 from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
+from jobmaster.transport import clients
+from jobmaster.transport.multiplexed import MultiplexedConnection
 from jobmaster.waiting import JobWaiter
 
 if TYPE_CHECKING:
@@ -56,10 +57,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _DECORATOR_OPTIONS = ("name", *OPTIONS, "retry", "cron")
-SOCKET_TIMEOUT = 30.0
-"""Seconds a command may take before its connection is considered dead."""
-MAX_CONNECTIONS = 50
-"""Connections per event loop (and per worker); more concurrent calls queue for one."""
 
 
 @dataclass(frozen=True)
@@ -373,16 +370,7 @@ class Registry:
     # -- connections ----------------------------------------------------------------------------
 
     def _connect(self) -> Redis:
-        # Blocking reads wait up to BLOCK_MS (5 s): the socket timeout must outlast them.
-        # Beyond MAX_CONNECTIONS, callers wait for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5,
-        )
-        return Redis.from_pool(pool)
+        return clients.async_client(self.settings.redis_url)
 
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
@@ -390,10 +378,8 @@ class Registry:
         fast = reader = None
         if self._own_connections():
 
-            def reader() -> multiplexed.MultiplexedConnection:
-                return multiplexed.MultiplexedConnection(
-                    settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
-                )
+            def reader() -> MultiplexedConnection:
+                return clients.fast_connection(settings.redis_url)
 
             fast = reader()
         return Store(
@@ -413,7 +399,7 @@ class Registry:
     def _own_connections(self) -> bool:
         """Whether jobmaster opens its connections itself (the fast paths need a plain
         ``redis://`` URL and the default client; a client of one's own is used as it is)."""
-        return self.uses_default_client() and multiplexed.supports(self.settings.redis_url)
+        return self.uses_default_client() and clients.supports(self.settings.redis_url)
 
     def blocking_producer(self) -> BlockingProducer | None:
         """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,
@@ -428,7 +414,7 @@ class Registry:
                         settings.redis_url,
                         settings.namespace,
                         events_maxlen=settings.events_maxlen,
-                        timeout=SOCKET_TIMEOUT,
+                        timeout=clients.SOCKET_TIMEOUT,
                         spin=settings.reply_spin,
                     )
         return self._blocking
@@ -511,8 +497,8 @@ class Registry:
         """A handle to an existing job, looked up by id across every queue (or in one)."""
         store = self.connection().store
         with self._redis_errors(f"looking up job {job_id}"):
-            queues = [queue] if queue is not None else await store.locate(job_id)
-            if queue is not None and await store.state(queue, job_id) is None:
+            queues = [queue] if queue is not None else await store.inspection.locate(job_id)
+            if queue is not None and await store.inspection.state(queue, job_id) is None:
                 queues = []
         if not queues:
             where = f" in queue {queue!r}" if queue is not None else ""
@@ -530,7 +516,7 @@ class Registry:
     async def known_queues(self) -> list[str]:
         """Every queue that has had a job in this namespace."""
         with self._redis_errors("listing queues"):
-            return await self.connection().store.queues()
+            return await self.connection().store.inspection.queues()
 
     async def list_jobs(
         self,
@@ -551,7 +537,7 @@ class Registry:
         if limit < 1 or offset < 0 or scan_limit < 1:
             raise ValueError("limit and scan_limit must be >= 1 and offset >= 0")
         with self._redis_errors(f"listing jobs of {queue}"):
-            return await self.connection().store.list_jobs(
+            return await self.connection().store.inspection.list_jobs(
                 queue,
                 JobState(state),
                 offset=offset,
@@ -578,9 +564,13 @@ class Registry:
             raise ValueError("buckets must be 1..1440 and bucket_seconds >= 1")
         bucket_ms = bucket_seconds * 1000
         with self._redis_errors(f"reading statistics of {queue}"):
-            counts, oldest_ms, now_ms, done, failed = await self.connection().store.stats(
-                queue, buckets, bucket_ms
-            )
+            (
+                counts,
+                oldest_ms,
+                now_ms,
+                done,
+                failed,
+            ) = await self.connection().store.inspection.stats(queue, buckets, bucket_ms)
         first = now_ms - buckets * bucket_ms
         return QueueStats(
             queue=queue,
@@ -624,12 +614,12 @@ class Registry:
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue (one cheap count per state)."""
         with self._redis_errors(f"counting jobs of {queue}"):
-            return await self.connection().store.counts(queue)
+            return await self.connection().store.inspection.counts(queue)
 
     async def workers(self) -> list[WorkerInfo]:
         """Live worker processes, from their heartbeats."""
         with self._redis_errors("listing workers"):
-            return await self.connection().store.workers()
+            return await self.connection().store.workers.workers()
 
     def _redis_errors(self, what: str) -> AbstractContextManager[None]:
         """:class:`RedisUnavailable` instead of the client's own connection errors."""

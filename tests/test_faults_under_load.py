@@ -23,7 +23,7 @@ from tests.conftest import start_worker, wait_until
 
 async def all_jobs(registry: Registry, ids: list[str]) -> list[Job]:
     store = registry.connection().store
-    jobs = await asyncio.gather(*(store.job("default", i, with_logs=False) for i in ids))
+    jobs = await asyncio.gather(*(store.inspection.job("default", i, with_logs=False) for i in ids))
     assert all(j is not None for j in jobs)
     return [j for j in jobs if j is not None]
 

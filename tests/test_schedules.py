@@ -547,10 +547,10 @@ async def test_one_leader_and_a_prompt_handover(
     a = Scheduler(registry, store, ["default"], "a", sync=False)
     b = Scheduler(registry, store, ["default"], "b", sync=False)
     task_a = asyncio.create_task(a.run())
-    await wait_until(lambda: store.scheduler_leader("default"), timeout=5)
+    await wait_until(lambda: store.schedules.scheduler_leader("default"), timeout=5)
     task_b = asyncio.create_task(b.run())
     await asyncio.sleep(0.5)
-    assert await store.scheduler_leader("default") == "a"
+    assert await store.schedules.scheduler_leader("default") == "a"
 
     task_a.cancel()  # a clean stop releases the lease: b takes over within its check interval
     await asyncio.gather(task_a, return_exceptions=True)
@@ -578,7 +578,7 @@ async def _no_release() -> None:
 
 
 async def _leader_is(store: Any, holder: str) -> bool:
-    return bool(await store.scheduler_leader("default") == holder)
+    return bool(await store.schedules.scheduler_leader("default") == holder)
 
 
 async def _gap(redis_url: str, queue: str = "default") -> tuple[int, int]:
@@ -634,7 +634,7 @@ async def test_a_schedule_added_at_run_time_wakes_the_leader(
     registry = lease_registry(60)
     workers(registry)
     store = registry.connection().store
-    await wait_until(lambda: store.scheduler_leader("default"), timeout=5)
+    await wait_until(lambda: store.schedules.scheduler_leader("default"), timeout=5)
     await asyncio.sleep(0.3)
     await registry.add_schedule("new", "beat", cron="* * * * * *")
     jobs = await wait_until(lambda: tick_jobs(registry, "new"), timeout=5)

@@ -229,9 +229,9 @@ class Worker(UpkeepLoops):
             if started:  # before that, nothing of this worker is in Redis
                 await self._flush_until_empty()
                 with contextlib.suppress(Exception):
-                    await self.store.remove_worker(self.id)
+                    await self.store.workers.remove_worker(self.id)
                     for queue in self.queues:
-                        await self.store.forget_consumer(queue, self.id)
+                        await self.store.jobs.forget_consumer(queue, self.id)
             await asyncio.to_thread(keeper.stop)  # the leases of what was flushed are done
             if self.install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -308,7 +308,7 @@ class Worker(UpkeepLoops):
         return False
 
     async def _check_access_and_register(self) -> None:
-        refused = await self.store.refused_commands(self.queues[0])
+        refused = await self.store.access.refused_commands(self.queues[0])
         if refused:
             url = safe_url(self.registry.settings.redis_url)
             raise RedisAccessDenied(
@@ -319,10 +319,10 @@ class Worker(UpkeepLoops):
 
     async def _register_queues(self) -> None:
         for queue in self.queues:
-            await self.store.ensure_groups(queue)
+            await self.store.jobs.ensure_groups(queue)
         # Before the first claim: a cancellation requested for a job this worker claims
         # must come after the position its control loop reads from.
-        self._control_positions = await self.store.newest_control_ids(self.queues)
+        self._control_positions = await self.store.control.newest_control_ids(self.queues)
 
     async def _drain(self) -> None:
         """Let running attempts finish within the grace period, then hand the rest back."""
@@ -357,7 +357,7 @@ class Worker(UpkeepLoops):
         for queue, leases in by_queue.items():
             await self._with_retries(  # bounded: if Redis is gone, their leases expire
                 "hand back",
-                lambda q=queue, ls=leases: self.store.requeue(q, ls, "worker shutting down"),
+                lambda q=queue, ls=leases: self.store.leases.requeue(q, ls, "worker shutting down"),
                 attempts=len(RETRY_DELAYS),
             )
         self.log.info("handed back running jobs", count=len(leftover))
@@ -414,7 +414,7 @@ class Worker(UpkeepLoops):
             return True
         if self.burst:
             return await self._burst_continues()
-        await self._interruptible(self.store.wait_for_entries(newest, BLOCK_MS))
+        await self._interruptible(self.store.jobs.wait_for_entries(newest, BLOCK_MS))
         return True
 
     async def _interruptible(self, wait: Coroutine[Any, Any, Any]) -> None:
@@ -444,7 +444,7 @@ class Worker(UpkeepLoops):
                 break
             try:
                 # a claim sent again after its reply was lost keeps its id: it gets its jobs
-                claim = await self.store.claim(
+                claim = await self.store.jobs.claim(
                     queue,
                     self.id,
                     free,
@@ -490,7 +490,7 @@ class Worker(UpkeepLoops):
             return True
         next_due = -1
         for queue in self.queues:
-            promotion = await self.store.promote(queue)
+            promotion = await self.store.jobs.promote(queue)
             if promotion.promoted:
                 return True
             if promotion.next_due_ms >= 0:
@@ -551,7 +551,7 @@ class Worker(UpkeepLoops):
         )
         message = f"{exc}; its thread went on running, and the retry waited for it to return"
         try:
-            await self.store.record_overrun(
+            await self.store.leases.record_overrun(
                 job.queue, Lease(job.job_id, job.token), type(exc).__qualname__, message
             )
         except Exception as error:  # the attempt's end records the timeout in any case
@@ -575,7 +575,7 @@ class Worker(UpkeepLoops):
             def renew(
                 queue: str, leases: Sequence[Lease], lease_ms: int
             ) -> tuple[list[Lease], list[Lease]]:
-                call = self.store.renew(queue, leases, lease_ms)
+                call = self.store.leases.renew(queue, leases, lease_ms)
                 return asyncio.run_coroutine_threadsafe(call, loop).result(self.lease)
 
         return LeaseKeeper(
@@ -630,7 +630,7 @@ class Worker(UpkeepLoops):
             full = False
             for queue, batch in list(outputs.items()):
                 try:
-                    await self.store.record_output(queue, batch)
+                    await self.store.leases.record_output(queue, batch)
                 except ResponseError as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -638,7 +638,9 @@ class Worker(UpkeepLoops):
                     self._drop_output(queue, batch)
                 del outputs[queue]
             for queue, done in list(completions.items()):
-                recorded = await self.store.finish(queue, [c for _, c in done], self._retention_ms)
+                recorded = await self.store.jobs.finish(
+                    queue, [c for _, c in done], self._retention_ms
+                )
                 del completions[queue]
                 self._recorded_ends(done, recorded)
             if self._dropped and not full:
@@ -686,7 +688,7 @@ class Worker(UpkeepLoops):
         """Tell each attempt that lost log lines how many (Redis has room again)."""
         for queue, notes in self._dropped.notes().items():
             try:
-                await self.store.record_output(queue, notes)
+                await self.store.leases.record_output(queue, notes)
             except ResponseError as exc:
                 if is_out_of_memory(exc):
                     return

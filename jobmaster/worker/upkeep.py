@@ -105,7 +105,7 @@ class UpkeepLoops:
         async def promote_and_wait() -> None:
             wait_ms = BLOCK_MS
             for queue in self.queues:
-                promotion = await self.store.promote(queue)
+                promotion = await self.store.jobs.promote(queue)
                 timers[queue] = promotion.timers_id
                 if promotion.next_due_ms >= 0:
                     wait_ms = min(wait_ms, promotion.next_due_ms)
@@ -132,7 +132,7 @@ class UpkeepLoops:
             if read is not None and not read.cancelled():
                 read.result()  # a failed read raises here, once, for the caller to retry
             read = self._timers_read = asyncio.ensure_future(
-                self.store.wait_for_timers(dict(timers), BLOCK_MS)
+                self.store.jobs.wait_for_timers(dict(timers), BLOCK_MS)
             )
         await asyncio.wait({read}, timeout=wait_ms / 1000)
 
@@ -148,7 +148,7 @@ class UpkeepLoops:
             nonlocal wait_ms
             wait_ms = self._lease_ms
             for queue in self.queues:
-                result = await self.store.reclaim(queue, self.registry.settings.max_lost)
+                result = await self.store.leases.reclaim(queue, self.registry.settings.max_lost)
                 if result.requeued or result.failed:
                     self.log.warning(
                         "took back jobs whose lease expired",
@@ -170,8 +170,10 @@ class UpkeepLoops:
     async def _housekeeping(self) -> None:
         """Retention for queues that see no completions, and dead workers' consumer names."""
         for queue in self.queues:
-            await self.store.prune(queue, self._retention_ms)
-            await self.store.forget_idle_consumers(queue, CONSUMER_IDLE_LEASES * self._lease_ms)
+            await self.store.jobs.prune(queue, self._retention_ms)
+            await self.store.jobs.forget_idle_consumers(
+                queue, CONSUMER_IDLE_LEASES * self._lease_ms
+            )
 
     async def _control_loop(self) -> None:
         """Cancel running attempts whose job's cancellation was requested (a blocking read
@@ -179,7 +181,7 @@ class UpkeepLoops:
         positions = self._control_positions
 
         async def read() -> None:
-            for queue, job_id, token in await self.store.read_control(positions, BLOCK_MS):
+            for queue, job_id, token in await self.store.control.read_control(positions, BLOCK_MS):
                 self._cancel(queue, job_id, token)
 
         while not self._closing:
@@ -235,7 +237,7 @@ class UpkeepLoops:
             last_seen=time.time(),
         )
         # Listed for as long as it could still hold a lease: one lease after the last beat.
-        await self.store.heartbeat(info, ttl_ms=int(self.lease * 1000))
+        await self.store.workers.heartbeat(info, ttl_ms=int(self.lease * 1000))
 
     async def _with_retries(self, what: str, action: Any, attempts: int | None = None) -> None:
         """Run ``action`` until it succeeds (or ``attempts`` run out, or, without a limit, the
