@@ -520,9 +520,9 @@ async def test_racing_schedulers_cannot_fire_a_tick_twice(lease_registry: LeaseR
         for i, store in enumerate(stores)
     ]
     for _ in range(3):
-        lease = await stores[0].scheduler_lease("default", "probe", 60_000)
+        lease = await stores[0].schedules.scheduler_lease("default", "probe", 60_000)
         await asyncio.sleep(lease.next_due_ms / 1000 + 0.01)
-        lease = await stores[0].scheduler_lease("default", "probe", 60_000)
+        lease = await stores[0].schedules.scheduler_lease("default", "probe", 60_000)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(s._fire_due("default", lease, loop.time()) for s in schedulers))
     jobs = await tick_jobs(registry, "race")
@@ -531,10 +531,10 @@ async def test_racing_schedulers_cannot_fire_a_tick_twice(lease_registry: LeaseR
     assert sum(s.jobs_created for s in schedulers) == 3
 
     # A stale firing (read before another scheduler fired) writes nothing.
-    state = (await stores[0].schedules("default", ["race"]))[0]
+    state = (await stores[0].schedules.schedules("default", ["race"]))[0]
     stale = ScheduleFiring("race", 1, 0, 99, 0, [TickJob("race@5", b"x", 5)])
-    assert (await stores[0].fire_schedules("default", [stale]))[0] == [(0, 0)]
-    assert (await stores[0].schedules("default", ["race"]))[0] == state
+    assert (await stores[0].schedules.fire_schedules("default", [stale]))[0] == [(0, 0)]
+    assert (await stores[0].schedules.schedules("default", ["race"]))[0] == state
     for store in stores:
         await store.close()
 
