@@ -4,6 +4,7 @@ jobs cut into runs of one band and delay, the call's KEYS and ARGV, and what its
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from redis.exceptions import OutOfMemoryError
@@ -11,7 +12,7 @@ from redis.exceptions import OutOfMemoryError
 from jobmaster.errors import is_out_of_memory
 from jobmaster.store.connection import GROUP, QueueKeyLists
 from jobmaster.store.types import NewJob
-from jobmaster.transport.resp import encode_enqueue
+from jobmaster.transport.resp import encode_enqueue, encode_values
 
 
 class EnqueueRefused(OutOfMemoryError):
@@ -69,7 +70,13 @@ def enqueue_command(
     """The EVALSHA of :func:`enqueue_call`, encoded (``heads``: as
     :func:`jobmaster.transport.resp.encode_evalsha`'s)."""
     keys, runs = _runs(lists, jobs)
-    return encode_enqueue(heads, sha, keys, (GROUP, events_maxlen), runs)
+    return encode_enqueue(heads, sha, keys, _options(events_maxlen), runs)
+
+
+@cache
+def _options(events_maxlen: int) -> tuple[bytes, int]:
+    """The first two arguments of every enqueue call, encoded, and how many."""
+    return encode_values((GROUP, events_maxlen)), 2
 
 
 def _runs(

@@ -9,7 +9,6 @@ formatting operation; tests check every encoder against redis-py's ``pack_comman
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -102,14 +101,15 @@ def encode_enqueue(
     heads: dict[tuple[str, ...], bytes],
     sha: str,
     keys: Sequence[str],
-    leading: tuple[str | int, ...],
+    leading: tuple[bytes, int],
     runs: Sequence[tuple[int, int, int, Sequence[EnqueuedJob]]],
 ) -> bytes:
-    """The EVALSHA of an enqueue: the ``leading`` values, then per run (band, index of its
+    """The EVALSHA of an enqueue: the ``leading`` values (encoded by :func:`encode_values`,
+    and how many), then per run (band, index of its
     stream among the KEYS' streams, delay ms, jobs) four values (how many jobs, band, index,
     delay) and each job's id and record. A producer's hot path: each run's four values, and
     each job's two, are encoded by one formatting operation (bands are 0-9)."""
-    parts, count = [_leading(leading)], len(leading)
+    parts, count = [leading[0]], leading[1]
     for band, slot, delay_ms, run in runs:
         size, delay = b"%d" % len(run), b"%d" % delay_ms
         parts.append(
@@ -141,12 +141,6 @@ def encode_completion(completion: EndedAttempt) -> tuple[bytes, int]:
         ),
         5,
     )  # fmt: skip
-
-
-@cache
-def _leading(values: tuple[str | int, ...]) -> bytes:
-    """Values every call of a kind starts with, encoded once."""
-    return encode_values(values)
 
 
 def error_reply(message: str) -> ResponseError:
