@@ -11,21 +11,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
-from jobmaster import multiplexed
 from jobmaster.settings import Settings
 from jobmaster.store import Store
 from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
+from jobmaster.transport import clients
+from jobmaster.transport.multiplexed import MultiplexedConnection
 from jobmaster.waiting import JobWaiter
 
 T = TypeVar("T")
-
-SOCKET_TIMEOUT = 30.0
-"""Seconds a command may take before its connection is considered dead."""
-MAX_CONNECTIONS = 50
-"""Connections per event loop (and per worker); more concurrent calls queue for one."""
 
 
 @dataclass(frozen=True)
@@ -57,16 +53,7 @@ class Connections:
 
     def connect(self) -> Redis:
         """A redis-py client on ``redis_url`` (the default ``redis_factory``)."""
-        # Blocking reads wait up to BLOCK_MS (5 s): the socket timeout must outlast them.
-        # Beyond MAX_CONNECTIONS, callers wait for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5,
-        )
-        return Redis.from_pool(pool)
+        return clients.async_client(self.settings.redis_url)
 
     def new_store(self) -> Store:
         """A store on a new Redis client (the caller closes it)."""
@@ -74,10 +61,8 @@ class Connections:
         fast = reader = None
         if self.own_connections():
 
-            def reader() -> multiplexed.MultiplexedConnection:
-                return multiplexed.MultiplexedConnection(
-                    settings.redis_url, timeout=SOCKET_TIMEOUT, connect_timeout=5
-                )
+            def reader() -> MultiplexedConnection:
+                return clients.fast_connection(settings.redis_url)
 
             fast = reader()
         return Store(
@@ -96,7 +81,7 @@ class Connections:
     def own_connections(self) -> bool:
         """Whether jobmaster opens its connections itself (the fast paths need a plain
         ``redis://`` URL and the default client; a client of one's own is used as it is)."""
-        return self.uses_default_client() and multiplexed.supports(self.settings.redis_url)
+        return self.uses_default_client() and clients.supports(self.settings.redis_url)
 
     def open(self) -> Connection:
         """The running event loop's connection, opened now if it has none."""
@@ -118,7 +103,7 @@ class Connections:
                         settings.redis_url,
                         settings.namespace,
                         events_maxlen=settings.events_maxlen,
-                        timeout=SOCKET_TIMEOUT,
+                        timeout=clients.SOCKET_TIMEOUT,
                         spin=settings.reply_spin,
                     )
         return self.blocking

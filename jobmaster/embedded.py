@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from jobmaster.transport.resp import encode_command
+
 
 class EmbeddedRedisError(RuntimeError):
     """The private redis-server could not be started."""
@@ -86,7 +88,7 @@ class EmbeddedRedis:
     def _ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
+                conn.sendall(encode_command(["PING"]))
                 return conn.recv(16).startswith(b"+PONG")
         except OSError:
             return False

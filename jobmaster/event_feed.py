@@ -37,16 +37,16 @@ async def event_feed(
     fixed = list(queues) if queues is not None else None
     block_ms = 2000 if fixed is None else 5000  # every queue: look for new ones now and then
     positions: dict[str, bytes] = {}
-    reader = store.new_reader()
+    reader = store.inspection.new_reader()
     skipped = 0
 
     async def read() -> tuple[list[Event], int]:
-        for queue in fixed if fixed is not None else await store.queues():
+        for queue in fixed if fixed is not None else await store.inspection.queues():
             positions.setdefault(queue, start)
         if not positions:
             await asyncio.sleep(NO_QUEUES_SLEEP)
             return [], 0
-        return await store.read_event_batch(positions, block_ms, reader=reader)
+        return await store.inspection.read_event_batch(positions, block_ms, reader=reader)
 
     try:
         while True:

@@ -18,14 +18,14 @@ from jobmaster.errors import (
 from jobmaster.models import CancelOutcome, Job, JobState
 from jobmaster.options import check_priority, delay_to_ms
 from jobmaster.payload import pack_arguments
+from jobmaster.store.replies import Outcome
 
 if TYPE_CHECKING:
     from jobmaster.registry_view import RegistryView
     from jobmaster.signature import HandlerSignature
-    from jobmaster.store import Store
+    from jobmaster.store import JobOperation, Store
 
 R = TypeVar("R")
-T = TypeVar("T")
 
 
 class JobHandle(Generic[R]):
@@ -74,7 +74,7 @@ class JobHandle(Generic[R]):
         with redis_errors(f"waiting for job {self.id}", self.registry.settings.redis_url):
             state = await conn.waiter.wait(self.queue, self.id, timeout)
             succeeded = state is JobState.SUCCEEDED
-            raw = await conn.store.result(self.queue, self.id) if succeeded else None
+            raw = await conn.store.inspection.result(self.queue, self.id) if succeeded else None
         if succeeded:
             if raw is None:
                 raise ResultExpired(f"job {self.id} succeeded but its result has expired")
@@ -96,21 +96,21 @@ class JobHandle(Generic[R]):
 
     async def _signature_by_name(self) -> HandlerSignature | None:
         """The signature of the job's handler in this registry (from its record's name)."""
-        raw = await self.registry.connection().store.record(self.queue, self.id)
+        raw = await self.registry.connection().store.jobs.record(self.queue, self.id)
         handler = self.registry.jobs.get(load_record(raw)["n"]) if raw is not None else None
         return handler.signature if handler is not None else None
 
     async def info(self) -> Job:
         """The job with its state and every attempt so far."""
         with redis_errors(f"reading job {self.id}", self.registry.settings.redis_url):
-            job = await self.registry.connection().store.job(self.queue, self.id)
+            job = await self.registry.connection().store.inspection.job(self.queue, self.id)
         if job is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return job
 
     async def state(self) -> JobState:
         with redis_errors(f"reading job {self.id}", self.registry.settings.redis_url):
-            state = await self.registry.connection().store.state(self.queue, self.id)
+            state = await self.registry.connection().store.inspection.state(self.queue, self.id)
         if state is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return state
@@ -128,10 +128,14 @@ class JobHandle(Generic[R]):
         Raises:
             InvalidState: it had already finished (``state`` says how).
         """
-        answer = await self._operate("cancel", lambda s: s.cancel(self.queue, self.id, reason))
-        if answer in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED):
-            return CancelOutcome(answer)
-        state = answer.removeprefix("finished:")
+        answer = await self._operate(
+            "cancel", lambda s: s.control.cancel(self.queue, self.id, reason)
+        )
+        if answer.outcome is Outcome.DONE:
+            return CancelOutcome.CANCELLED
+        if answer.outcome is Outcome.REQUESTED:
+            return CancelOutcome.REQUESTED
+        state = str(answer.state)
         raise InvalidState(f"job {self.id} already finished: it {state}", state)
 
     async def reschedule(
@@ -143,7 +147,7 @@ class JobHandle(Generic[R]):
         """
         delay_ms = delay_to_ms(delay, at)
         answer = await self._operate(
-            "reschedule", lambda s: s.reschedule(self.queue, self.id, delay_ms)
+            "reschedule", lambda s: s.control.reschedule(self.queue, self.id, delay_ms)
         )
         return self._state_or_raise(answer, "rescheduled")
 
@@ -159,8 +163,8 @@ class JobHandle(Generic[R]):
             InvalidArguments: the new arguments do not fit the handler's signature.
             InvalidState: the job already started or finished.
         """
-        store = self.registry.connection().store
-        raw = await self._operate("update", lambda s: s.record(self.queue, self.id))
+        with redis_errors(f"update of job {self.id}", self.registry.settings.redis_url):
+            raw = await self.registry.connection().store.jobs.record(self.queue, self.id)
         if raw is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         record = load_record(raw)
@@ -175,16 +179,16 @@ class JobHandle(Generic[R]):
         if priority is not None:
             band = record["p"] = check_priority(priority)
         answer = await self._operate(
-            "update", lambda s: store.update(self.queue, self.id, pack(record), band)
+            "update", lambda s: s.control.update(self.queue, self.id, pack(record), band)
         )
         return self._state_or_raise(answer, "changed")
 
     async def retry(self) -> JobState:
         """Run a failed or cancelled job again: a new attempt, its history kept."""
-        answer = await self._operate("retry", lambda s: s.retry(self.queue, self.id))
-        if answer == JobState.QUEUED:
+        answer = await self._operate("retry", lambda s: s.control.retry(self.queue, self.id))
+        if answer.outcome is Outcome.DONE:
             return JobState.QUEUED
-        state = answer.removeprefix("refused:")
+        state = str(answer.state)
         raise InvalidState(
             f"job {self.id} is {state}; only failed or cancelled jobs can be retried", state
         )
@@ -195,26 +199,29 @@ class JobHandle(Generic[R]):
         Raises:
             InvalidState: the job has not finished (cancel it first).
         """
-        answer = await self._operate("delete", lambda s: s.delete(self.queue, self.id))
-        if answer != "deleted":
-            state = answer.removeprefix("refused:")
+        answer = await self._operate("delete", lambda s: s.control.delete(self.queue, self.id))
+        if answer.outcome is not Outcome.DONE:
+            state = str(answer.state)
             raise InvalidState(
                 f"job {self.id} is {state}; only finished jobs can be deleted (cancel it first)",
                 state,
             )
 
-    async def _operate(self, what: str, call: Callable[[Store], Awaitable[T]]) -> T:
+    async def _operate(
+        self, what: str, call: Callable[[Store], Awaitable[JobOperation]]
+    ) -> JobOperation:
         with redis_errors(f"{what} of job {self.id}", self.registry.settings.redis_url):
             answer = await call(self.registry.connection().store)
-        if answer == "missing":
+        if answer.outcome is Outcome.MISSING:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
         return answer
 
-    def _state_or_raise(self, answer: str, done: str) -> JobState:
-        if answer in (JobState.QUEUED, JobState.SCHEDULED):
-            return JobState(answer)
+    def _state_or_raise(self, answer: JobOperation, done: str) -> JobState:
+        if answer.outcome is Outcome.DONE and answer.state is not None:
+            return answer.state
+        state = str(answer.state)
         raise InvalidState(
-            f"job {self.id} is {answer}; only scheduled or queued jobs can be {done}", answer
+            f"job {self.id} is {state}; only scheduled or queued jobs can be {done}", state
         )
 
     def delete_sync(self) -> None:

@@ -18,7 +18,7 @@ from jobmaster.payload import pack_arguments, pack_many_arguments
 from jobmaster.records import RecordPacker
 from jobmaster.signature import HandlerSignature
 from jobmaster.store import ENQUEUE_CHUNK, NewJob
-from jobmaster.store.jobs import EnqueueRefused
+from jobmaster.store.enqueueing import EnqueueRefused
 
 if TYPE_CHECKING:
     from jobmaster.registry_view import RegistryView
@@ -86,7 +86,9 @@ class JobOptions(Generic[P, R]):
         registry = self.handler.registry
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
-                created = await registry.connection().store.enqueue_batches(self.queue, batches())
+                created = await registry.connection().store.jobs.enqueue_batches(
+                    self.queue, batches()
+                )
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
         return self._handles(jobs, created)

@@ -29,24 +29,24 @@ class Queries:
     async def known_queues(self) -> list[str]:
         """Every queue that has had a job in this namespace."""
         with self.redis_errors("listing queues"):
-            return await self.registry.connection().store.queues()
+            return await self.registry.connection().store.inspection.queues()
 
     async def count_jobs(self, queue: str) -> dict[JobState, int]:
         """Jobs per state in a queue."""
         with self.redis_errors(f"counting jobs of {queue}"):
-            return await self.registry.connection().store.counts(queue)
+            return await self.registry.connection().store.inspection.counts(queue)
 
     async def workers(self) -> list[WorkerInfo]:
         """Live worker processes, from their heartbeats."""
         with self.redis_errors("listing workers"):
-            return await self.registry.connection().store.workers()
+            return await self.registry.connection().store.workers.workers()
 
     async def find(self, job_id: str, queue: str | None) -> JobHandle[Any]:
         """A handle to a job, looked up by id across every queue (or in one)."""
         store = self.registry.connection().store
         with self.redis_errors(f"looking up job {job_id}"):
-            queues = [queue] if queue is not None else await store.locate(job_id)
-            if queue is not None and await store.state(queue, job_id) is None:
+            queues = [queue] if queue is not None else await store.inspection.locate(job_id)
+            if queue is not None and await store.inspection.state(queue, job_id) is None:
                 queues = []
         if not queues:
             where = f" in queue {queue!r}" if queue is not None else ""
@@ -72,7 +72,7 @@ class Queries:
         if limit < 1 or offset < 0 or scan_limit < 1:
             raise ValueError("limit and scan_limit must be >= 1 and offset >= 0")
         with self.redis_errors(f"listing jobs of {queue}"):
-            return await self.registry.connection().store.list_jobs(
+            return await self.registry.connection().store.inspection.list_jobs(
                 queue,
                 JobState(state),
                 offset=offset,
@@ -88,9 +88,13 @@ class Queries:
             raise ValueError("buckets must be 1..1440 and bucket_seconds >= 1")
         bucket_ms = bucket_seconds * 1000
         with self.redis_errors(f"reading statistics of {queue}"):
-            counts, oldest_ms, now_ms, done, failed = await self.registry.connection().store.stats(
-                queue, buckets, bucket_ms
-            )
+            (
+                counts,
+                oldest_ms,
+                now_ms,
+                done,
+                failed,
+            ) = await self.registry.connection().store.inspection.stats(queue, buckets, bucket_ms)
         first = now_ms - buckets * bucket_ms
         return QueueStats(
             queue=queue,

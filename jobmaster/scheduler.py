@@ -116,7 +116,7 @@ class Scheduler:
         wait = self.renew_every
         led: dict[str, bytes] = {}
         for queue in self.queues:
-            lease = await self.store.scheduler_lease(queue, self.holder, self.lease_ms)
+            lease = await self.store.schedules.scheduler_lease(queue, self.holder, self.lease_ms)
             if not lease.leader:
                 # Look again when the lease could expire (a little after, so as not to race).
                 wait = min(wait, lease.lease_left_ms / 1000 + random.uniform(0.005, 0.05))
@@ -134,7 +134,7 @@ class Scheduler:
 
     async def _hold_leases(self) -> None:
         for queue in self.queues:
-            await self.store.scheduler_lease(queue, self.holder, self.lease_ms)
+            await self.store.schedules.scheduler_lease(queue, self.holder, self.lease_ms)
 
     async def _sync_declared(self) -> None:
         report = await ScheduleBook(self.registry, self.store).sync(
@@ -155,10 +155,10 @@ class Scheduler:
         next_due = 0
         for _ in range(FIRE_ROUNDS):
             now = lease.now_ms + int((loop.time() - replied_at) * 1000)
-            records = await self.store.due_schedules(queue, now, FIRE_BATCH)
+            records = await self.store.schedules.due_schedules(queue, now, FIRE_BATCH)
             firings = [f for r in records if (f := self._firing(r, now, gap)) is not None]
-            results, next_due = await self.store.fire_schedules(queue, firings)
-            created = sum(c for _, c in results)
+            results, next_due = await self.store.schedules.fire_schedules(queue, firings)
+            created = sum(r.created for r in results)
             self.jobs_created += created
             if created:
                 self.log.debug("schedules fired", queue=queue, jobs=created)
@@ -214,7 +214,7 @@ class Scheduler:
         if self._wake is None:
             self._wake_from = dict(self._led)
             self._wake = asyncio.ensure_future(
-                self.store.wait_for_schedule_changes(self._wake_from, BLOCK_MS)
+                self.store.schedules.wait_for_schedule_changes(self._wake_from, BLOCK_MS)
             )
         waits: set[asyncio.Future[Any]] = {self._wake}
         if self.closed is not None:
@@ -250,7 +250,7 @@ class Scheduler:
         for queue in list(self._led):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(RELEASE_TIMEOUT):
-                    await self.store.scheduler_lease(
+                    await self.store.schedules.scheduler_lease(
                         queue, self.holder, self.lease_ms, release=True
                     )
         self._led = {}

@@ -26,7 +26,7 @@ from jobmaster.schedule_definition import (
     encode_arguments,
     to_model,
 )
-from jobmaster.store import ScheduleFiring, ScheduleRecord, Store, TickJob
+from jobmaster.store import Fired, Saved, ScheduleFiring, ScheduleRecord, Store, TickJob
 
 if TYPE_CHECKING:
     from jobmaster.handler import JobHandler
@@ -53,12 +53,12 @@ class ScheduleBook:
     async def list(self) -> list[Schedule]:
         """Every schedule, by name, with its next run and its last job's state."""
         schedules: list[Schedule] = []
-        for queue in await self.store.schedule_queues():
-            records = await self.store.schedules(queue)
+        for queue in await self.store.schedules.schedule_queues():
+            records = await self.store.schedules.schedules(queue)
             states = [ScheduleState.decode(r.state) for r in records]
             last_ids = [s.last_job_id for s in states if s.last_job_id]
             job_states = dict(
-                zip(last_ids, await self.store.job_states(queue, last_ids), strict=True)
+                zip(last_ids, await self.store.inspection.job_states(queue, last_ids), strict=True)
             )
             for record, state in zip(records, states, strict=True):
                 try:
@@ -72,33 +72,35 @@ class ScheduleBook:
         state = ScheduleState.decode(record.state)
         job_state = None
         if state.last_job_id:
-            job_state = (await self.store.job_states(record.queue, [state.last_job_id]))[0]
+            job_state = (await self.store.inspection.job_states(record.queue, [state.last_job_id]))[
+                0
+            ]
         return to_model(record, job_state)
 
     async def _find(self, name: str) -> ScheduleRecord:
-        queues = await self.store.locate_schedule(name)
+        queues = await self.store.schedules.locate_schedule(name)
         if len(queues) > 1:
             raise JobmasterError(f"schedule {name!r} exists in queues {', '.join(queues)}")
-        records = await self.store.schedules(queues[0], [name]) if queues else []
+        records = await self.store.schedules.schedules(queues[0], [name]) if queues else []
         if not records:
             raise ScheduleNotFound(f"no schedule named {name!r}")
         return records[0]
 
     async def add(self, definition: ScheduleDefinition) -> Schedule:
         """Create a schedule; its first tick is the first one after now."""
-        if await self.store.locate_schedule(definition.name):
+        if await self.store.schedules.locate_schedule(definition.name):
             raise ScheduleExists(f"a schedule named {definition.name!r} exists already")
         if not await self._create(definition):
             raise ScheduleExists(f"a schedule named {definition.name!r} exists already")
         return await self.get(definition.name)
 
     async def _create(self, definition: ScheduleDefinition) -> bool:
-        due = definition.rule.next_after(await self.store.server_time_ms())
-        outcome, _ = await self.store.save_schedule(
+        due = definition.rule.next_after(await self.store.inspection.server_time_ms())
+        outcome, _ = await self.store.schedules.save_schedule(
             definition.queue, definition.name, create=True, definition=definition.encode(),
             due_ms=due,
         )  # fmt: skip
-        return outcome == 1
+        return outcome is Saved.SAVED
 
     async def update(self, name: str, **changes: Any) -> Schedule:
         """Change a schedule's job, arguments, timing or catch-up policy.
@@ -172,20 +174,22 @@ class ScheduleBook:
             same_timing = False
         due = -1
         if not same_timing and not state.paused:
-            due = new.rule.next_after(await self.store.server_time_ms())
-        outcome, _ = await self.store.save_schedule(
+            due = new.rule.next_after(await self.store.inspection.server_time_ms())
+        outcome, _ = await self.store.schedules.save_schedule(
             record.queue, record.name, create=False, definition=new.encode(),
             revision=state.revision, paused=state.paused, due_ms=due,
         )  # fmt: skip
-        if outcome == -1:
+        if outcome is Saved.MISSING:
             raise ScheduleNotFound(f"no schedule named {record.name!r}")
-        return outcome == 1
+        return outcome is Saved.SAVED
 
     async def pause(self, name: str) -> Schedule:
         """Stop a schedule's ticks until it is resumed."""
         record = await self._find(name)
-        outcome, _ = await self.store.save_schedule(record.queue, name, create=False, paused=True)
-        if outcome == -1:
+        outcome, _ = await self.store.schedules.save_schedule(
+            record.queue, name, create=False, paused=True
+        )
+        if outcome is Saved.MISSING:
             raise ScheduleNotFound(f"no schedule named {name!r}")
         return await self.get(name)
 
@@ -198,13 +202,13 @@ class ScheduleBook:
             if not state.paused:
                 return await self.get(name)
             rule = ScheduleDefinition.decode(record.definition).rule
-            due = rule.next_after(await self.store.server_time_ms())
-            outcome, _ = await self.store.save_schedule(
+            due = rule.next_after(await self.store.inspection.server_time_ms())
+            outcome, _ = await self.store.schedules.save_schedule(
                 record.queue, name, create=False, revision=state.revision, due_ms=due
             )
-            if outcome == -1:
+            if outcome is Saved.MISSING:
                 raise ScheduleNotFound(f"no schedule named {name!r}")
-            if outcome == 1:
+            if outcome is Saved.SAVED:
                 return await self.get(name)
         raise JobmasterError(f"schedule {name!r} kept changing; try again")
 
@@ -217,8 +221,8 @@ class ScheduleBook:
             f"{name}@run-{uuid.uuid4().hex[:12]}", definition.job_record(created_ms), created_ms
         )
         firing = ScheduleFiring(name, -1, -1, -1, definition.priority, [job])
-        results, _ = await self.store.fire_schedules(record.queue, [firing])
-        if results[0][0] != 1:
+        results, _ = await self.store.schedules.fire_schedules(record.queue, [firing])
+        if results[0].outcome is not Fired.FIRED:
             raise ScheduleNotFound(f"no schedule named {name!r}")
         handler = self.registry.jobs.get(definition.job)
         return JobHandle(
@@ -231,8 +235,8 @@ class ScheduleBook:
     async def delete(self, name: str) -> None:
         """Delete a schedule; the jobs it enqueued are left alone."""
         deleted = False
-        for queue in await self.store.locate_schedule(name):
-            deleted = await self.store.delete_schedule(queue, name) or deleted
+        for queue in await self.store.schedules.locate_schedule(name):
+            deleted = await self.store.schedules.delete_schedule(queue, name) or deleted
         if not deleted:
             raise ScheduleNotFound(f"no schedule named {name!r}")
 
@@ -241,14 +245,14 @@ class ScheduleBook:
         changed ones (keeping their state), delete code-declared ones no longer declared.
         Schedules added at run time are left alone (unless code declares the same name)."""
         existing: dict[str, list[ScheduleRecord]] = {}
-        for queue in await self.store.schedule_queues():
-            for record in await self.store.schedules(queue):
+        for queue in await self.store.schedules.schedule_queues():
+            for record in await self.store.schedules.schedules(queue):
                 existing.setdefault(record.name, []).append(record)
         report = SyncReport([], [], [])
         for name, definition in declared.items():
             records = existing.pop(name, [])
             for stale in [r for r in records if r.queue != definition.queue]:
-                await self.store.delete_schedule(stale.queue, name)
+                await self.store.schedules.delete_schedule(stale.queue, name)
                 records.remove(stale)
             if not records:
                 await self._create(definition)  # False: another worker synced it just now
@@ -260,7 +264,7 @@ class ScheduleBook:
             for record in records:
                 current = _definition_of(record)
                 if current is not None and current.source == "code":
-                    await self.store.delete_schedule(record.queue, name)
+                    await self.store.schedules.delete_schedule(record.queue, name)
                     report.removed.append(name)
         return report
 
@@ -268,7 +272,7 @@ class ScheduleBook:
         for _ in range(SAVE_ATTEMPTS):
             if await self._replace(record, definition):
                 return
-            records = await self.store.schedules(definition.queue, [definition.name])
+            records = await self.store.schedules.schedules(definition.queue, [definition.name])
             if not records or _definition_of(records[0]) == definition:
                 return  # deleted meanwhile, or another worker synced it
             record = records[0]

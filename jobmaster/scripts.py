@@ -2,7 +2,8 @@
 ``integrity.lua`` for those that read many statuses at once).
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
-pipelines they go through the store's multiplexed connection when it has one.
+pipelines they go through the store's multiplexed connection when it has one. Each part of
+the store makes the scripts it calls (:meth:`jobmaster.store.connection.StoreConnection.script`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from jobmaster.multiplexed import MultiplexedConnection
+from jobmaster.transport.multiplexed import MultiplexedConnection
 
 CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
@@ -30,7 +31,9 @@ def source(name: str) -> str:
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 
-class _Script:
+class Script:
+    """One script, called by its digest (loaded again where Redis lost it)."""
+
     def __init__(self, redis: Redis, name: str, fast: MultiplexedConnection | None) -> None:
         self.name = name
         self._script: AsyncScript = redis.register_script(source(name))
@@ -53,28 +56,3 @@ class _Script:
         if self._fast is None:
             raise RuntimeError(f"{self.name}: encoded arguments need the multiplexed connection")
         return await self._fast.evalsha(self.sha, source(self.name), keys, args, encoded)
-
-
-class Scripts:
-    """Every atomic operation of jobmaster, ready to call."""
-
-    def __init__(self, redis: Redis, fast: MultiplexedConnection | None = None) -> None:
-        self.enqueue = _Script(redis, "enqueue", fast)
-        self.claim = _Script(redis, "claim", fast)
-        self.finish = _Script(redis, "finish", fast)
-        self.promote = _Script(redis, "promote", fast)
-        self.requeue = _Script(redis, "requeue", fast)
-        self.reclaim = _Script(redis, "reclaim", fast)
-        self.prune = _Script(redis, "prune", fast)
-        self.delete = _Script(redis, "delete", fast)
-        self.cancel = _Script(redis, "cancel", fast)
-        self.reschedule = _Script(redis, "reschedule", fast)
-        self.update = _Script(redis, "update", fast)
-        self.retry = _Script(redis, "retry", fast)
-        self.renew = _Script(redis, "renew", fast)
-        self.overrun = _Script(redis, "overrun", fast)
-        self.record_output = _Script(redis, "record_output", fast)
-        self.save_schedule = _Script(redis, "save_schedule", fast)
-        self.fire_schedules = _Script(redis, "fire_schedules", fast)
-        self.scheduler_lease = _Script(redis, "scheduler_lease", fast)
-        self.check_access = _Script(redis, "check_access", fast)

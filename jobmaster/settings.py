@@ -50,7 +50,7 @@ class Settings(BaseModel):
     InvalidArguments. Large data travels by reference (a path, a URL, a key)."""
     reply_spin: float = Field(default=0.0001, ge=0, le=0.01)
     """Seconds a synchronous enqueue polls for Redis's reply before it sleeps on the socket
-    (0: it never polls); see multiplexed.BlockingConnection."""
+    (0: it never polls); see transport.blocking.BlockingConnection."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:

@@ -42,7 +42,7 @@ class JobWaiter:
         key = (queue, job_id)
         self._waiters[key].append(future)
         try:
-            position, state = await self._store.position_and_state(queue, job_id)
+            position, state = await self._store.inspection.position_and_state(queue, job_id)
             if state is None:
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             if state.is_final:
@@ -73,7 +73,7 @@ class JobWaiter:
                         return await asyncio.shield(future)
                 except TimeoutError:
                     pass
-            state = await self._store.state(queue, job_id)
+            state = await self._store.inspection.state(queue, job_id)
             if state is None:
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             if state.is_final:
@@ -91,7 +91,7 @@ class JobWaiter:
         positions = {queue: self._positions[queue]}
         while self._has_waiters(queue):
             try:
-                events = await self._store.read_events(positions, BLOCK_MS)
+                events = await self._store.inspection.read_events(positions, BLOCK_MS)
                 delay = 0.05
             except asyncio.CancelledError:
                 raise

@@ -106,7 +106,7 @@ async def test_a_reclaimed_job_runs_again_in_the_worker_still_running_its_old_at
             await wait_until(lambda: started == [1])
             # the lease is taken over as if it had expired (a worker cut off from Redis)
             raw_redis.zadd(Keys("jobmaster").queue("default").index("active"), {handle.id: 0})
-            reclaim = await store.reclaim("default", max_lost=5)
+            reclaim = await store.leases.reclaim("default", max_lost=5)
             assert reclaim.requeued == [handle.id]
             assert await handle.result(timeout=10) == 2  # run again, by the same worker
             assert started == [1, 2]

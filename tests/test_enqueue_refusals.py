@@ -93,12 +93,12 @@ async def test_a_waiting_job_cannot_be_updated_to_unstorable_arguments(
 ) -> None:
     store = registry.connection().store
     handle = await jobs["count"].options(delay=60).enqueue(1)
-    before = await store.record("default", handle.id)
+    before = await store.jobs.record("default", handle.id)
     with pytest.raises(InvalidArguments, match=r"argument 'n' .* integer beyond 64 bits"):
         await handle.update(arguments=[2**70])
     with pytest.raises(InvalidArguments, match="argument 'value' holds NaN"):
         await (await jobs["keep"].options(delay=60).enqueue(1)).update(arguments=[math.nan])
-    assert await store.record("default", handle.id) == before
+    assert await store.jobs.record("default", handle.id) == before
     assert (await handle.info()).arguments == {"n": 1}
 
 

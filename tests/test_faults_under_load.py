@@ -23,7 +23,7 @@ from tests.conftest import start_worker, wait_until
 
 async def all_jobs(registry: Registry, ids: list[str]) -> list[Job]:
     store = registry.connection().store
-    jobs = await asyncio.gather(*(store.job("default", i, with_logs=False) for i in ids))
+    jobs = await asyncio.gather(*(store.inspection.job("default", i, with_logs=False) for i in ids))
     assert all(j is not None for j in jobs)
     return [j for j in jobs if j is not None]
 
@@ -159,18 +159,18 @@ async def test_racing_reclaims_take_each_expired_job_once(redis_url: str) -> Non
         for round_ in range(20):
             ids = [f"r{round_}-{i}" for i in range(50)]
             record = pack(job_record("noop", pack({}), 0, 0))
-            await first.enqueue("race", [NewJob(i, record, 0) for i in ids])
-            claim = await first.claim("race", "ghost", 50, 1, "host", 1)  # 1 ms lease
+            await first.jobs.enqueue("race", [NewJob(i, record, 0) for i in ids])
+            claim = await first.jobs.claim("race", "ghost", 50, 1, "host", 1)  # 1 ms lease
             assert len(claim.jobs) == 50
             await asyncio.sleep(0.01)
-            results = await asyncio.gather(*(c.reclaim("race", max_lost=3) for c in clients))
+            results = await asyncio.gather(*(c.leases.reclaim("race", max_lost=3) for c in clients))
             taken = [i for r in results for i in r.requeued]
             assert sorted(taken) == sorted(ids)  # every expired lease taken, none twice
-            again = await first.claim("race", "ghost", 50, 60_000, "host", 1)
+            again = await first.jobs.claim("race", "ghost", 50, 60_000, "host", 1)
             assert sorted(j.id for j in again.jobs) == sorted(ids)
             for j in again.jobs:
                 assert j.attempt == 2
-            await first.finish(
+            await first.jobs.finish(
                 "race",
                 [_done(j.id, f"ghost/{j.attempt}") for j in again.jobs],
                 retention_ms=60_000,

@@ -31,8 +31,8 @@ async def _run(store: Store, queue: str, worker: str) -> dict[str, Any]:
     """Enqueue four jobs, claim them as ``worker``, end them four ways, claim the retried
     one again and end it; what a user then sees of each job."""
     ids = ["ok", "failed", "retried", "cancelled"]
-    await store.enqueue(queue, [NewJob(i, RECORD, 3) for i in ids])
-    claim = await store.claim(queue, worker, 10, 60_000, worker + "-host", 7)
+    await store.jobs.enqueue(queue, [NewJob(i, RECORD, 3) for i in ids])
+    claim = await store.jobs.claim(queue, worker, 10, 60_000, worker + "-host", 7)
     assert sorted((j.id, j.attempt) for j in claim.jobs) == sorted((i, 1) for i in ids)
     token = f"{worker}/1"
     ends = [
@@ -42,15 +42,15 @@ async def _run(store: Store, queue: str, worker: str) -> dict[str, Any]:
         Completion("cancelled", token, "cancelled", "cancelled"),
         Completion("ok", "someone-else/1", "succeeded", "succeeded"),  # not its lease
     ]
-    assert await store.finish(queue, ends, 86_400_000) == [True, True, True, True, False]
-    await store.promote(queue)
-    again = await store.claim(queue, worker, 10, 60_000, worker + "-host", 7)
+    assert await store.jobs.finish(queue, ends, 86_400_000) == [True, True, True, True, False]
+    await store.jobs.promote(queue)
+    again = await store.jobs.claim(queue, worker, 10, 60_000, worker + "-host", 7)
     assert [(j.id, j.attempt) for j in again.jobs] == [("retried", 2)]
     done = Completion("retried", f"{worker}/2", "succeeded", "succeeded", result=pack(None))
-    assert await store.finish(queue, [done], 86_400_000) == [True]
+    assert await store.jobs.finish(queue, [done], 86_400_000) == [True]
     seen: dict[str, Any] = {}
     for job_id in ids:
-        job = await store.job(queue, job_id)
+        job = await store.inspection.job(queue, job_id)
         assert job is not None
         seen[job_id] = {
             "state": job.state,
@@ -91,9 +91,9 @@ async def test_an_enqueue_of_mixed_bands_and_delays_sends_them_in_runs(store: St
     plan = [(0, 0), (0, 0), (5, 0), (0, 60_000), (0, 60_000), (5, 0), (0, 0), (9, 0)]
     jobs = [NewJob(f"j{n}", RECORD, band, delay_ms=delay) for n, (band, delay) in enumerate(plan)]
     jobs.append(NewJob("j0", RECORD, 9))  # an id that exists: left untouched
-    assert await store.enqueue("mixed", jobs) == [True] * len(plan) + [False]
-    states = [await store.state("mixed", f"j{n}") for n in range(len(plan))]
+    assert await store.jobs.enqueue("mixed", jobs) == [True] * len(plan) + [False]
+    states = [await store.inspection.state("mixed", f"j{n}") for n in range(len(plan))]
     assert states == [JobState.SCHEDULED if delay else JobState.QUEUED for _, delay in plan]
-    claim = await store.claim("mixed", PLAIN, 100, 60_000, "host", 1)
+    claim = await store.jobs.claim("mixed", PLAIN, 100, 60_000, "host", 1)
     # highest band first, in enqueue order within a band; the delayed ones wait
     assert [j.id for j in claim.jobs] == ["j7", "j2", "j5", "j0", "j1", "j6"]

@@ -285,7 +285,7 @@ async def test_handle_to_a_job_in_the_wrong_queue_raises_job_not_found(
 
 
 async def read_all_events(registry: Registry, queue: str = "default") -> list[tuple[str, str]]:
-    events = await registry.connection().store.read_events({queue: b"0-0"}, None)
+    events = await registry.connection().store.inspection.read_events({queue: b"0-0"}, None)
     assert all(e.queue == queue for e in events)
     return [(e.job_id, e.state.value) for e in events]
 
@@ -369,10 +369,10 @@ async def test_read_events_from_a_position_returns_only_later_events(
     first = await add.enqueue(1, 1)
     store = registry.connection().store
     positions = {"default": b"0-0"}
-    assert [e.job_id for e in await store.read_events(positions, None)] == [first.id]
+    assert [e.job_id for e in await store.inspection.read_events(positions, None)] == [first.id]
     assert positions["default"] != b"0-0"  # moved past what was read
-    assert await store.read_events(positions, None) == []
+    assert await store.inspection.read_events(positions, None) == []
     second = await add.enqueue(2, 2)
-    assert [(e.job_id, e.state) for e in await store.read_events(positions, None)] == [
+    assert [(e.job_id, e.state) for e in await store.inspection.read_events(positions, None)] == [
         (second.id, JobState.QUEUED)
     ]

@@ -23,7 +23,7 @@ from jobmaster import (
 )
 from jobmaster.codec import pack
 from jobmaster.records import job_record
-from jobmaster.store import Claim, NewJob, Store
+from jobmaster.store import Claim, JobOperation, NewJob, Outcome, Store
 from jobmaster.testing import run_jobs
 from jobmaster.worker import Worker
 from tests.conftest import wait_until
@@ -230,27 +230,28 @@ async def test_cancel_racing_a_claim_gives_one_consistent_answer(
     outcomes = {"cancelled": 0, "requested": 0}
     for round_ in range(300):
         job_id = f"c{round_}"
-        await worker_side.enqueue("race", [NewJob(job_id, RECORD, 0)])
+        await worker_side.jobs.enqueue("race", [NewJob(job_id, RECORD, 0)])
         claim, answer = await _race(
-            worker_side.claim("race", "w", 1, 60_000, "host", 1),
-            operator_side.cancel("race", job_id, "race"),
+            worker_side.jobs.claim("race", "w", 1, 60_000, "host", 1),
+            operator_side.control.cancel("race", job_id, "race"),
             round_,
         )
-        outcomes[answer] += 1
         claimed = [j.id for j in claim.jobs]
-        state = await worker_side.state("race", job_id)
-        if answer == "cancelled":
+        state = await worker_side.inspection.state("race", job_id)
+        if answer == JobOperation(Outcome.DONE, JobState.CANCELLED):
+            outcomes["cancelled"] += 1
             assert claimed == []  # never delivered
             assert state is JobState.CANCELLED
         else:
-            assert answer == "requested"
+            assert answer == JobOperation(Outcome.REQUESTED, JobState.ACTIVE)
+            outcomes["requested"] += 1
             assert claimed == [job_id]  # the worker has it and is told to stop
             assert state is JobState.ACTIVE
             lease = _lease(job_id)
-            lost, cancel = await worker_side.renew("race", [lease], 60_000)
+            lost, cancel = await worker_side.leases.renew("race", [lease], 60_000)
             assert (lost, cancel) == ([], [lease])
-            await worker_side.finish("race", [_cancelled(job_id)], 60_000)
-            assert await worker_side.state("race", job_id) is JobState.CANCELLED
+            await worker_side.jobs.finish("race", [_cancelled(job_id)], 60_000)
+            assert await worker_side.inspection.state("race", job_id) is JobState.CANCELLED
     print(f"\ncancel vs claim, 300 rounds: {outcomes}")
 
 
@@ -261,23 +262,23 @@ async def test_reschedule_racing_a_claim_gives_one_consistent_answer(
     outcomes: dict[str, int] = {}
     for round_ in range(300):
         job_id = f"r{round_}"
-        await worker_side.enqueue("race", [NewJob(job_id, RECORD, 0)])
+        await worker_side.jobs.enqueue("race", [NewJob(job_id, RECORD, 0)])
         claim, answer = await _race(
-            worker_side.claim("race", "w", 1, 60_000, "host", 1),
-            operator_side.reschedule("race", job_id, 3_600_000),
+            worker_side.jobs.claim("race", "w", 1, 60_000, "host", 1),
+            operator_side.control.reschedule("race", job_id, 3_600_000),
             round_,
         )
-        outcomes[answer] = outcomes.get(answer, 0) + 1
+        outcomes[str(answer.state)] = outcomes.get(str(answer.state), 0) + 1
         claimed = [j.id for j in claim.jobs]
-        if answer == "scheduled":
+        if answer == JobOperation(Outcome.DONE, JobState.SCHEDULED):
             assert claimed == []
-            assert await worker_side.state("race", job_id) is JobState.SCHEDULED
+            assert await worker_side.inspection.state("race", job_id) is JobState.SCHEDULED
         else:
-            assert answer == "active"
+            assert answer == JobOperation(Outcome.REFUSED, JobState.ACTIVE)
             assert claimed == [job_id]
-            await worker_side.finish("race", [_cancelled(job_id)], 60_000)
+            await worker_side.jobs.finish("race", [_cancelled(job_id)], 60_000)
     # nothing that was moved away is ever claimed afterwards
-    assert (await worker_side.claim("race", "w", 1000, 60_000, "host", 1)).jobs == []
+    assert (await worker_side.jobs.claim("race", "w", 1000, 60_000, "host", 1)).jobs == []
     print(f"\nreschedule vs claim, 300 rounds: {outcomes}")
 
 
@@ -287,19 +288,21 @@ async def test_reschedule_racing_promotion_never_runs_the_job_early(
     worker_side, operator_side = two_clients
     for round_ in range(200):
         job_id = f"p{round_}"
-        await worker_side.enqueue("race", [NewJob(job_id, RECORD, 0, delay_ms=1)])
+        await worker_side.jobs.enqueue("race", [NewJob(job_id, RECORD, 0, delay_ms=1)])
         await asyncio.sleep(0.002)  # due now
         _, answer = await asyncio.gather(
-            worker_side.promote("race"), operator_side.reschedule("race", job_id, 3_600_000)
+            worker_side.jobs.promote("race"),
+            operator_side.control.reschedule("race", job_id, 3_600_000),
         )
-        assert answer == "scheduled"  # whether it was promoted first or not, it is moved
-        assert await worker_side.state("race", job_id) is JobState.SCHEDULED
-    assert (await worker_side.claim("race", "w", 1000, 60_000, "host", 1)).jobs == []
+        # whether it was promoted first or not, it is moved
+        assert answer == JobOperation(Outcome.DONE, JobState.SCHEDULED)
+        assert await worker_side.inspection.state("race", job_id) is JobState.SCHEDULED
+    assert (await worker_side.jobs.claim("race", "w", 1000, 60_000, "host", 1)).jobs == []
 
 
 async def _race(
-    claim: Awaitable[Claim], operation: Awaitable[str], round_: int
-) -> tuple[Claim, str]:
+    claim: Awaitable[Claim], operation: Awaitable[JobOperation], round_: int
+) -> tuple[Claim, JobOperation]:
     """Send both at once, in an order that alternates, over separate connections."""
     if round_ % 2:
         answer, claimed = await asyncio.gather(operation, claim)

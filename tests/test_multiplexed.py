@@ -14,17 +14,13 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from jobmaster import Registry
 from jobmaster.embedded import EmbeddedRedis
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import (
-    BlockingConnection,
-    MultiplexedConnection,
-    can_spin,
-    encode_command,
-    encode_evalsha,
-    supports,
-)
-from jobmaster.store.base import _QueueKeyLists
-from jobmaster.store.jobs import encode_completion, enqueue_call, enqueue_command
+from jobmaster.store.connection import QueueKeyLists
+from jobmaster.store.enqueueing import enqueue_call, enqueue_command
 from jobmaster.store.types import Completion, NewJob
+from jobmaster.transport.address import supports
+from jobmaster.transport.blocking import BlockingConnection, can_spin
+from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.transport.resp import encode_command, encode_completion, encode_evalsha
 
 
 @pytest.fixture
@@ -218,7 +214,7 @@ async def test_registry_producers_use_it_and_report_redis_unavailable(
 
     try:
         await noop.enqueue()
-        assert registry.connection().store.fast is not None
+        assert registry.connection().store.connection.fast is not None
         own_server.kill()
         with pytest.raises(RedisUnavailable):
             await noop.enqueue()
@@ -395,7 +391,7 @@ async def test_a_large_batch_is_sent_in_overlapping_script_calls(redis_url: str)
 
 
 def test_the_encoded_enqueue_call_is_the_generic_encoding_of_its_arguments() -> None:
-    lists = _QueueKeyLists(Keys("ns").queue("q"))
+    lists = QueueKeyLists(Keys("ns").queue("q"))
     jobs = [
         NewJob("a" * 32, b"\x84record", 0),
         NewJob("user-id:42/x", b"\x00" * 300, 9, delay_ms=1500),

@@ -12,10 +12,10 @@ from redis.connection import Connection
 
 from jobmaster import JobState, Registry
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import encode_command, encode_evalsha
-from jobmaster.store.base import _QueueKeyLists
-from jobmaster.store.jobs import encode_completion, enqueue_call, enqueue_command
+from jobmaster.store.connection import QueueKeyLists
+from jobmaster.store.enqueueing import enqueue_call, enqueue_command
 from jobmaster.store.types import Completion, NewJob
+from jobmaster.transport.resp import encode_command, encode_completion, encode_evalsha
 from tests.conftest import live_worker
 
 _PACKER = Connection()
@@ -72,7 +72,7 @@ def test_encode_completion_matches_redis_py(
 @settings(max_examples=50)
 @given(st.lists(st.tuples(ids, st.integers(0, 9), st.integers(0, 2)), min_size=1, max_size=6))
 def test_enqueue_command_matches_redis_py(specs: list[tuple[str, int, int]]) -> None:
-    lists = _QueueKeyLists(Keys("ns").queue("q"))
+    lists = QueueKeyLists(Keys("ns").queue("q"))
     jobs = [
         NewJob(id=job_id, record=job_id.encode() * 2, band=band, delay_ms=delay)
         for job_id, band, delay in specs

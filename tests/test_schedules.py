@@ -520,9 +520,9 @@ async def test_racing_schedulers_cannot_fire_a_tick_twice(lease_registry: LeaseR
         for i, store in enumerate(stores)
     ]
     for _ in range(3):
-        lease = await stores[0].scheduler_lease("default", "probe", 60_000)
+        lease = await stores[0].schedules.scheduler_lease("default", "probe", 60_000)
         await asyncio.sleep(lease.next_due_ms / 1000 + 0.01)
-        lease = await stores[0].scheduler_lease("default", "probe", 60_000)
+        lease = await stores[0].schedules.scheduler_lease("default", "probe", 60_000)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(s._fire_due("default", lease, loop.time()) for s in schedulers))
     jobs = await tick_jobs(registry, "race")
@@ -531,10 +531,10 @@ async def test_racing_schedulers_cannot_fire_a_tick_twice(lease_registry: LeaseR
     assert sum(s.jobs_created for s in schedulers) == 3
 
     # A stale firing (read before another scheduler fired) writes nothing.
-    state = (await stores[0].schedules("default", ["race"]))[0]
+    state = (await stores[0].schedules.schedules("default", ["race"]))[0]
     stale = ScheduleFiring("race", 1, 0, 99, 0, [TickJob("race@5", b"x", 5)])
-    assert (await stores[0].fire_schedules("default", [stale]))[0] == [(0, 0)]
-    assert (await stores[0].schedules("default", ["race"]))[0] == state
+    assert (await stores[0].schedules.fire_schedules("default", [stale]))[0] == [(0, 0)]
+    assert (await stores[0].schedules.schedules("default", ["race"]))[0] == state
     for store in stores:
         await store.close()
 
@@ -547,10 +547,10 @@ async def test_one_leader_and_a_prompt_handover(
     a = Scheduler(registry, store, ["default"], "a", sync=False)
     b = Scheduler(registry, store, ["default"], "b", sync=False)
     task_a = asyncio.create_task(a.run())
-    await wait_until(lambda: store.scheduler_leader("default"), timeout=5)
+    await wait_until(lambda: store.schedules.scheduler_leader("default"), timeout=5)
     task_b = asyncio.create_task(b.run())
     await asyncio.sleep(0.5)
-    assert await store.scheduler_leader("default") == "a"
+    assert await store.schedules.scheduler_leader("default") == "a"
 
     task_a.cancel()  # a clean stop releases the lease: b takes over within its check interval
     await asyncio.gather(task_a, return_exceptions=True)
@@ -578,7 +578,7 @@ async def _no_release() -> None:
 
 
 async def _leader_is(store: Any, holder: str) -> bool:
-    return bool(await store.scheduler_leader("default") == holder)
+    return bool(await store.schedules.scheduler_leader("default") == holder)
 
 
 async def _gap(redis_url: str, queue: str = "default") -> tuple[int, int]:
@@ -634,7 +634,7 @@ async def test_a_schedule_added_at_run_time_wakes_the_leader(
     registry = lease_registry(60)
     workers(registry)
     store = registry.connection().store
-    await wait_until(lambda: store.scheduler_leader("default"), timeout=5)
+    await wait_until(lambda: store.schedules.scheduler_leader("default"), timeout=5)
     await asyncio.sleep(0.3)
     await registry.add_schedule("new", "beat", cron="* * * * * *")
     jobs = await wait_until(lambda: tick_jobs(registry, "new"), timeout=5)

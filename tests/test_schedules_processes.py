@@ -113,7 +113,7 @@ async def test_three_workers_fire_an_every_second_schedule_once_per_tick(
     await app.pause_schedule("beat-1s")
     paused_ms = time.time() * 1000
     await wait_until(lambda: _all_succeeded(app, "beat-1s"), timeout=10)
-    leader = await app.connection().store.scheduler_leader("default")
+    leader = await app.connection().store.schedules.scheduler_leader("default")
     stop(processes)
 
     jobs = await tick_jobs(app, "beat-1s")
@@ -160,7 +160,7 @@ async def test_a_killed_leader_is_replaced_without_missing_a_tick(
     # the dead leader's lease still runs, so it can only be fired late, by another.
     await until_wall_clock(first_ms / 1000 + 3.6)
     store = app.connection().store
-    leader = await store.scheduler_leader("default")
+    leader = await store.schedules.scheduler_leader("default")
     assert leader is not None
     victim = next(p for p in processes if f"-{p.pid}-" in leader)
     victim.kill()
@@ -168,7 +168,7 @@ async def test_a_killed_leader_is_replaced_without_missing_a_tick(
     await until_wall_clock(killed_ms / 1000 + 5.2)
     await app.pause_schedule("beat-kill")
     paused_ms = time.time() * 1000
-    new_leader = await store.scheduler_leader("default")
+    new_leader = await store.schedules.scheduler_leader("default")
     stop([p for p in processes if p is not victim])
 
     jobs = await tick_jobs(app, "beat-kill")

@@ -31,14 +31,14 @@ LEASE_MS = 30_000
 async def store(registry: Registry) -> AsyncIterator[Store]:
     """A store of the registry's own, with the default queue's groups in place."""
     store = registry.new_store()
-    await store.ensure_groups(QUEUE)
+    await store.jobs.ensure_groups(QUEUE)
     yield store
     await store.close()
 
 
 async def claim_one(store: Store, consumer: str, lease_ms: int = LEASE_MS) -> RunningJob:
     """Claim the next job as ``consumer`` would: the attempt that holds its lease."""
-    claim = await store.claim(QUEUE, consumer, 1, lease_ms, "host", 1)
+    claim = await store.jobs.claim(QUEUE, consumer, 1, lease_ms, "host", 1)
     (claimed,) = claim.jobs
     return RunningJob(QUEUE, claimed.id, claimed.attempt, f"{consumer}/{claimed.attempt}")
 
@@ -51,7 +51,7 @@ async def test_the_completion_writer_records_ends_and_keeps_their_leases_until_t
         return 2 * n
 
     handle = await double.enqueue(21)
-    claim = await store.claim(QUEUE, "w1", 1, LEASE_MS, "host", 1)
+    claim = await store.jobs.claim(QUEUE, "w1", 1, LEASE_MS, "host", 1)
     (claimed,) = claim.jobs
     job = RunningJob(QUEUE, claimed.id, claimed.attempt, f"w1/{claimed.attempt}")
     completion = await run_attempt(
@@ -132,7 +132,7 @@ async def test_the_control_listener_cancels_the_attempt_whose_cancellation_is_as
     async def slow() -> None: ...
 
     handle = await slow.enqueue()
-    positions = await store.newest_control_ids([QUEUE])  # before the claim, as a worker does
+    positions = await store.control.newest_control_ids([QUEUE])  # before the claim, as a worker does
     job = await claim_one(store, "w1")
     job.task = asyncio.create_task(asyncio.Event().wait())  # the attempt, still running
     running = RunningAttempts(LOG)

@@ -91,7 +91,7 @@ class Sessions:
         cookie = self._auth.new_session()
         record = json.dumps({"user": user, "since": time.time()}).encode()
         store = self._registry.connection().store
-        await store.open_session(_hash(cookie), record, self.settings.idle_ms)
+        await store.sessions.open_session(_hash(cookie), record, self.settings.idle_ms)
         return cookie
 
     async def check(self, cookie: str) -> bool:
@@ -99,9 +99,9 @@ class Sessions:
         if not self._auth.check_session(cookie):
             return False
         store = self._registry.connection().store
-        return await store.use_session(_hash(cookie), self.settings.idle_ms) is not None
+        return await store.sessions.use_session(_hash(cookie), self.settings.idle_ms) is not None
 
     async def close(self, cookie: str) -> None:
         """End the cookie's session (a cookie that is not one of ours changes nothing)."""
         if self._auth.check_session(cookie):
-            await self._registry.connection().store.close_session(_hash(cookie))
+            await self._registry.connection().store.sessions.close_session(_hash(cookie))

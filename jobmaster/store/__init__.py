@@ -1,16 +1,43 @@
-"""The only door to Redis: typed async methods over the Lua scripts.
+"""The only door to Redis's data: typed async methods over the Lua scripts, in parts.
 
 Every key comes from :mod:`jobmaster.keys`; every state change is one script call
-(:mod:`jobmaster.scripts`), batched over many jobs where the caller has many. The parts:
-:mod:`.jobs` (the hot path and operations on jobs), :mod:`.schedules`, :mod:`.inspection`,
-:mod:`.sessions` (the dashboard's logins), :mod:`.access` (the permissions a worker checks
-at start).
+(:mod:`jobmaster.scripts`), batched over many jobs where the caller has many; every script's
+reply is decoded in :mod:`.replies`. A :class:`Store` holds one part per concept, all built
+from one :class:`~jobmaster.store.connection.StoreConnection`:
+
+- ``store.jobs`` (:mod:`.jobs`): enqueue, claim, finish, promotion, pruning, waits.
+- ``store.leases`` (:mod:`.leases`): running attempts: leases, hand-backs, reclaim, output.
+- ``store.control`` (:mod:`.control`): operations on one job, cancellation requests.
+- ``store.schedules`` (:mod:`.schedules`): schedule records, firing, the scheduler lease.
+- ``store.inspection`` (:mod:`.inspection`): every read of jobs, queues and events.
+- ``store.workers`` (:mod:`.workers`): the heartbeats of live workers.
+- ``store.sessions`` (:mod:`.sessions`): the dashboard's logins.
+- ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
+
+A new capability gets a part of its own, with its scripts and keys.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
 from jobmaster.store.access import AccessCommands
-from jobmaster.store.base import ENQUEUE_CHUNK, GROUP
+from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, StoreConnection
+from jobmaster.store.control import ControlCommands
+from jobmaster.store.enqueueing import EnqueueRefused
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
+from jobmaster.store.leases import LeaseCommands
+from jobmaster.store.replies import (
+    Fired,
+    Firing,
+    JobOperation,
+    Outcome,
+    Saved,
+    ScheduleSave,
+)
 from jobmaster.store.schedules import ScheduleCommands
 from jobmaster.store.sessions import SessionCommands
 from jobmaster.store.types import (
@@ -29,10 +56,57 @@ from jobmaster.store.types import (
     SchedulerLease,
     TickJob,
 )
+from jobmaster.store.workers import WorkerCommands
+from jobmaster.transport.multiplexed import MultiplexedConnection
 
 
-class Store(JobCommands, ScheduleCommands, InspectionCommands, SessionCommands, AccessCommands):
-    """Typed access to one namespace of jobmaster data in one Redis."""
+class Store:
+    """Typed access to one namespace of jobmaster data in one Redis, in parts.
+
+    Args:
+        redis: redis-py's client (closed by :meth:`close`).
+        namespace: the prefix of every key.
+        events_maxlen: about how many entries each queue's events stream keeps.
+        log_bytes: the most log bytes kept per attempt.
+        fast: the multiplexed connection of the hot path's scripts (None: redis-py).
+        blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = "jobmaster",
+        *,
+        events_maxlen: int = 10_000,
+        log_bytes: int = 256 * 1024,
+        fast: MultiplexedConnection | None = None,
+        blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+    ) -> None:
+        conn = StoreConnection(
+            redis,
+            namespace,
+            events_maxlen=events_maxlen,
+            log_bytes=log_bytes,
+            fast=fast,
+            blocking_reads=blocking_reads,
+        )
+        self.connection = conn
+        self.redis = conn.redis
+        """redis-py's client (for reads of one's own)."""
+        self.keys = conn.keys
+        """The key layout of the namespace."""
+        self.jobs = JobCommands(conn)
+        self.leases = LeaseCommands(conn)
+        self.control = ControlCommands(conn)
+        self.schedules = ScheduleCommands(conn)
+        self.inspection = InspectionCommands(conn)
+        self.workers = WorkerCommands(conn)
+        self.sessions = SessionCommands(conn)
+        self.access = AccessCommands(conn)
+
+    async def close(self) -> None:
+        """Close every connection of the store."""
+        await self.connection.close()
 
 
 __all__ = [
@@ -41,16 +115,24 @@ __all__ = [
     "Claim",
     "ClaimedJob",
     "Completion",
+    "EnqueueRefused",
     "Event",
+    "Fired",
+    "Firing",
+    "JobOperation",
     "Lease",
     "NewJob",
+    "Outcome",
     "Output",
     "Promotion",
     "Reclaim",
     "Recorded",
+    "Saved",
     "ScheduleFiring",
     "ScheduleRecord",
+    "ScheduleSave",
     "SchedulerLease",
     "Store",
+    "StoreConnection",
     "TickJob",
 ]

@@ -11,7 +11,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from jobmaster.store.base import GROUP, StoreBase
+from jobmaster.store.connection import GROUP, StoreConnection
+from jobmaster.store.replies import check_access_reply
 
 CONTAINERS = frozenset({"XGROUP", "XINFO", "SCRIPT", "CLIENT", "OBJECT", "CONFIG"})
 """Commands that are only run with a subcommand (which the ACL may allow one by one)."""
@@ -63,8 +64,12 @@ def _example(command: str, key: str) -> list[str]:
     return [*words, key, key, key]
 
 
-class AccessCommands(StoreBase):
+class AccessCommands:
     """The check of the connection's permissions."""
+
+    def __init__(self, conn: StoreConnection) -> None:
+        self.keys = conn.keys
+        self._check_access = conn.script("check_access")
 
     async def refused_commands(self, queue: str) -> list[str] | None:
         """The commands jobmaster needs that Redis refuses to this connection's user, checked
@@ -74,7 +79,4 @@ class AccessCommands(StoreBase):
         for command in needed_commands():
             words = _example(command, key)
             argv += (command, len(words), *words)
-        reply = await self._scripts.check_access([key], argv)
-        if not isinstance(reply, list):
-            return None
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
+        return check_access_reply(await self._check_access([key], argv))

@@ -1,24 +1,24 @@
 """Enqueueing from synchronous code without an event loop (``enqueue_sync``).
 
-The same script as :meth:`JobCommands.enqueue`, sent over a blocking connection of the
-calling thread: no hop to a background event loop, one write and one read per call.
+The same script as :meth:`JobCommands.enqueue <jobmaster.store.jobs.JobCommands.enqueue>`,
+sent over a blocking connection of the calling thread (:mod:`jobmaster.transport.blocking`):
+no hop to a background event loop, one write and one read per call.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
 from jobmaster.keys import Keys
-from jobmaster.multiplexed import BlockingConnection
 from jobmaster.scripts import source
-from jobmaster.store.base import ENQUEUE_CHUNK, _QueueKeyLists
-from jobmaster.store.jobs import created_flags, enqueue_command
+from jobmaster.store.connection import ENQUEUE_CHUNK, QueueKeyLists
+from jobmaster.store.enqueueing import created_flags, enqueue_command
 from jobmaster.store.types import NewJob
+from jobmaster.transport.blocking import ThreadConnections
 
 
 class BlockingProducer:
@@ -30,15 +30,11 @@ class BlockingProducer:
         self.url = url
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
-        self.timeout = timeout
-        self.spin = spin
         self._script = source("enqueue")
         self._sha = hashlib.sha1(self._script.encode()).hexdigest()
-        self._lists: dict[str, _QueueKeyLists] = {}
+        self._lists: dict[str, QueueKeyLists] = {}
         self._known_queues: set[str] = set()
-        self._local = threading.local()
-        self._connections: list[BlockingConnection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(url, timeout=timeout, spin=spin)
         self._heads: dict[tuple[str, ...], bytes] = {}
 
     def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
@@ -47,7 +43,7 @@ class BlockingProducer:
             return []
         lists = self._lists.get(queue)
         if lists is None:
-            lists = self._lists[queue] = _QueueKeyLists(self.keys.queue(queue))
+            lists = self._lists[queue] = QueueKeyLists(self.keys.queue(queue))
         commands: list[bytes | list[Any]] = []
         sizes: list[int] = []  # jobs per command
         if queue not in self._known_queues:
@@ -59,7 +55,7 @@ class BlockingProducer:
                 enqueue_command(self._heads, self._sha, lists, batch, self.events_maxlen)
             )
             sizes.append(len(batch))
-        conn = self._connection()
+        conn = self._connections.get()
         replies = conn.pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in replies):  # nothing ran for those
             conn.pipeline([["SCRIPT", "LOAD", self._script]])
@@ -72,20 +68,6 @@ class BlockingProducer:
         self._known_queues.add(queue)
         return created
 
-    def _connection(self) -> BlockingConnection:
-        conn: BlockingConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = BlockingConnection(
-                self.url, timeout=self.timeout, spin=self.spin
-            )
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
     def close(self) -> None:
         """Close every thread's connection (call when no thread enqueues any more)."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+        self._connections.close()

@@ -1,12 +1,14 @@
-"""Reading: live workers, queues, jobs with their attempts, indexes and counts."""
+"""Reading: queues, jobs with their attempts, indexes, counts, the server's clock and the
+events of job changes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from jobmaster.codec import pack, unpack
+from jobmaster.codec import load_json
 from jobmaster.keys import QueueKeys, attempt_field
-from jobmaster.models import Attempt, Job, JobState, JobSummary, WorkerInfo
+from jobmaster.models import Attempt, Job, JobState, JobSummary
 from jobmaster.records import (
     attempt_count,
     decode_attempt,
@@ -14,47 +16,27 @@ from jobmaster.records import (
     decode_summary,
     status_state,
 )
-from jobmaster.store.base import _ASCENDING_STATES, StoreBase
+from jobmaster.store.connection import ASCENDING_STATES, StoreConnection
+from jobmaster.store.types import Event
+from jobmaster.transport.multiplexed import MultiplexedConnection
 
 
-class InspectionCommands(StoreBase):
-    """Workers' heartbeats and every read a client or dashboard makes."""
+class InspectionCommands:
+    """Every read a client or dashboard makes of jobs and queues."""
 
-    # -- workers -------------------------------------------------------------------------------
-
-    async def heartbeat(self, info: WorkerInfo, ttl_ms: int) -> None:
-        """Publish a worker's state; it disappears ``ttl_ms`` after the last heartbeat."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.worker(info.id), pack(info.model_dump()), px=ttl_ms)
-            pipe.zadd(self.keys.workers, {info.id: int(info.last_seen * 1000)})
-            await pipe.execute()
-
-    async def remove_worker(self, worker_id: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self.keys.worker(worker_id))
-            pipe.zrem(self.keys.workers, worker_id)
-            await pipe.execute()
-
-    async def workers(self) -> list[WorkerInfo]:
-        """Live workers (those whose heartbeat has not expired); forgets dead ones."""
-        ids: Any = await self.redis.zrange(self.keys.workers, 0, -1)
-        if not ids:
-            return []
-        raws: Any = await self.redis.mget([self.keys.worker(i.decode()) for i in ids])
-        dead = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
-        if dead:
-            await self.redis.zrem(self.keys.workers, *dead)
-        return [WorkerInfo.model_validate(unpack(raw)) for raw in raws if raw is not None]
-
-    # -- inspection --------------------------------------------------------------------------
+    def __init__(self, conn: StoreConnection) -> None:
+        self._conn = conn
+        self.redis = conn.redis
+        self.keys = conn.keys
 
     async def queues(self) -> list[str]:
+        """The names of the queues that ever had a job or a schedule, sorted."""
         names: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
         return sorted(n.decode() for n in names)
 
     async def locate(self, job_id: str) -> list[str]:
         """The queues holding a job with this id (ids are unique within a queue)."""
-        return await self._holding(await self.queues(), lambda k: k.status, job_id)
+        return await self._conn.holding(await self.queues(), lambda k: k.status, job_id)
 
     async def position_and_state(self, queue: str, job_id: str) -> tuple[bytes, JobState | None]:
         """The newest event id of a queue and a job's state, read atomically (MULTI)."""
@@ -167,7 +149,7 @@ class InspectionCommands(StoreBase):
         k = self.keys.queue(queue)
         index = k.index(state.value)
         ids: Any
-        if state in _ASCENDING_STATES:
+        if state in ASCENDING_STATES:
             ids = await self.redis.zrange(index, start, stop)
         else:
             ids = await self.redis.zrevrange(index, start, stop)
@@ -209,6 +191,63 @@ class InspectionCommands(StoreBase):
         oldest_ms = int(oldest[0][1]) if oldest else None
         return counts, oldest_ms, now, done[:buckets], done[buckets:]
 
+    async def server_time_ms(self) -> int:
+        """The server's clock (ms)."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:
+        """The states of jobs of one queue (None for those that do not exist)."""
+        if not job_ids:
+            return []
+        raws: Any = await self.redis.hmget(self.keys.queue(queue).status, list(job_ids))  # type: ignore[misc]
+        return [status_state(raw) if raw else None for raw in raws]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def new_reader(self) -> MultiplexedConnection | None:
+        """A connection of the caller's own for its blocking reads of events (pass it to
+        :meth:`read_event_batch`; the caller closes it), or None: read with redis-py."""
+        return self._conn.new_reader()
+
+    async def read_events(
+        self, positions: dict[str, bytes], block_ms: int | None, count: int = 1000
+    ) -> list[Event]:
+        """Events after ``positions`` (updated in place), waiting up to ``block_ms``."""
+        events, _ = await self.read_event_batch(positions, block_ms, count)
+        return events
+
+    async def read_event_batch(
+        self,
+        positions: dict[str, bytes],
+        block_ms: int | None,
+        count: int = 1000,
+        reader: MultiplexedConnection | None = None,
+    ) -> tuple[list[Event], int]:
+        """Events after ``positions`` (updated in place, past the entries that cannot be
+        decoded too), waiting up to ``block_ms`` (on ``reader`` if given, a connection of
+        :meth:`new_reader`); and how many entries were skipped as undecodable."""
+        by_stream = {self.keys.queue(q).events: q for q in positions}
+        streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
+        reply: Any
+        if reader is None:
+            reply = await self.redis.xread(streams, count=count, block=block_ms)
+        else:
+            block = [] if block_ms is None else ["BLOCK", block_ms]
+            command = ["XREAD", "COUNT", count, *block, "STREAMS", *streams, *streams.values()]
+            reply = await reader.execute_blocking((block_ms or 0) / 1000, *command)
+        events: list[Event] = []
+        skipped = 0
+        for stream, entries in reply or []:
+            queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                positions[queue] = entry_id
+                try:
+                    events.extend(_decode_event(queue, entry_id, fields))
+                except Exception:  # a corrupt entry must not stop the feed
+                    skipped += 1
+        return events, skipped
+
 
 def _live_result(raw: Any, expires_ms: Any, server_time: Any) -> bytes | None:
     """The result read by ``_queue_result``, or None if its ttl has passed."""
@@ -216,3 +255,13 @@ def _live_result(raw: Any, expires_ms: Any, server_time: Any) -> bytes | None:
     if raw is None or (expires_ms is not None and expires_ms <= seconds * 1000 + micros // 1000):
         return None
     return bytes(raw)
+
+
+def _decode_event(queue: str, entry_id: bytes, fields: Any) -> list[Event]:
+    if isinstance(fields, list):  # a raw reply: [field, value, ...]
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    at_ms = int(entry_id.split(b"-", 1)[0])
+    return [
+        Event(queue, str(job_id), JobState(state), at_ms)
+        for job_id, state in load_json(fields[b"d"])
+    ]

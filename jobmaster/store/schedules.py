@@ -5,26 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobmaster.models import JobState
-from jobmaster.records import (
-    status_state,
+from jobmaster.store.connection import GROUP, StoreConnection
+from jobmaster.store.replies import (
+    Firing,
+    ScheduleSave,
+    fire_schedules_reply,
+    save_schedule_reply,
+    scheduler_lease_reply,
 )
-from jobmaster.store.base import GROUP, StoreBase
-from jobmaster.store.types import (
-    ScheduleFiring,
-    ScheduleRecord,
-    SchedulerLease,
-)
+from jobmaster.store.types import ScheduleFiring, ScheduleRecord, SchedulerLease
 
 
-class ScheduleCommands(StoreBase):
+class ScheduleCommands:
     """Schedule records and the scripts that fire their ticks."""
 
-    # -- schedules ----------------------------------------------------------------------------
-
-    async def server_time_ms(self) -> int:
-        seconds, micros = await self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+    def __init__(self, conn: StoreConnection) -> None:
+        self._conn = conn
+        self.redis = conn.redis
+        self.keys = conn.keys
+        self.events_maxlen = conn.events_maxlen
+        self._k = conn.lists
+        self._save_schedule = conn.script("save_schedule")
+        self._fire_schedules = conn.script("fire_schedules")
+        self._scheduler_lease = conn.script("scheduler_lease")
 
     async def save_schedule(
         self,
@@ -36,27 +39,28 @@ class ScheduleCommands(StoreBase):
         revision: int = -1,
         paused: bool = False,
         due_ms: int = -1,
-    ) -> tuple[int, int]:
-        """Create (``create``) or change a schedule; returns (outcome, revision), outcome
-        1 saved, 0 it existed (create), -1 it is missing, -2 its revision was not
-        ``revision``. An empty definition keeps the stored one, ``due_ms`` -1 the stored
-        next due time."""
+    ) -> ScheduleSave:
+        """Create (``create``) or change a schedule; says what was done (nothing, unless
+        ``Saved.SAVED``) and the schedule's revision. An empty definition keeps the stored
+        one, ``due_ms`` -1 the stored next due time; a ``revision`` other than -1 must be
+        the stored one."""
         argv = (name, "create" if create else "update", definition, revision, int(paused), due_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(self.keys.schedule_queues, queue)
             pipe.sadd(self.keys.queues, queue)
-            await self._scripts.save_schedule(self._k(queue).save_schedule, argv, client=pipe)
-            *_, (outcome, rev) = await pipe.execute()
-        return int(outcome), int(rev)
+            await self._save_schedule(self._k(queue).save_schedule, argv, client=pipe)
+            *_, reply = await pipe.execute()
+        return save_schedule_reply(reply)
 
     async def schedule_queues(self) -> list[str]:
+        """The queues that ever had a schedule, sorted."""
         names: Any = await self.redis.smembers(self.keys.schedule_queues)  # type: ignore[misc]
         return sorted(n.decode() for n in names)
 
     async def locate_schedule(self, name: str) -> list[str]:
         """The queues holding a schedule with this name (names are meant to be unique)."""
         queues = await self.schedule_queues()
-        return await self._holding(queues, lambda k: k.schedule_state, name)
+        return await self._conn.holding(queues, lambda k: k.schedule_state, name)
 
     async def schedules(
         self, queue: str, names: Sequence[str] | None = None
@@ -90,6 +94,7 @@ class ScheduleCommands(StoreBase):
         return await self.schedules(queue, [n.decode() for n in names])
 
     async def delete_schedule(self, queue: str, name: str) -> bool:
+        """Delete a schedule; False when it did not exist."""
         k = self.keys.queue(queue)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(k.schedule_state, name)
@@ -100,31 +105,28 @@ class ScheduleCommands(StoreBase):
 
     async def fire_schedules(
         self, queue: str, firings: Sequence[ScheduleFiring]
-    ) -> tuple[list[tuple[int, int]], int]:
+    ) -> tuple[list[Firing], int]:
         """Create tick jobs and advance schedules (compare-and-set, see fire_schedules.lua).
 
-        Returns (outcome, jobs created) per firing and ms until the next due schedule.
+        Returns what was done and how many jobs were created per firing, and the ms until
+        the next due schedule.
         """
         argv: list[Any] = [GROUP, self.events_maxlen]
         for f in firings:
             argv += (f.name, f.revision, f.due_ms, f.next_due_ms, f.band, len(f.jobs))
             for job in f.jobs:
                 argv += (job.id, job.record, job.tick_ms)
-        reply = await self._scripts.fire_schedules(self._k(queue).fire_schedules, argv)
-        results = [(int(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
-        return results, int(reply[0])
+        reply = await self._fire_schedules(self._k(queue).fire_schedules, argv)
+        return fire_schedules_reply(reply)
 
     async def scheduler_lease(
         self, queue: str, holder: str, lease_ms: int, *, release: bool = False
     ) -> SchedulerLease:
         """Take or renew (or release) a queue's scheduler lease; says what is due."""
-        reply = await self._scripts.scheduler_lease(
+        reply = await self._scheduler_lease(
             self._k(queue).scheduler_lease, (holder, lease_ms, "release" if release else "hold")
         )
-        leader, left, gap_from, gap_to, next_due, wake_id, now = reply
-        return SchedulerLease(
-            bool(leader), int(left), int(gap_from), int(gap_to), int(next_due), wake_id, int(now)
-        )
+        return scheduler_lease_reply(reply)
 
     async def scheduler_leader(self, queue: str) -> str | None:
         """The id of the worker whose scheduler leads a queue, if any."""
@@ -138,10 +140,3 @@ class ScheduleCommands(StoreBase):
         }
         reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
         return bool(reply)
-
-    async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:
-        """The states of jobs of one queue (None for those that do not exist)."""
-        if not job_ids:
-            return []
-        raws: Any = await self.redis.hmget(self.keys.queue(queue).status, list(job_ids))  # type: ignore[misc]
-        return [status_state(raw) if raw else None for raw in raws]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobmaster.store.base import StoreBase
+from jobmaster.store.connection import StoreConnection
 
 
-class SessionCommands(StoreBase):
+class SessionCommands:
     """Open, use and close login sessions, each known by the SHA-256 of its id."""
+
+    def __init__(self, conn: StoreConnection) -> None:
+        self.redis = conn.redis
+        self.keys = conn.keys
 
     async def open_session(self, session_hash: str, value: bytes, idle_ms: int) -> None:
         """Record a session that expires after ``idle_ms`` without use."""

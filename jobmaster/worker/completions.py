@@ -132,7 +132,7 @@ class CompletionWriter:
             full = False
             for queue, batch in list(outputs.items()):
                 try:
-                    await self._store.record_output(queue, batch)
+                    await self._store.leases.record_output(queue, batch)
                 except ResponseError as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -140,7 +140,9 @@ class CompletionWriter:
                     self._drop_output(queue, batch)
                 del outputs[queue]
             for queue, done in list(completions.items()):
-                recorded = await self._store.finish(queue, [c for _, c in done], self._retention_ms)
+                recorded = await self._store.jobs.finish(
+                    queue, [c for _, c in done], self._retention_ms
+                )
                 del completions[queue]
                 self._recorded_ends(done, recorded)
             if self._dropped and not full:
@@ -187,7 +189,7 @@ class CompletionWriter:
         """Tell each attempt that lost log lines how many (Redis has room again)."""
         for queue, notes in self._dropped.notes().items():
             try:
-                await self._store.record_output(queue, notes)
+                await self._store.leases.record_output(queue, notes)
             except ResponseError as exc:
                 if is_out_of_memory(exc):
                     return

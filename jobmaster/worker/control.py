@@ -44,5 +44,7 @@ class ControlListener:
 
     async def read(self) -> None:
         """Read the next requests (blocking) and act on them."""
-        for queue, job_id, token in await self._store.read_control(self._positions, BLOCK_MS):
+        for queue, job_id, token in await self._store.control.read_control(
+            self._positions, BLOCK_MS
+        ):
             self._running.cancel(queue, job_id, token)

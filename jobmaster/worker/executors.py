@@ -113,7 +113,7 @@ class Executors:
         )
         message = f"{exc}; its thread went on running, and the retry waited for it to return"
         try:
-            await self._store.record_overrun(
+            await self._store.leases.record_overrun(
                 job.queue, Lease(job.job_id, job.token), type(exc).__qualname__, message
             )
         except Exception as error:  # the attempt's end records the timeout in any case
@@ -153,7 +153,9 @@ class Executors:
         for queue, leases in by_queue.items():
             await with_retries(  # bounded: if Redis is gone, their leases expire
                 "hand back",
-                functools.partial(self._store.requeue, queue, leases, "worker shutting down"),
+                functools.partial(
+                    self._store.leases.requeue, queue, leases, "worker shutting down"
+                ),
                 log=self._log,
                 closed=self._closed,
                 attempts=len(RETRY_DELAYS),

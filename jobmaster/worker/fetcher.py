@@ -136,7 +136,7 @@ class Fetcher:
             return True
         if self._burst:
             return await self._burst_continues()
-        await interruptible(self._store.wait_for_entries(newest, BLOCK_MS), self._stopping)
+        await interruptible(self._store.jobs.wait_for_entries(newest, BLOCK_MS), self._stopping)
         return True
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
@@ -150,7 +150,7 @@ class Fetcher:
                 break
             try:
                 # a claim sent again after its reply was lost keeps its id: it gets its jobs
-                claim = await self._store.claim(
+                claim = await self._store.jobs.claim(
                     queue,
                     self._worker_id,
                     free,
@@ -196,7 +196,7 @@ class Fetcher:
             return True
         next_due = -1
         for queue in self._queues:
-            promotion = await self._store.promote(queue)
+            promotion = await self._store.jobs.promote(queue)
             if promotion.promoted:
                 return True
             if promotion.next_due_ms >= 0:

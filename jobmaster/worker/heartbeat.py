@@ -85,4 +85,4 @@ class Heartbeat:
             last_seen=time.time(),
         )
         # Listed for as long as it could still hold a lease: one lease after the last beat.
-        await self._store.heartbeat(info, ttl_ms=int(self._lease * 1000))
+        await self._store.workers.heartbeat(info, ttl_ms=int(self._lease * 1000))

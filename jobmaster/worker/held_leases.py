@@ -9,11 +9,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from jobmaster.registry import Registry
 from jobmaster.store import Lease, Store
 from jobmaster.store.leases import LeaseRenewer
+from jobmaster.transport import clients
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.lease_keeper import LeaseKeeper, RenewFn
 from jobmaster.worker.running import RunningAttempts
@@ -71,11 +70,7 @@ def new_lease_keeper(
     """
     renew: RenewFn
     if registry.uses_default_client():
-        client = redis.Redis.from_url(
-            registry.settings.redis_url,
-            socket_timeout=max(interval, 1.0),
-            socket_connect_timeout=5,
-        )
+        client = clients.sync_client(registry.settings.redis_url, max(interval, 1.0))
         renewer = LeaseRenewer(client, registry.settings.namespace)
         renew, close = renewer.renew, renewer.close
     else:
@@ -84,7 +79,7 @@ def new_lease_keeper(
         def renew(
             queue: str, leases: Sequence[Lease], lease_ms: int
         ) -> tuple[list[Lease], list[Lease]]:
-            call = store.renew(queue, leases, lease_ms)
+            call = store.leases.renew(queue, leases, lease_ms)
             return asyncio.run_coroutine_threadsafe(call, loop).result(lease)
 
     return LeaseKeeper(

@@ -51,7 +51,7 @@ class Promoter:
         """Promote what is due in every queue, then wait for the next due time."""
         wait_ms = BLOCK_MS
         for queue in self._queues:
-            promotion = await self._store.promote(queue)
+            promotion = await self._store.jobs.promote(queue)
             self._timers[queue] = promotion.timers_id
             if promotion.next_due_ms >= 0:
                 wait_ms = min(wait_ms, promotion.next_due_ms)
@@ -71,6 +71,6 @@ class Promoter:
             if read is not None and not read.cancelled():
                 read.result()  # a failed read raises here, once, for the caller to retry
             read = self._timers_read = asyncio.ensure_future(
-                self._store.wait_for_timers(dict(self._timers), BLOCK_MS)
+                self._store.jobs.wait_for_timers(dict(self._timers), BLOCK_MS)
             )
         await asyncio.wait({read}, timeout=wait_ms / 1000)

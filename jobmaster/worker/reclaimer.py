@@ -74,7 +74,7 @@ class Reclaimer:
         """One round over the queues; notes when the next lease expires."""
         self._wait_ms = self._lease_ms
         for queue in self._queues:
-            result = await self._store.reclaim(queue, self._max_lost)
+            result = await self._store.leases.reclaim(queue, self._max_lost)
             if result.requeued or result.failed:
                 self._log.warning(
                     "took back jobs whose lease expired",
@@ -88,5 +88,7 @@ class Reclaimer:
     async def housekeeping(self) -> None:
         """Retention for queues that see no completions, and dead workers' consumer names."""
         for queue in self._queues:
-            await self._store.prune(queue, self._retention_ms)
-            await self._store.forget_idle_consumers(queue, CONSUMER_IDLE_LEASES * self._lease_ms)
+            await self._store.jobs.prune(queue, self._retention_ms)
+            await self._store.jobs.forget_idle_consumers(
+                queue, CONSUMER_IDLE_LEASES * self._lease_ms
+            )

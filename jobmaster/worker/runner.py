@@ -247,9 +247,9 @@ class Worker:
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
                 with contextlib.suppress(Exception):
-                    await store.remove_worker(self.id)
+                    await store.workers.remove_worker(self.id)
                     for queue in self.queues:
-                        await store.forget_consumer(queue, self.id)
+                        await store.jobs.forget_consumer(queue, self.id)
             await asyncio.to_thread(keeper.stop)  # the leases of what was flushed are done
             if self.install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):

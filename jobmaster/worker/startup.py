@@ -24,7 +24,7 @@ async def start_up(
     positions: dict[str, bytes] = {}
 
     async def check_access_and_register() -> None:
-        refused = await store.refused_commands(queues[0])
+        refused = await store.access.refused_commands(queues[0])
         if refused:
             raise RedisAccessDenied(
                 f"the Redis user of {safe_url(redis_url)} may not run {', '.join(refused)}, "
@@ -32,10 +32,10 @@ async def start_up(
                 f"+{refused[0].lower()})"
             )
         for queue in queues:
-            await store.ensure_groups(queue)
+            await store.jobs.ensure_groups(queue)
         # Before the first claim: a cancellation requested for a job this worker claims
         # must come after the position its control listener reads from.
-        positions.update(await store.newest_control_ids(list(queues)))
+        positions.update(await store.control.newest_control_ids(list(queues)))
 
     tries = 0
     while not stopping.is_set():

@@ -1,4 +1,5 @@
-"""The shared state of the store: connection, key layout, scripts, KEYS lists."""
+"""What every part of the store shares: the clients, the key layout, the scripts and the
+KEYS list of each script per queue (:class:`StoreConnection`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from redis.asyncio import Redis
 
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
-from jobmaster.multiplexed import MultiplexedConnection
-from jobmaster.scripts import Scripts
+from jobmaster.scripts import Script
+from jobmaster.transport.multiplexed import MultiplexedConnection
 
 GROUP = "workers"
 """The consumer group every worker of every queue belongs to."""
@@ -18,10 +19,10 @@ ENQUEUE_CHUNK = 250
 """Jobs per enqueue script call: large batches are split so that no call blocks Redis long,
 and so that a producer builds the next call while Redis runs the one before."""
 
-_ASCENDING_STATES = frozenset({JobState.SCHEDULED})
+ASCENDING_STATES = frozenset({JobState.SCHEDULED})
 
 
-class _QueueKeyLists:
+class QueueKeyLists:
     """The KEYS list of every script for one queue, computed once."""
 
     def __init__(self, k: QueueKeys) -> None:
@@ -77,8 +78,17 @@ class _QueueKeyLists:
         return keys
 
 
-class StoreBase:
-    """The connection, key layout and scripts that every part of the store shares."""
+class StoreConnection:
+    """The clients, key layout and scripts that every part of the store shares.
+
+    Args:
+        redis: redis-py's client (closed by :meth:`close`).
+        namespace: the prefix of every key.
+        events_maxlen: about how many entries each queue's events stream keeps.
+        log_bytes: the most log bytes kept per attempt.
+        fast: the multiplexed connection of the hot path's scripts (None: redis-py).
+        blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
+    """
 
     def __init__(
         self,
@@ -97,12 +107,24 @@ class StoreBase:
         self.fast = fast
         self._new_reader = blocking_reads
         self._readers: dict[str, MultiplexedConnection] = {}
-        self._scripts = Scripts(redis, fast)
-        self._key_lists: dict[str, _QueueKeyLists] = {}
-        self._known_queues: set[str] = set()
-        self._heads: dict[tuple[str, ...], bytes] = {}  # see multiplexed.encode_evalsha
+        self._scripts: dict[str, Script] = {}
+        self._key_lists: dict[str, QueueKeyLists] = {}
 
-    def _reader(self, purpose: str) -> MultiplexedConnection | None:
+    def script(self, name: str) -> Script:
+        """The script ``jobmaster/lua/<name>.lua``, ready to call (one object per name)."""
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = Script(self.redis, name, self.fast)
+        return script
+
+    def lists(self, queue: str) -> QueueKeyLists:
+        """The KEYS lists of a queue's scripts."""
+        lists = self._key_lists.get(queue)
+        if lists is None:
+            lists = self._key_lists[queue] = QueueKeyLists(self.keys.queue(queue))
+        return lists
+
+    def reader(self, purpose: str) -> MultiplexedConnection | None:
         """A multiplexed connection of its own for one kind of blocking read (None: use
         redis-py). A blocked read holds its connection, and awaiting it costs less than
         redis-py's call; cancelling the wait takes effect at once, where redis-py may hold
@@ -117,13 +139,7 @@ class StoreBase:
         (None: read with redis-py). Waiting on it can be cancelled at once."""
         return self._new_reader() if self._new_reader is not None else None
 
-    def _k(self, queue: str) -> _QueueKeyLists:
-        lists = self._key_lists.get(queue)
-        if lists is None:
-            lists = self._key_lists[queue] = _QueueKeyLists(self.keys.queue(queue))
-        return lists
-
-    async def _holding(
+    async def holding(
         self, queues: list[str], hash_of: Callable[[QueueKeys], str], field: str
     ) -> list[str]:
         """The queues whose hash (``hash_of`` their keys) has ``field``, in one round trip."""
@@ -136,6 +152,7 @@ class StoreBase:
         return [q for q, f in zip(queues, found, strict=True) if f]
 
     async def close(self) -> None:
+        """Close every connection."""
         for conn in (self.fast, *self._readers.values()):
             if conn is not None:
                 await conn.close()
