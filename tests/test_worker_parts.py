@@ -132,7 +132,8 @@ async def test_the_control_listener_cancels_the_attempt_whose_cancellation_is_as
     async def slow() -> None: ...
 
     handle = await slow.enqueue()
-    positions = await store.control.newest_control_ids([QUEUE])  # before the claim, as a worker does
+    # before the claim, as a worker does
+    positions = await store.control.newest_control_ids([QUEUE])
     job = await claim_one(store, "w1")
     job.task = asyncio.create_task(asyncio.Event().wait())  # the attempt, still running
     running = RunningAttempts(LOG)
