@@ -61,16 +61,9 @@ from jobmaster.transport.multiplexed import MultiplexedConnection
 
 
 class Store:
-    """Typed access to one namespace of jobmaster data in one Redis, in parts.
-
-    Args:
-        redis: redis-py's client (closed by :meth:`close`).
-        namespace: the prefix of every key.
-        events_maxlen: about how many entries each queue's events stream keeps.
-        log_bytes: the most log bytes kept per attempt.
-        fast: the multiplexed connection of the hot path's scripts (None: redis-py).
-        blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
-    """
+    """Typed access to one namespace of jobmaster data in one Redis, in parts (its
+    arguments are those of :class:`~jobmaster.store.connection.StoreConnection`, which it
+    builds and its parts share)."""
 
     def __init__(
         self,
