@@ -4,11 +4,12 @@ Every key comes from :mod:`jobmaster.keys`; every state change is one script cal
 (:mod:`jobmaster.scripts`), batched over many jobs where the caller has many. The parts:
 :mod:`.jobs` (the hot path and operations on jobs), :mod:`.schedules`, :mod:`.inspection`,
 :mod:`.sessions` (the dashboard's logins), :mod:`.access` (the permissions a worker checks
-at start).
+at start), :mod:`.fleet` (remote commands to workers).
 """
 
 from jobmaster.store.access import AccessCommands
 from jobmaster.store.base import ENQUEUE_CHUNK, GROUP
+from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.schedules import ScheduleCommands
@@ -31,7 +32,14 @@ from jobmaster.store.types import (
 )
 
 
-class Store(JobCommands, ScheduleCommands, InspectionCommands, SessionCommands, AccessCommands):
+class Store(
+    JobCommands,
+    ScheduleCommands,
+    InspectionCommands,
+    SessionCommands,
+    AccessCommands,
+    FleetCommands,
+):
     """Typed access to one namespace of jobmaster data in one Redis."""
 
 
