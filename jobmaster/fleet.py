@@ -18,6 +18,8 @@ from jobmaster.store import Store
 
 ACK_TIMEOUT = 5.0
 """Default seconds to wait for a worker to acknowledge a command."""
+PARALLEL_COMMANDS = 16
+"""Workers a call waits on at once (each wait holds a connection of the registry's pool)."""
 
 
 class WorkerControl:
@@ -83,8 +85,13 @@ async def send_command(
         else:
             live = await store.workers()
             ids = [w.id for w in live if _chosen(w, host)]
-        sends = (_send(store, command, i, timeout) for i in ids)
-        return list(await asyncio.gather(*sends))
+        slots = asyncio.Semaphore(PARALLEL_COMMANDS)
+
+        async def send(worker: str) -> WorkerCommandResult:
+            async with slots:
+                return await _send(store, command, worker, timeout)
+
+        return list(await asyncio.gather(*(send(i) for i in ids)))
 
 
 def _chosen(worker: WorkerInfo, host: str | None) -> bool:
