@@ -10,7 +10,6 @@ from dashboard_support import client_for, csrf_of
 from jobmaster import Registry
 from jobmaster.models import WorkerInfo
 from tests.conftest import PROCAPP, finish, start_worker, stop_process, wait_until
-from tests.conftest import procapp as procapp  # the fixture
 
 
 async def _one(registry: Registry) -> list[WorkerInfo]:
@@ -19,21 +18,24 @@ async def _one(registry: Registry) -> list[WorkerInfo]:
 
 
 async def _start(registry: Registry, redis_url: str) -> tuple[subprocess.Popen[str], str]:
+    """A real worker of the test application (tests/apps/procapp.py) on this test's Redis."""
     worker = start_worker(PROCAPP, redis_url, "--heartbeat", "0.2", "--lease", "2")
     (info,) = await wait_until(lambda: _one(registry), timeout=10)
     return worker, info.id
 
 
 async def test_workers_page_buttons_pause_resume_and_drain_a_worker(
-    procapp: Registry, redis_url: str
+    registry: Registry, redis_url: str
 ) -> None:
-    from tests.apps.procapp import sleepy
+    @registry.job()
+    async def sleepy(seconds: float) -> float:  # run by the worker's own (tests/apps/procapp.py)
+        raise AssertionError("not run here")
 
-    worker, worker_id = await _start(procapp, redis_url)
+    worker, worker_id = await _start(registry, redis_url)
     try:
         handle = await sleepy.enqueue(30)
-        await wait_until(lambda: _running(procapp, handle.id), timeout=10)
-        with client_for(procapp) as client:
+        await wait_until(lambda: _running(registry, handle.id), timeout=10)
+        with client_for(registry) as client:
             token = csrf_of(client, "/workers")
             page = client.get("/workers").text
             assert worker_id in page
@@ -43,18 +45,18 @@ async def test_workers_page_buttons_pause_resume_and_drain_a_worker(
 
             refused = client.post("/workers/pause", data={"id": worker_id})
             assert refused.status_code == 403  # no CSRF token
-            assert (await procapp.workers())[0].state == "running"
+            assert (await registry.workers())[0].state == "running"
 
             paused = client.post("/workers/pause", data={"id": worker_id, "csrf_token": token})
             assert paused.status_code == 303
             page = client.get(paused.headers["location"]).text
             assert "Paused 1 worker." in page
             assert 'action="/workers/resume"' in page
-            assert (await procapp.workers())[0].state == "paused"
+            assert (await registry.workers())[0].state == "paused"
 
             resumed = client.post("/workers/resume", data={"all": "1", "csrf_token": token})
             assert "Resumed 1 worker." in client.get(resumed.headers["location"]).text
-            assert (await procapp.workers())[0].state == "running"
+            assert (await registry.workers())[0].state == "running"
 
             missing = client.post("/workers/stop", data={"id": "gone-1", "csrf_token": token})
             page = client.get(missing.headers["location"]).text
@@ -65,7 +67,7 @@ async def test_workers_page_buttons_pause_resume_and_drain_a_worker(
 
             drained = client.post("/workers/drain", data={"id": worker_id, "csrf_token": token})
             assert "Draining 1 worker" in client.get(drained.headers["location"]).text
-        await procapp.stop_worker(worker_id)  # a second stop: hand the long job back now
+        await registry.stop_worker(worker_id)  # a second stop: hand the long job back now
         code, out = finish(worker)
         assert code == 0, out
     finally:
@@ -78,17 +80,17 @@ async def _running(registry: Registry, job_id: str) -> bool:
 
 
 async def test_read_only_dashboard_shows_no_buttons_and_refuses_commands(
-    procapp: Registry, redis_url: str
+    registry: Registry, redis_url: str
 ) -> None:
-    worker, worker_id = await _start(procapp, redis_url)
+    worker, worker_id = await _start(registry, redis_url)
     try:
-        with client_for(procapp, read_only=True) as client:
+        with client_for(registry, read_only=True) as client:
             token = csrf_of(client, "/workers")
             page = client.get("/workers").text
             assert worker_id in page
             assert "/workers/pause" not in page
             refused = client.post("/workers/pause", data={"id": worker_id, "csrf_token": token})
             assert refused.status_code == 403
-        assert (await procapp.workers())[0].state == "running"
+        assert (await registry.workers())[0].state == "running"
     finally:
         stop_process(worker)
