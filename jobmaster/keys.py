@@ -15,6 +15,12 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:queues                      set     names of every queue that ever had a job
     <ns>:workers                     zset    worker id -> last heartbeat (ms)
     <ns>:worker:<id>                 string  msgpack WorkerInfo, expires with the heartbeat
+    <ns>:worker:<id>:commands        stream  capped; remote commands to one worker, field c =
+                                             pause|resume|drain|stop, field a = the key of
+                                             its acknowledgement; expires a day after the
+                                             last command, deleted when the worker stops
+    <ns>:worker_ack:<command id>     list    the worker's acknowledgement of one command
+                                             (its state after it), expires after a minute
     <ns>:schedule_queues             set     names of the queues that hold schedules
     <ns>:dashboard:session:<hash>    string  a dashboard login session (owned by the
                                              dashboard; <hash>: SHA-256 of its id); expires
@@ -203,6 +209,14 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.namespace}:worker:{worker_id}"
+
+    def worker_commands(self, worker_id: str) -> str:
+        """The stream of remote commands to one worker (pause, resume, drain, stop)."""
+        return f"{self.namespace}:worker:{worker_id}:commands"
+
+    def worker_ack(self, command_id: str) -> str:
+        """Where a worker acknowledges one remote command."""
+        return f"{self.namespace}:worker_ack:{command_id}"
 
     @cached_property
     def schedule_queues(self) -> str:

@@ -155,6 +155,56 @@ class QueueStats(_Record):
     failed: list[int]
 
 
+class GpuTelemetry(_Record):
+    """One GPU of a worker's host (listed when ``nvidia-ml-py`` is installed)."""
+
+    index: int
+    name: str
+    utilization_percent: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+
+
+class WorkerTelemetry(_Record):
+    """A worker's process and host figures, sampled at each heartbeat.
+
+    Rates are averaged since the previous heartbeat; CPU percentages of the process may pass
+    100 when it uses several cores.
+    """
+
+    cpu_percent: float
+    """The worker process's CPU use."""
+    rss_bytes: int
+    """The worker process's resident memory."""
+    host_cpu_percent: float
+    host_memory_percent: float
+    load_avg: tuple[float, float, float]
+    """The host's load average over 1, 5 and 15 minutes."""
+    disk_read_bytes_per_second: float
+    disk_write_bytes_per_second: float
+    net_sent_bytes_per_second: float
+    net_recv_bytes_per_second: float
+    gpus: list[GpuTelemetry] = []
+
+
+WorkerState = Literal["running", "paused", "draining"]
+"""What a worker does: takes jobs, takes none until resumed, or takes none and exits once
+the jobs it runs have ended."""
+
+
+class WorkerCommandResult(_Record):
+    """The outcome of a remote command (pause, resume, drain, stop) for one worker."""
+
+    worker_id: str
+    command: Literal["pause", "resume", "drain", "stop"]
+    delivered: bool
+    """Whether the worker acknowledged the command."""
+    state: WorkerState | None = None
+    """The worker's state after the command (None when it was not delivered)."""
+    detail: str = ""
+    """Why the command was not delivered."""
+
+
 class WorkerInfo(_Record):
     """A live worker process, as its last heartbeat described it."""
 
@@ -169,6 +219,11 @@ class WorkerInfo(_Record):
     """Unix time."""
     last_seen: float
     """Unix time of the last heartbeat."""
+    state: WorkerState = "running"
+    running: list[str] = []
+    """The ids of the jobs it runs now."""
+    telemetry: WorkerTelemetry | None = None
+    """Its process's and host's figures (None from a worker that did not send any)."""
 
 
 class Schedule(_Record):

@@ -2,7 +2,8 @@
 
 A facade over parts of its own: its connections (:mod:`jobmaster.connections`), the checks of
 declared jobs (:mod:`jobmaster.declarations`), the reads of its inspection methods
-(:mod:`jobmaster.queries`) and its schedules (:mod:`jobmaster.schedule_operations`). The
+(:mod:`jobmaster.queries`), its schedules (:mod:`jobmaster.schedule_operations`) and the
+remote control of workers (:mod:`jobmaster.fleet`, whose methods it inherits). The
 modules below it type their back-reference with :class:`jobmaster.registry_view.RegistryView`
 and never import this one.
 """
@@ -27,6 +28,7 @@ from jobmaster.declarations import (
 from jobmaster.errors import (
     UnknownJob,
 )
+from jobmaster.fleet import WorkerControl
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, split_arguments
 from jobmaster.models import (
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Registry:
+class Registry(WorkerControl):
     """The set of jobs of an application and where their data lives.
 
     Args:

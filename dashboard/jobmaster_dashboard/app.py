@@ -24,6 +24,7 @@ from jobmaster_dashboard import (
     live,
     pages,
     schedule_forms,
+    worker_actions,
 )
 from jobmaster_dashboard.auth import FROM_ENV, AuthConfig, AuthMiddleware, _FromEnv, resolve_auth
 from jobmaster_dashboard.headers import SecurityHeadersMiddleware
@@ -108,6 +109,10 @@ def create_app(
         Route("/failed/retry", bulk.retry, methods=["POST"]),
         Route("/failed/delete", bulk.delete, methods=["POST"]),
         Route("/workers", pages.workers, name="workers"),
+        Route("/workers/pause", worker_actions.pause, methods=["POST"]),
+        Route("/workers/resume", worker_actions.resume, methods=["POST"]),
+        Route("/workers/drain", worker_actions.drain, methods=["POST"]),
+        Route("/workers/stop", worker_actions.stop, methods=["POST"]),
         Route("/schedules", schedule_forms.schedules, name="schedules"),
         Route("/schedules/add", schedule_forms.add, methods=["POST"]),
         Route("/schedules/delete", schedule_forms.delete, methods=["POST"]),

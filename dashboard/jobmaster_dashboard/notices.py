@@ -22,6 +22,10 @@ MESSAGES = {
     "changed": ("Saved the job's changes.", ""),
     "schedule-added": ("Added the schedule.", ""),
     "schedule-deleted": ("Deleted the schedule.", ""),
+    "worker-pause": ("Paused {n} {workers}.", "did not answer"),
+    "worker-resume": ("Resumed {n} {workers}.", "did not answer"),
+    "worker-drain": ("Draining {n} {workers}: they exit once their jobs end.", "did not answer"),
+    "worker-stop": ("Stopping {n} {workers}.", "did not answer"),
 }
 
 
@@ -62,4 +66,5 @@ def read_notice(request: Request) -> Notice | None:
         more = f" and {total - len(failed)} more" if total > len(failed) else ""
         problems = f"{total} {problem}: {', '.join(failed)}{more}."
     count = _number(params.get("n"))
-    return Notice(text.format(n=count, jobs="job" if count == 1 else "jobs"), problems)
+    jobs, workers = ("job", "worker") if count == 1 else ("jobs", "workers")
+    return Notice(text.format(n=count, jobs=jobs, workers=workers), problems)

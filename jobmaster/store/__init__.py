@@ -13,6 +13,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.workers`` (:mod:`.workers`): the heartbeats of live workers.
 - ``store.sessions`` (:mod:`.sessions`): the dashboard's logins.
 - ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
+- ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -27,6 +28,7 @@ from jobmaster.store.access import AccessCommands
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, StoreConnection
 from jobmaster.store.control import ControlCommands
 from jobmaster.store.enqueueing import EnqueueRefused
+from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
@@ -96,6 +98,7 @@ class Store:
         self.workers = WorkerCommands(conn)
         self.sessions = SessionCommands(conn)
         self.access = AccessCommands(conn)
+        self.fleet = FleetCommands(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""

@@ -14,6 +14,7 @@ from jobmaster.store import ClaimedJob, Store
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import BLOCK_MS, RETRY_DELAYS, interruptible
 from jobmaster.worker.recycling import Recycling
+from jobmaster.worker.remote_control import RemoteControl
 from jobmaster.worker.running import RunningAttempts
 
 BURST_POLL = 0.1
@@ -42,6 +43,7 @@ class Fetcher:
         recycling: when to stop taking jobs, if ever.
         stopping: set when the worker stops taking jobs.
         log: the worker's logger.
+        control: the remote control whose pause stops claiming (None: never paused).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Fetcher:
         recycling: Recycling | None,
         stopping: asyncio.Event,
         log: Any,
+        control: RemoteControl | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -78,6 +81,7 @@ class Fetcher:
         self._recycling = recycling
         self._stopping = stopping
         self._log = log
+        self._control = control
         self._failures = 0
         self._claims = 0
         """Claims made so far: the next claim's id, kept until a claim gets its reply."""
@@ -89,6 +93,9 @@ class Fetcher:
         slot_freed = self._running.slot_freed
         while not self._stopping.is_set():
             slot_freed.clear()
+            if self._control is not None and self._control.paused:
+                await slot_freed.wait()  # set on resume and on stop
+                continue
             free = self._concurrency - len(self._running)
             if self._recycling is not None:
                 reason = self._recycling.reason()
@@ -127,7 +134,13 @@ class Fetcher:
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
-        claimed, newest, deferred = await self._claim(free)
+        if self._control is None:
+            claimed, newest, deferred = await self._claim(free)
+        else:
+            async with self._control.claiming:
+                if self._control.paused:  # paused while this claim waited its turn
+                    return True
+                claimed, newest, deferred = await self._claim(free)
         self._failures = 0
         if claimed:
             return True

@@ -1,5 +1,6 @@
 """The heartbeat: keeps the worker listed (``registry.workers()``, the dashboard) with what
-it is doing, for as long as it could still hold a lease."""
+it is doing (its state, the jobs it runs, its telemetry), for as long as it could still hold
+a lease."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobmaster.models import WorkerInfo
+from jobmaster.models import WorkerInfo, WorkerState
 from jobmaster.store import Store
 from jobmaster.worker.loops import pause, with_retries
 from jobmaster.worker.running import RunningAttempts
+from jobmaster.worker.telemetry import TelemetrySampler
 
 
 class Heartbeat:
@@ -31,6 +33,8 @@ class Heartbeat:
         interval: seconds between beats.
         log: the worker's logger.
         closed: set when the worker closes.
+        state: the worker's state now (default: always running).
+        telemetry: samples the figures sent with each beat (default: none sent).
     """
 
     def __init__(
@@ -49,6 +53,8 @@ class Heartbeat:
         interval: float,
         log: Any,
         closed: asyncio.Event,
+        state: Callable[[], WorkerState] | None = None,
+        telemetry: TelemetrySampler | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -63,6 +69,8 @@ class Heartbeat:
         self._interval = interval
         self._log = log
         self._closed = closed
+        self._state = state
+        self._telemetry = telemetry
 
     async def run(self) -> None:
         while not self._closed.is_set():
@@ -83,6 +91,9 @@ class Heartbeat:
             jobs_done=self._jobs_done(),
             started_at=self._started_at,
             last_seen=time.time(),
+            state=self._state() if self._state is not None else "running",
+            running=self._running.job_ids(),
+            telemetry=self._telemetry.sample() if self._telemetry is not None else None,
         )
         # Listed for as long as it could still hold a lease: one lease after the last beat.
         await self._store.workers.heartbeat(info, ttl_ms=int(self._lease * 1000))

@@ -2,8 +2,9 @@
 
 Each part is a class of its own, given what it needs: the fetcher claims into free slots,
 the executors run attempts, the completion writer records how they ended, the lease keeper
-renews leases from its own thread, and the reclaimer, promoter, control listener, watchdog
-and heartbeat run as background loops. They share the table of running attempts
+renews leases from its own thread, and the reclaimer, promoter, control listener, remote
+control (commands to this worker), watchdog and heartbeat (with telemetry) run as background
+loops. They share the table of running attempts
 (:class:`jobmaster.worker.running.RunningAttempts`). Every loop is started in
 :meth:`Worker.run`, and stopped there in order: drain, hand back, flush the completions,
 then stop the lease keeper.
@@ -40,8 +41,10 @@ from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
+from jobmaster.worker.remote_control import RemoteControl
 from jobmaster.worker.running import RunningAttempts
 from jobmaster.worker.startup import start_up
+from jobmaster.worker.telemetry import TelemetrySampler
 from jobmaster.worker.watchdog import watch_idle_attempts
 
 UPKEEP_STOP_SECONDS = 5.0
@@ -138,6 +141,7 @@ class Worker:
         self._writer: CompletionWriter | None = None
         self._fetcher: Fetcher | None = None
         self._promoter: Promoter | None = None
+        self._remote: RemoteControl | None = None
         self._lease_ms = int(self.lease * 1000)
         self._retention_ms = int(registry.settings.retention * 1000)
         self._stopping = asyncio.Event()  # set by stop(): take no more jobs
@@ -237,6 +241,7 @@ class Worker:
                 recycling=self._recycling,
                 stopping=self._stopping,
                 log=log,
+                control=self._remote,
             )
             self._fetch_task = loop.create_task(self._fetcher.run(), name="jobmaster-fetch")
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,6 +253,7 @@ class Worker:
                 await writer.flush_until_empty()
                 with contextlib.suppress(Exception):
                     await store.workers.remove_worker(self.id)
+                    await store.fleet.forget_worker_commands(self.id)
                     for queue in self.queues:
                         await store.jobs.forget_consumer(queue, self.id)
             await asyncio.to_thread(keeper.stop)  # the leases of what was flushed are done
@@ -267,21 +273,8 @@ class Worker:
     ) -> list[asyncio.Future[Any]]:
         """Start the background loops besides fetching (the lease keeper has its thread)."""
         running, log, closed = self._running, self.log, self._closed
-        heartbeat = Heartbeat(
-            store,
-            running,
-            lambda: writer.jobs_done,
-            worker_id=self.id,
-            hostname=self.hostname,
-            pid=self.pid,
-            queues=self.queues,
-            concurrency=self.concurrency,
-            started_at=self.started_at,
-            lease=self.lease,
-            interval=self.heartbeat,
-            log=log,
-            closed=closed,
-        )
+        heartbeat, remote = _heartbeat_and_remote(self, store, writer)
+        self._remote = remote
         reclaimer = Reclaimer(
             store,
             self.queues,
@@ -300,6 +293,7 @@ class Worker:
             loop.create_task(reclaimer.run(), name="jobmaster-reclaim"),
             loop.create_task(watchdog, name="jobmaster-watchdog"),
             loop.create_task(control.run(), name="jobmaster-control"),
+            loop.create_task(remote.run(), name="jobmaster-remote-control"),
         ]
         if not self.burst:
             self._promoter = Promoter(store, self.queues, log=log, closed=closed)
@@ -354,3 +348,38 @@ class Worker:
     def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:
         method = getattr(self.log, level, self.log.info)
         method(event, **fields)
+
+
+def _heartbeat_and_remote(
+    worker: Worker, store: Store, writer: CompletionWriter
+) -> tuple[Heartbeat, RemoteControl]:
+    """The heartbeat (with telemetry and the worker's state) and the remote control, which
+    lists the worker again with each command it applies."""
+    heartbeat = Heartbeat(
+        store,
+        worker._running,
+        lambda: writer.jobs_done,
+        worker_id=worker.id,
+        hostname=worker.hostname,
+        pid=worker.pid,
+        queues=worker.queues,
+        concurrency=worker.concurrency,
+        started_at=worker.started_at,
+        lease=worker.lease,
+        interval=worker.heartbeat,
+        log=worker.log,
+        closed=worker._closed,
+        state=lambda: remote.state,
+        telemetry=TelemetrySampler(),
+    )
+    remote = RemoteControl(
+        store,
+        worker._running,
+        worker_id=worker.id,
+        drain=worker.stop,
+        stop=lambda: worker._on_signal(signal.SIGTERM),
+        beat=heartbeat.beat,
+        log=worker.log,
+        closed=worker._closed,
+    )
+    return heartbeat, remote
