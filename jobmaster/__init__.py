@@ -35,15 +35,19 @@ from jobmaster.models import (
     QueueStats,
     Schedule,
 )
+from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, EnqueueRequest, Middleware
 from jobmaster.registry import Registry
 from jobmaster.settings import Settings
 
 __all__ = [
     "Attempt",
+    "AttemptEnd",
+    "AttemptInfo",
     "AttemptOutcome",
     "CancelOutcome",
     "ConfigError",
     "Context",
+    "EnqueueRequest",
     "ErrorInfo",
     "InvalidArguments",
     "InvalidState",
@@ -60,6 +64,7 @@ __all__ = [
     "JobSummary",
     "JobmasterError",
     "LogLine",
+    "Middleware",
     "QueueStats",
     "RedisAccessDenied",
     "RedisFull",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, RedisFull, full, redis_errors
 from jobmaster.handle import JobHandle
+from jobmaster.ops.middleware import EnqueueRequest
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
 from jobmaster.payload import pack_arguments, pack_many_arguments
 from jobmaster.records import RecordPacker
@@ -84,11 +85,17 @@ class JobOptions(Generic[P, R]):
                 yield batch
 
         registry = self.handler.registry
+        hooks = registry.hooks
+        if hooks is not None:
+            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
+            hooks.before_enqueue(request)
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
                 created = await registry.connection().store.enqueue_batches(self.queue, batches())
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        if hooks is not None:
+            hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
     def _enqueue_sync(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
@@ -98,11 +105,17 @@ class JobOptions(Generic[P, R]):
         if producer is None:
             return registry.run_sync(self._enqueue(arguments, job_id))
         jobs = [job for batch in self._batches(arguments, job_id) for job in batch]
+        hooks = registry.hooks
+        if hooks is not None:
+            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
+            hooks.before_enqueue(request)
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
                 created = producer.enqueue(self.queue, jobs)
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        if hooks is not None:
+            hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
     def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:

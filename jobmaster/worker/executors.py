@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jobmaster.context import LineEcho
 from jobmaster.errors import describe
+from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, Hooks
 from jobmaster.registry import Registry
-from jobmaster.store import ClaimedJob, Lease, Store
+from jobmaster.store import ClaimedJob, Completion, Lease, Store
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
@@ -62,6 +64,8 @@ class Executors:
         self._closed = closed
         self._retention_s = registry.settings.retention
         self._handing_back = False
+        self._hooks = registry.hooks
+        self._on_start = self._attempt_started if self._hooks is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if any(not h.is_async for h in registry.jobs.values()):
             self._threads = ThreadPoolExecutor(concurrency, "jobmaster-sync")
@@ -93,6 +97,7 @@ class Executors:
                 echo=self._echo,
                 retention_s=self._retention_s,
                 on_overrun=self._record_overrun,
+                on_start=self._on_start,
             )
         except asyncio.CancelledError:
             if not (self._handing_back or job.lease_lost):
@@ -100,7 +105,29 @@ class Executors:
         finally:
             self._running.remove(job, end_pending=completion is not None and not job.lease_lost)
         if completion is not None and not job.lease_lost:
+            if self._hooks is not None and job.hooked is not None:
+                self._attempt_ended(self._hooks, job, job.hooked, completion)
             self._writer.add(job, completion)
+
+    def _attempt_started(self, job: RunningJob) -> None:
+        """Tell the middleware an attempt starts (only when the registry has some)."""
+        job.hooked = AttemptInfo(
+            job.job_id, job.name, job.queue, job.attempt, job.created_ms / 1000, time.time(),
+            self._worker_id,
+        )  # fmt: skip
+        if self._hooks is not None:
+            self._hooks.before_attempt(job.hooked)
+
+    @staticmethod
+    def _attempt_ended(
+        hooks: Hooks, job: RunningJob, info: AttemptInfo, completion: Completion
+    ) -> None:
+        """Tell the middleware how an attempt ended."""
+        job.hooked_end = AttemptEnd(
+            completion.outcome, completion.next_state, time.monotonic() - job.started,
+            completion.error_type, completion.error_message,
+        )  # fmt: skip
+        hooks.after_attempt(info, job.hooked_end)
 
     async def _record_overrun(self, job: RunningJob, exc: AttemptTimeout) -> None:
         """A sync handler passed its timeout and its thread still runs: close its attempt as

@@ -168,7 +168,12 @@ class Worker:
         store = self._store = self.registry.new_store()
         running, log, closed = self._running, self.log, self._closed
         writer = CompletionWriter(
-            store, running, retention_ms=self._retention_ms, log=log, closed=closed
+            store,
+            running,
+            retention_ms=self._retention_ms,
+            log=log,
+            closed=closed,
+            hooks=self.registry.hooks,
         )
         self._writer = writer
         executors = Executors(
