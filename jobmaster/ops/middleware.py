@@ -95,6 +95,10 @@ class Middleware:
         """Called in the worker once Redis recorded that the job ended (succeeded, failed
         or cancelled) with this attempt."""
 
+    def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Called in a worker that took back attempts whose worker died or whose lease
+        expired (their jobs are queued again, or failed past ``max_lost``)."""
+
 
 def check_middleware(middleware: object) -> Middleware:
     """``middleware`` if it is a Middleware instance, else a TypeError saying what it is."""
@@ -141,6 +145,10 @@ class Hooks:
     def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
         for middleware in self._reverse:
             _call(middleware, "on_final", attempt, end)
+
+    def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
+        for middleware in self._forward:
+            _call(middleware, "on_lost", queue, job_ids)
 
 
 def _call(middleware: Middleware, hook: str, *args: Any) -> None:

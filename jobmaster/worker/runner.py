@@ -295,6 +295,7 @@ class Worker:
             retention_ms=self._retention_ms,
             log=log,
             closed=closed,
+            hooks=self.registry.hooks,
         )
         control = ControlListener(store, running, positions, log=log, closed=closed)
         watchdog = watch_idle_attempts(running, log=log, closed=closed)
