@@ -32,10 +32,12 @@ from jobmaster.models import (
     JobState,
     JobSummary,
     LogLine,
+    Notification,
     QueueStats,
     Schedule,
 )
 from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, EnqueueRequest, Middleware
+from jobmaster.ops.webhooks import Webhook
 from jobmaster.registry import Registry
 from jobmaster.settings import Settings
 
@@ -65,6 +67,7 @@ __all__ = [
     "JobmasterError",
     "LogLine",
     "Middleware",
+    "Notification",
     "QueueStats",
     "RedisAccessDenied",
     "RedisFull",
@@ -79,5 +82,6 @@ __all__ = [
     "ScheduleNotFound",
     "Settings",
     "UnknownJob",
+    "Webhook",
 ]
 __version__ = "0.1.0"

@@ -39,6 +39,7 @@ class Executors:
         echo: where handlers' log lines are echoed, if anywhere.
         log: the worker's logger.
         closed: set when the worker closes.
+        hooks: the middleware told of each attempt's start and end, if any.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Executors:
         echo: LineEcho | None,
         log: Any,
         closed: asyncio.Event,
+        hooks: Hooks | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -64,7 +66,7 @@ class Executors:
         self._closed = closed
         self._retention_s = registry.settings.retention
         self._handing_back = False
-        self._hooks = registry.hooks
+        self._hooks = hooks
         self._on_start = self._attempt_started if self._hooks is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if any(not h.is_async for h in registry.jobs.values()):
