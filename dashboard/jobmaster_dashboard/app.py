@@ -22,6 +22,7 @@ from jobmaster_dashboard import (
     job_actions,
     job_page,
     live,
+    metrics,
     pages,
     schedule_forms,
 )
@@ -108,6 +109,7 @@ def create_app(
         Route("/failed/retry", bulk.retry, methods=["POST"]),
         Route("/failed/delete", bulk.delete, methods=["POST"]),
         Route("/workers", pages.workers, name="workers"),
+        Route("/metrics", metrics.metrics, name="metrics"),
         Route("/schedules", schedule_forms.schedules, name="schedules"),
         Route("/schedules/add", schedule_forms.add, methods=["POST"]),
         Route("/schedules/delete", schedule_forms.delete, methods=["POST"]),
