@@ -8,7 +8,9 @@ worker (the benchmarks do this in a child process)::
 A burst worker processes what is queued, then prints one line ``BENCH_RESULT {json}`` with
 its processing time (measured around ``await worker.run()``), the jobs it finished, when
 (``time.time()``) its first handler started and its run ended, and its peak resident memory.
-A worker started without ``--burst`` runs until SIGTERM. With ``--gate``, a worker signs in on
+A worker started without ``--burst`` runs until SIGTERM. With ``BENCH_METRICS=1`` in the
+environment, its registry uses :class:`jobmaster.ops.metrics.WorkerMetrics` (the cost of
+``--metrics-port``, without its HTTP server). With ``--gate``, a worker signs in on
 a Redis list once it has imported everything, then waits for the driver's go (see
 :func:`gate_keys`), so that several workers start processing together.
 """
@@ -83,6 +85,10 @@ def make_registry(url: str, namespace: str) -> Registry:
 
 async def run_worker(url: str, namespace: str, *, burst: bool) -> None:
     registry = make_registry(url, namespace)
+    if os.environ.get("BENCH_METRICS") == "1":
+        from jobmaster.ops.metrics import WorkerMetrics
+
+        registry.use(WorkerMetrics(concurrency=100))
     worker = Worker(
         registry,
         burst=burst,

@@ -6,7 +6,7 @@ one). Names (labels ``queue`` and ``name`` unless said otherwise):
 
 - ``jobmaster_jobs_started_total``: attempts started.
 - ``jobmaster_jobs_succeeded_total``, ``jobmaster_jobs_failed_total``,
-  ``jobmaster_jobs_cancelled_total``: jobs that ended so, counted once Redis recorded it.
+  ``jobmaster_jobs_cancelled_total``: jobs that ended so with an attempt of this worker.
 - ``jobmaster_jobs_retried_total``: attempts that failed and left a retry scheduled.
 - ``jobmaster_jobs_lost_total`` (``queue`` only): attempts whose worker died or whose lease
   expired, counted by the worker that took them back.
@@ -22,18 +22,69 @@ each port (Prometheus sums them by label).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, Middleware
 
 LABELS = ("queue", "name")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+COUNTERS = {
+    "started": "Attempts started",
+    "succeeded": "Jobs succeeded",
+    "failed": "Jobs failed",
+    "cancelled": "Jobs cancelled",
+    "retried": "Failed attempts with a retry scheduled",
+}
 
 
-class WorkerMetrics(Middleware):
+class _Histogram:
+    """Observations in buckets (not cumulative: summed up when scraped)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(DURATION_BUCKETS, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        bounds = [*map(str, DURATION_BUCKETS), "+Inf"]
+        cumulative, running = [], 0
+        for bound, count in zip(bounds, list(self.counts), strict=True):
+            running += count
+            cumulative.append((bound, float(running)))
+        return cumulative
+
+
+class _JobFigures:
+    """The figures of one job name in one queue."""
+
+    __slots__ = ("cancelled", "duration", "failed", "latency", "retried", "started", "succeeded")
+
+    def __init__(self) -> None:
+        self.started = self.succeeded = self.failed = self.cancelled = self.retried = 0
+        self.duration = _Histogram()
+        self.latency = _Histogram()
+
+
+class WorkerMetrics(Middleware, Collector):
     """The Prometheus metrics of one worker process.
+
+    The hooks count in plain integers (an attempt costs a few dictionary lookups); the
+    Prometheus families are built when ``/metrics`` is scraped.
 
     Args:
         concurrency: the worker's slots (``jobmaster_slots``).
@@ -41,53 +92,70 @@ class WorkerMetrics(Middleware):
     """
 
     def __init__(self, concurrency: int, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.started = Counter("jobmaster_jobs_started", "Attempts started", LABELS, registry=r)
-        self.succeeded = Counter("jobmaster_jobs_succeeded", "Jobs succeeded", LABELS, registry=r)
-        self.failed = Counter("jobmaster_jobs_failed", "Jobs failed", LABELS, registry=r)
-        self.cancelled = Counter("jobmaster_jobs_cancelled", "Jobs cancelled", LABELS, registry=r)
-        self.retried = Counter(
-            "jobmaster_jobs_retried", "Failed attempts with a retry scheduled", LABELS, registry=r
-        )
-        self.lost = Counter(
-            "jobmaster_jobs_lost", "Attempts lost (worker died or lease expired)", ("queue",),
-            registry=r,
-        )  # fmt: skip
-        self.duration = Histogram(
-            "jobmaster_attempt_duration_seconds", "Seconds attempts ran", LABELS,
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "jobmaster_enqueue_to_start_seconds", "Seconds from enqueue to the first attempt",
-            LABELS, buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.busy = Gauge("jobmaster_slots_busy", "Attempts running", registry=r)
-        Gauge("jobmaster_slots", "Attempts the worker runs at once", registry=r).set(concurrency)
-        self._ended = {
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "cancelled": self.cancelled,
-        }
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.concurrency = concurrency
+        self.busy = 0
+        self.lost: dict[str, int] = {}
+        self._jobs: dict[tuple[str, str], _JobFigures] = {}
+        self.registry.register(self)
 
     def before_attempt(self, attempt: AttemptInfo) -> None:
-        self.busy.inc()
-        self.started.labels(attempt.queue, attempt.name).inc()
+        self.busy += 1
+        key = (attempt.queue, attempt.name)
+        figures = self._jobs.get(key)
+        if figures is None:
+            figures = self._jobs[key] = _JobFigures()
+        figures.started += 1
         if attempt.attempt == 1 and attempt.created_at > 0:
-            waited = max(0.0, attempt.started_at - attempt.created_at)
-            self.latency.labels(attempt.queue, attempt.name).observe(waited)
+            figures.latency.observe(max(0.0, attempt.started_at - attempt.created_at))
 
     def after_attempt(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
-        self.busy.dec()
-        self.duration.labels(attempt.queue, attempt.name).observe(end.duration)
-        if end.next_state == "scheduled":
-            self.retried.labels(attempt.queue, attempt.name).inc()
-
-    def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
-        self._ended[end.next_state].labels(attempt.queue, attempt.name).inc()
+        # Ends are counted as the worker reports them (not in on_final, once Redis recorded
+        # them): one hook per attempt less, and they differ only for an attempt whose lease
+        # was taken over between its end and its record.
+        self.busy -= 1
+        figures = self._jobs[attempt.queue, attempt.name]
+        figures.duration.observe(end.duration)
+        state = end.next_state
+        if state == "succeeded":
+            figures.succeeded += 1
+        elif state == "scheduled":
+            figures.retried += 1
+        elif state == "failed":
+            figures.failed += 1
+        else:
+            figures.cancelled += 1
 
     def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
-        self.lost.labels(queue).inc(len(job_ids))
+        self.lost[queue] = self.lost.get(queue, 0) + len(job_ids)
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of the metrics, as they are now (called by prometheus_client)."""
+        jobs = list(self._jobs.items())
+        for field, help_text in COUNTERS.items():
+            counter = CounterMetricFamily(f"jobmaster_jobs_{field}", help_text, labels=LABELS)
+            for labels, figures in jobs:
+                counter.add_metric(labels, getattr(figures, field))
+            yield counter
+        lost = CounterMetricFamily(
+            "jobmaster_jobs_lost", "Attempts lost (worker died or lease expired)", labels=["queue"]
+        )
+        for queue, count in list(self.lost.items()):
+            lost.add_metric([queue], count)
+        yield lost
+        for field, name, help_text in (
+            ("duration", "jobmaster_attempt_duration_seconds", "Seconds attempts ran"),
+            ("latency", "jobmaster_enqueue_to_start_seconds", "Seconds to the first attempt"),
+        ):
+            histogram = HistogramMetricFamily(name, help_text, labels=LABELS)
+            for labels, figures in jobs:
+                observed: _Histogram = getattr(figures, field)
+                histogram.add_metric(labels, observed.buckets(), observed.total)
+            yield histogram
+        yield GaugeMetricFamily("jobmaster_slots_busy", "Attempts running", value=self.busy)
+        yield GaugeMetricFamily(
+            "jobmaster_slots", "Attempts the worker runs at once", value=self.concurrency
+        )
 
     def serve(self, port: int, host: str = "") -> None:
         """Serve ``/metrics`` on ``host:port`` from a daemon thread (host "": every

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -36,9 +36,8 @@ class EnqueueRequest:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptInfo:
-    """An attempt a worker starts."""
+class AttemptInfo(NamedTuple):
+    """An attempt a worker starts (a named tuple: one is made per attempt)."""
 
     job_id: str
     name: str
@@ -52,8 +51,7 @@ class AttemptInfo:
     worker_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptEnd:
+class AttemptEnd(NamedTuple):
     """How an attempt ended, and the state its job goes to."""
 
     outcome: str
@@ -109,54 +107,86 @@ def check_middleware(middleware: object) -> Middleware:
     return middleware
 
 
+HOOKS = (
+    "before_enqueue",
+    "after_enqueue",
+    "before_attempt",
+    "after_attempt",
+    "on_final",
+    "on_lost",
+)
+_AFTER = frozenset({"after_enqueue", "after_attempt", "on_final"})
+
+
 class Hooks:
     """Calls the hooks of a registry's middleware in order, each one guarded.
 
-    Made only when the registry has middleware (callers keep ``None`` otherwise).
+    Made only when the registry has middleware (callers keep ``None`` otherwise). Only the
+    hooks a middleware overrides are called.
     """
 
-    __slots__ = ("_forward", "_reverse", "middleware")
-
     def __init__(self, middleware: Sequence[Middleware]) -> None:
-        self.middleware = self._forward = tuple(middleware)
-        self._reverse = self._forward[::-1]
-
-    @staticmethod
-    def of(middleware: Sequence[Middleware]) -> Hooks | None:
-        """Hooks over ``middleware``, or None when there is none."""
-        return Hooks(middleware) if middleware else None
+        self.middleware = tuple(middleware)
+        for hook in HOOKS:
+            order = self.middleware[::-1] if hook in _AFTER else self.middleware
+            overridden = [
+                m for m in order if getattr(type(m), hook) is not getattr(Middleware, hook)
+            ]
+            setattr(self, f"_{hook}", tuple(overridden))
+        self.wants_final = bool(self._on_final)
+        """Whether a middleware has an ``on_final`` hook."""
 
     def before_enqueue(self, request: EnqueueRequest) -> None:
-        for middleware in self._forward:
+        for middleware in self._before_enqueue:
             _call(middleware, "before_enqueue", request)
 
     def after_enqueue(self, request: EnqueueRequest, job_ids: Sequence[str]) -> None:
-        for middleware in self._reverse:
+        for middleware in self._after_enqueue:
             _call(middleware, "after_enqueue", request, job_ids)
 
     def before_attempt(self, attempt: AttemptInfo) -> None:
-        for middleware in self._forward:
-            _call(middleware, "before_attempt", attempt)
+        for middleware in self._before_attempt:
+            try:
+                middleware.before_attempt(attempt)
+            except Exception:
+                _logged(middleware, "before_attempt")
 
     def after_attempt(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
-        for middleware in self._reverse:
-            _call(middleware, "after_attempt", attempt, end)
+        for middleware in self._after_attempt:
+            try:
+                middleware.after_attempt(attempt, end)
+            except Exception:
+                _logged(middleware, "after_attempt")
 
     def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
-        for middleware in self._reverse:
-            _call(middleware, "on_final", attempt, end)
+        for middleware in self._on_final:
+            try:
+                middleware.on_final(attempt, end)
+            except Exception:
+                _logged(middleware, "on_final")
 
     def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
-        for middleware in self._forward:
+        for middleware in self._on_lost:
             _call(middleware, "on_lost", queue, job_ids)
+
+    _before_enqueue: tuple[Middleware, ...]
+    _after_enqueue: tuple[Middleware, ...]
+    _before_attempt: tuple[Middleware, ...]
+    _after_attempt: tuple[Middleware, ...]
+    _on_final: tuple[Middleware, ...]
+    _on_lost: tuple[Middleware, ...]
 
 
 def _call(middleware: Middleware, hook: str, *args: Any) -> None:
     try:
         getattr(middleware, hook)(*args)
     except Exception:
-        _log.exception(
-            "a middleware hook raised; the job goes on",
-            middleware=type(middleware).__qualname__,
-            hook=hook,
-        )
+        _logged(middleware, hook)
+
+
+def _logged(middleware: Middleware, hook: str) -> None:
+    _log.exception(
+        "a middleware hook raised; the job goes on",
+        middleware=type(middleware).__qualname__,
+        hook=hook,
+    )

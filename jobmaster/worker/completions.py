@@ -165,7 +165,7 @@ class CompletionWriter:
         self.recorded.set()
         if self._running.suspects and any(job.suspect for job, _ in done):
             self._running.recorded_suspects(sum(job.suspect for job, _ in done))
-        if self._hooks is not None:
+        if self._hooks is not None and self._hooks.wants_final:
             self._final_hooks(self._hooks, done, recorded)
         for (job, _), outcome in zip(done, recorded, strict=True):
             if outcome == Recorded.LEASE_LOST:
