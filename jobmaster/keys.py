@@ -26,7 +26,8 @@ they touch in ``KEYS`` and never build key names themselves::
                                              trims what it read (XTRIM MINID)
     <ns>:{<q>}:jobs                  hash    job id -> msgpack {n: name, a: args (bin),
                                              p: priority, c: created ms, t: tags (when
-                                             any)} (set at enqueue)
+                                             any), h: headers of middleware, e.g. a trace
+                                             context (when any)} (set at enqueue)
     <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
                                              b: band, e: stream entry, t: lease token,
                                              d: due ms, f: finished ms, x: error type,

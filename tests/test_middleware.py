@@ -139,3 +139,36 @@ def test_use_takes_a_middleware_instance(registry: Registry) -> None:
     with pytest.raises(TypeError, match=r"takes a jobmaster\.Middleware"):
         registry.use(object())  # type: ignore[arg-type]
     assert registry.hooks is None
+
+
+class Stamp(Middleware):
+    """Puts a header on each enqueue and notes what the attempts see."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+
+    def before_enqueue(self, request: EnqueueRequest) -> None:
+        request.headers["stamp"] = f"{request.name}/{request.count}"
+
+    def before_attempt(self, attempt: AttemptInfo) -> None:
+        self.seen.append(dict(attempt.headers))
+
+
+async def test_headers_set_at_enqueue_reach_the_attempts(registry: Registry) -> None:
+    stamp = Stamp()
+    registry.use(stamp)
+
+    @registry.job(tags=["t"])
+    async def echo(text: str) -> str:
+        return text
+
+    one = await echo.enqueue("a")
+    many = await echo.enqueue_many([("b",), ("c",)])
+    await run_jobs(registry)
+
+    assert sorted(map(str, stamp.seen)) == sorted(
+        map(str, [{"stamp": "echo/1"}, {"stamp": "echo/2"}, {"stamp": "echo/2"}])
+    )
+    assert await one.result(timeout=5) == "a"
+    job = await many[1].info()
+    assert (job.arguments, job.tags) == ({"text": "c"}, ["t"])

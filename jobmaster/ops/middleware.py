@@ -16,24 +16,32 @@ nothing per attempt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import structlog
 
 _log = structlog.get_logger("jobmaster.middleware")
 
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
 class EnqueueRequest:
-    """Jobs about to be enqueued: ``count`` calls of job ``name`` into ``queue``."""
+    """Jobs about to be enqueued: ``count`` calls of job ``name`` into ``queue``.
+
+    ``before_enqueue`` may add string ``headers`` (e.g. a trace context): they are written
+    in the record of every job of the call, and the worker gives them to the attempt hooks
+    (:attr:`AttemptInfo.headers`).
+    """
 
     name: str
     queue: str
     count: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class AttemptInfo(NamedTuple):
@@ -49,6 +57,8 @@ class AttemptInfo(NamedTuple):
     started_at: float
     """When the attempt started (Unix time, seconds)."""
     worker_id: str
+    headers: Mapping[str, str] = NO_HEADERS
+    """What the enqueue's middleware put in the job's record (see :class:`EnqueueRequest`)."""
 
 
 class AttemptEnd(NamedTuple):

@@ -70,6 +70,8 @@ class RunningJob:
     """Its handler runs in a thread of the worker, which nothing can interrupt."""
     created_ms: int = 0
     """When the job was enqueued (Unix time, ms)."""
+    headers: dict[str, str] | None = None
+    """What the enqueue's middleware put in the job's record."""
     hooked: AttemptInfo | None = None
     """The attempt as the middleware saw it start (None without middleware)."""
     hooked_end: AttemptEnd | None = None
@@ -200,6 +202,7 @@ def _prepare(
         data = load_record(record)
         job.name = data["n"]
         job.created_ms = data.get("c", 0)
+        job.headers = data.get("h")
         arguments = decode_arguments(data)
     except (DecodeError, KeyError, TypeError) as exc:
         return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)

@@ -13,7 +13,7 @@ from typing import Any
 
 from jobmaster.context import LineEcho
 from jobmaster.errors import describe
-from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, Hooks
+from jobmaster.ops.middleware import NO_HEADERS, AttemptEnd, AttemptInfo, Hooks
 from jobmaster.registry import Registry
 from jobmaster.store import ClaimedJob, Completion, Lease, Store
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
@@ -115,7 +115,7 @@ class Executors:
         """Tell the middleware an attempt starts (only when the registry has some)."""
         job.hooked = AttemptInfo(
             job.job_id, job.name, job.queue, job.attempt, job.created_ms / 1000, time.time(),
-            self._worker_id,
+            self._worker_id, job.headers or NO_HEADERS,
         )  # fmt: skip
         if self._hooks is not None:
             self._hooks.before_attempt(job.hooked)
