@@ -4,6 +4,7 @@ logged without losing its job."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import structlog
@@ -172,3 +173,28 @@ async def test_headers_set_at_enqueue_reach_the_attempts(registry: Registry) -> 
     assert await one.result(timeout=5) == "a"
     job = await many[1].info()
     assert (job.arguments, job.tags) == ({"text": "c"}, ["t"])
+
+
+async def test_a_job_that_cannot_start_still_reaches_on_final(
+    registry: Registry, redis_url: str, tmp_path: Path
+) -> None:
+    producer = Registry(redis_url, config_dir=tmp_path, environ={})
+
+    @producer.job(name="convert")
+    async def convert_text(value: str) -> None:
+        pass
+
+    calls: list[str] = []
+    registry.use(Recorder("w", calls))
+
+    @registry.job(name="convert")
+    async def convert_number(value: int) -> None:
+        pass
+
+    try:
+        handle = await convert_text.enqueue("not a number")
+        await run_jobs(registry)
+        assert (await handle.info()).state == JobState.FAILED
+    finally:
+        await producer.aclose()
+    assert calls == ["w.on_final failed"]

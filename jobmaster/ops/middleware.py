@@ -101,7 +101,8 @@ class Middleware:
 
     def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
         """Called in the worker once Redis recorded that the job ended (succeeded, failed
-        or cancelled) with this attempt."""
+        or cancelled) with this attempt; also for an attempt that could not start (its
+        arguments no longer fit the handler), which got no other attempt hook."""
 
     def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
         """Called in a worker that took back attempts whose worker died or whose lease

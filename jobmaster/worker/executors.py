@@ -107,29 +107,35 @@ class Executors:
         finally:
             self._running.remove(job, end_pending=completion is not None and not job.lease_lost)
         if completion is not None and not job.lease_lost:
-            if self._hooks is not None and job.hooked is not None:
-                self._attempt_ended(self._hooks, job, job.hooked, completion)
+            if self._hooks is not None:
+                self._attempt_ended(self._hooks, job, completion)
             self._writer.add(job, completion)
 
     def _attempt_started(self, job: RunningJob) -> None:
         """Tell the middleware an attempt starts (only when the registry has some)."""
-        job.hooked = AttemptInfo(
-            job.job_id, job.name, job.queue, job.attempt, job.created_ms / 1000, time.time(),
-            self._worker_id, job.headers or NO_HEADERS,
-        )  # fmt: skip
+        job.hooked = self._info(job)
         if self._hooks is not None:
             self._hooks.before_attempt(job.hooked)
 
-    @staticmethod
-    def _attempt_ended(
-        hooks: Hooks, job: RunningJob, info: AttemptInfo, completion: Completion
-    ) -> None:
-        """Tell the middleware how an attempt ended."""
+    def _info(self, job: RunningJob) -> AttemptInfo:
+        return AttemptInfo(
+            job.job_id, job.name, job.queue, job.attempt, job.created_ms / 1000, time.time(),
+            self._worker_id, job.headers or NO_HEADERS,
+        )  # fmt: skip
+
+    def _attempt_ended(self, hooks: Hooks, job: RunningJob, completion: Completion) -> None:
+        """Tell the middleware how an attempt ended. One that could not start (its record or
+        arguments were invalid) gets no ``after_attempt``, as it got no ``before_attempt``,
+        but its job's end still reaches ``on_final``."""
+        info = job.hooked
         job.hooked_end = AttemptEnd(
             completion.outcome, completion.next_state, time.monotonic() - job.started,
             completion.error_type, completion.error_message,
         )  # fmt: skip
-        hooks.after_attempt(info, job.hooked_end)
+        if info is not None:
+            hooks.after_attempt(info, job.hooked_end)
+        else:
+            job.hooked = self._info(job)
 
     async def _record_overrun(self, job: RunningJob, exc: AttemptTimeout) -> None:
         """A sync handler passed its timeout and its thread still runs: close its attempt as
