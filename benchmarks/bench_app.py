@@ -6,9 +6,12 @@ worker (the benchmarks do this in a child process)::
     PYTHONPATH=.:benchmarks python -m bench_app URL NAMESPACE [--burst] [--gate]
 
 A burst worker processes what is queued, then prints one line ``BENCH_RESULT {json}`` with
-its processing time (measured around ``await worker.run()``), the jobs it finished, when
+its processing time and CPU time (measured around ``await worker.run()``), the jobs it
+finished, when
 (``time.time()``) its first handler started and its run ended, and its peak resident memory.
-A worker started without ``--burst`` runs until SIGTERM. With ``--gate``, a worker signs in on
+A worker started without ``--burst`` runs until SIGTERM. With ``BENCH_METRICS=1`` in the
+environment, its registry uses :class:`jobmaster.ops.metrics.WorkerMetrics` (the cost of
+``--metrics-port``, without its HTTP server). With ``--gate``, a worker signs in on
 a Redis list once it has imported everything, then waits for the driver's go (see
 :func:`gate_keys`), so that several workers start processing together.
 """
@@ -83,20 +86,26 @@ def make_registry(url: str, namespace: str) -> Registry:
 
 async def run_worker(url: str, namespace: str, *, burst: bool) -> None:
     registry = make_registry(url, namespace)
+    if os.environ.get("BENCH_METRICS") == "1":
+        from jobmaster.ops.metrics import WorkerMetrics
+
+        registry.use(WorkerMetrics(concurrency=100))
     worker = Worker(
         registry,
         burst=burst,
         install_signal_handlers=not burst,  # a long-running worker stops on SIGTERM
         echo_job_logs=False,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await worker.run()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     ended = time.time()
     await registry.aclose()
     if burst:
         figures: dict[str, Any] = {
             "elapsed_s": elapsed,
+            "cpu_s": cpu,
             "jobs_done": worker.jobs_done,
             "first_start": first_start,
             "ended": ended,

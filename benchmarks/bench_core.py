@@ -295,6 +295,7 @@ def process(url: str, namespace: str, jobs: int) -> dict[str, Any]:
         "evalsha_per_job": calls.get("evalsha", 0) / jobs,
         "calls_per_job": sum(calls.values()) / jobs,
         "worker_elapsed_s": figures["elapsed_s"],
+        "worker_cpu_us_per_job": figures.get("cpu_s", 0.0) / jobs * 1e6,
         "worker_rss_mb": figures["max_rss_bytes"] / MB,
         "commands": calls,
         "process_worker_warnings": worker_warnings(child.stdout + child.stderr),

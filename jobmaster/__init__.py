@@ -32,18 +32,24 @@ from jobmaster.models import (
     JobState,
     JobSummary,
     LogLine,
+    Notification,
     QueueStats,
     Schedule,
 )
+from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, EnqueueRequest, Middleware
+from jobmaster.ops.webhooks import Webhook
 from jobmaster.registry import Registry
 from jobmaster.settings import Settings
 
 __all__ = [
     "Attempt",
+    "AttemptEnd",
+    "AttemptInfo",
     "AttemptOutcome",
     "CancelOutcome",
     "ConfigError",
     "Context",
+    "EnqueueRequest",
     "ErrorInfo",
     "InvalidArguments",
     "InvalidState",
@@ -60,6 +66,8 @@ __all__ = [
     "JobSummary",
     "JobmasterError",
     "LogLine",
+    "Middleware",
+    "Notification",
     "QueueStats",
     "RedisAccessDenied",
     "RedisFull",
@@ -74,5 +82,6 @@ __all__ = [
     "ScheduleNotFound",
     "Settings",
     "UnknownJob",
+    "Webhook",
 ]
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DECORATOR_OPTIONS = ("name", *OPTIONS, "retry", "cron")
+DECORATOR_OPTIONS = ("name", *OPTIONS, "retry", "notify", "cron")
 """The keywords of ``@registry.job(...)``."""
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jobmaster.ops.webhooks import Webhook
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TAG_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}$"
@@ -89,9 +91,10 @@ class JobDefinition(BaseModel):
         result_ttl: seconds the result is kept (None: as long as the job record).
         tags: labels every job of this definition carries (up to 16, 1-64 characters
             of letters, digits and ``_.:/=+-``), to find jobs by in listings.
+        notify: a :class:`Webhook` (or several) told when a job ends (set in code only).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     name: str = Field(pattern=NAME_PATTERN)
     queue: str = Field(default="default", pattern=QUEUE_PATTERN)
@@ -104,7 +107,18 @@ class JobDefinition(BaseModel):
     tags: tuple[Annotated[str, Field(pattern=TAG_PATTERN)], ...] = Field(
         default=(), max_length=MAX_TAGS
     )
+    notify: tuple[Webhook, ...] = ()
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _webhooks(cls, value: Any) -> Any:
+        if isinstance(value, Webhook):
+            return (value,)
+        if not isinstance(value, list | tuple) or not all(isinstance(w, Webhook) for w in value):
+            raise ValueError(f"notify= takes a jobmaster.Webhook or a list of them, got {value!r}")
+        return tuple(value)
 
 
-OPTIONS = tuple(f for f in JobDefinition.model_fields if f not in ("name", "retry"))
-"""The options a decorator, a configuration table or a variable may set (and retry)."""
+OPTIONS = tuple(f for f in JobDefinition.model_fields if f not in ("name", "retry", "notify"))
+"""The options a decorator, a configuration table or a variable may set (and retry; a
+decorator also sets notify)."""

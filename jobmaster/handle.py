@@ -15,7 +15,7 @@ from jobmaster.errors import (
     ResultExpired,
     redis_errors,
 )
-from jobmaster.models import CancelOutcome, Job, JobState
+from jobmaster.models import CancelOutcome, Job, JobState, Notification
 from jobmaster.options import check_priority, delay_to_ms
 from jobmaster.payload import pack_arguments
 from jobmaster.store.replies import Outcome
@@ -103,9 +103,14 @@ class JobHandle(Generic[R]):
     async def info(self) -> Job:
         """The job with its state and every attempt so far."""
         with redis_errors(f"reading job {self.id}", self.registry.settings.redis_url):
-            job = await self.registry.connection().store.inspection.job(self.queue, self.id)
+            store = self.registry.connection().store
+            job = await store.inspection.job(self.queue, self.id)
+            if job is not None:
+                tries = await store.webhooks.notification_tries(self.queue, self.id)
         if job is None:
             raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        if tries:
+            job = job.model_copy(update={"notifications": [Notification(**t) for t in tries]})
         return job
 
     async def state(self) -> JobState:

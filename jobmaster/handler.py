@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import ConfigError, InvalidArguments, RedisFull, full, redis_errors
 from jobmaster.handle import JobHandle
+from jobmaster.ops.middleware import EnqueueRequest
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
 from jobmaster.payload import pack_arguments, pack_many_arguments
 from jobmaster.records import RecordPacker
@@ -78,12 +79,19 @@ class JobOptions(Generic[P, R]):
         """Enqueue jobs with these validated, packed arguments."""
         jobs: list[NewJob] = []
 
+        registry = self.handler.registry
+        hooks = registry.hooks
+        headers = None
+        if hooks is not None:
+            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
+            hooks.before_enqueue(request)
+            headers = request.headers
+
         def batches() -> Iterator[list[NewJob]]:  # built while Redis runs the one before
-            for batch in self._batches(arguments, job_id):
+            for batch in self._batches(arguments, job_id, headers):
                 jobs.extend(batch)
                 yield batch
 
-        registry = self.handler.registry
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
                 created = await registry.connection().store.jobs.enqueue_batches(
@@ -91,6 +99,8 @@ class JobOptions(Generic[P, R]):
                 )
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        if hooks is not None:
+            hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
     def _enqueue_sync(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
@@ -99,12 +109,20 @@ class JobOptions(Generic[P, R]):
         producer = registry.blocking_producer()
         if producer is None:
             return registry.run_sync(self._enqueue(arguments, job_id))
-        jobs = [job for batch in self._batches(arguments, job_id) for job in batch]
+        hooks = registry.hooks
+        headers = None
+        if hooks is not None:
+            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
+            hooks.before_enqueue(request)
+            headers = request.headers
+        jobs = [job for batch in self._batches(arguments, job_id, headers) for job in batch]
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
                 created = producer.enqueue(self.queue, jobs)
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        if hooks is not None:
+            hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
     def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:
@@ -140,12 +158,20 @@ class JobOptions(Generic[P, R]):
                 raise InvalidArguments(f"call #{number}: {exc}") from None
         raise AssertionError("a batch failed validation, yet each of its calls passes")
 
-    def _batches(self, arguments: list[bytes], job_id: str | None) -> Iterator[list[NewJob]]:
-        """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time."""
+    def _batches(
+        self, arguments: list[bytes], job_id: str | None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[list[NewJob]]:
+        """The jobs of validated calls, built one batch of ``ENQUEUE_CHUNK`` at a time (with
+        the headers middleware gave them, if any)."""
         priority, delay_ms = self.priority, self.delay_ms
-        if self._packer is None:
-            self._packer = RecordPacker(self.handler.definition.name, priority, self.tags)
-        packer, created_ms = self._packer, int(time.time() * 1000)
+        name = self.handler.definition.name
+        if headers:
+            packer = RecordPacker(name, priority, self.tags, headers)
+        else:
+            if self._packer is None:
+                self._packer = RecordPacker(name, priority, self.tags)
+            packer = self._packer
+        created_ms = int(time.time() * 1000)
         if job_id is not None:
             ids = [job_id] * len(arguments)
         else:  # 128 random bits per job as 32 hex digits, drawn in one call for the batch

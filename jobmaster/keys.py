@@ -32,7 +32,8 @@ they touch in ``KEYS`` and never build key names themselves::
                                              trims what it read (XTRIM MINID)
     <ns>:{<q>}:jobs                  hash    job id -> msgpack {n: name, a: args (bin),
                                              p: priority, c: created ms, t: tags (when
-                                             any)} (set at enqueue)
+                                             any), h: headers of middleware, e.g. a trace
+                                             context (when any)} (set at enqueue)
     <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
                                              b: band, e: stream entry, t: lease token,
                                              d: due ms, f: finished ms, x: error type,
@@ -85,6 +86,17 @@ they touch in ``KEYS`` and never build key names themselves::
                                              queue (SET PX: a lease, renewed by its holder)
     <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
                                              gap_to: the last stretch when none ran (ms)
+
+    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries), written by the worker
+    once a job's end is recorded:
+
+    <ns>:{<q>}:webhook_due           zset    delivery id -> ms when it is next tried (a claim
+                                             moves it one lease ahead)
+    <ns>:{<q>}:webhook_deliveries    hash    delivery id -> JSON {webhook: key, url, tries,
+                                             body: the request's JSON}
+    <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
+                                             url, number, at, status, error, ok} (expires
+                                             with the retention)
 """
 
 from __future__ import annotations
@@ -188,6 +200,17 @@ class QueueKeys:
     @cached_property
     def scheduler(self) -> str:
         return f"{self._base}:scheduler"
+
+    @cached_property
+    def webhook_due(self) -> str:
+        return f"{self._base}:webhook_due"
+
+    @cached_property
+    def webhook_deliveries(self) -> str:
+        return f"{self._base}:webhook_deliveries"
+
+    def notifications(self, job_id: str) -> str:
+        return f"{self._base}:notifications:{job_id}"
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,24 @@ class Attempt(_Record):
     progress: float | str | None = None
 
 
+class Notification(_Record):
+    """One try of a webhook delivery about a job (see :class:`jobmaster.Webhook`)."""
+
+    delivery: str
+    """The delivery's id (the same for every try of one delivery)."""
+    url: str
+    number: int
+    """The try's number within its delivery, from 1."""
+    at: datetime
+    ok: bool
+    """Whether the receiver answered with a 2xx status."""
+    status: int | None = None
+    """The HTTP status of the answer (None: none came)."""
+    error: str | None = None
+    final: bool = False
+    """No other try of this delivery follows (it succeeded, or it was given up)."""
+
+
 class Job(_Record):
     """One request to run a job definition, with its state and every attempt so far."""
 
@@ -114,6 +132,8 @@ class Job(_Record):
     result: Any = None
     error: ErrorInfo | None = None
     attempts: list[Attempt] = []
+    notifications: list[Notification] = []
+    """Each try of the webhook deliveries about this job, oldest first."""
 
 
 class JobSummary(_Record):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,19 @@ class RecordPacker:
     msgpack of the rest is encoded once, and each record is that around its arguments'
     bytes (a producer's hot path)."""
 
-    def __init__(self, name: str, priority: int, tags: tuple[str, ...] = ()) -> None:
-        self._head = bytes((0x85 if tags else 0x84,)) + pack("n") + pack(name) + pack("a")
+    def __init__(
+        self,
+        name: str,
+        priority: int,
+        tags: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        fields = 4 + bool(tags) + bool(headers)
+        self._head = bytes((0x80 + fields,)) + pack("n") + pack(name) + pack("a")
         self._priority = pack("p") + pack(priority) + pack("c")
         self._tags = pack("t") + pack(list(tags)) if tags else b""
+        if headers:  # set by middleware (a trace context), on every job of the call
+            self._tags += pack("h") + pack(dict(headers))
 
     def records(self, created_ms: int, arguments: Sequence[bytes]) -> list[bytes]:
         """The records of jobs created at ``created_ms`` with these packed arguments."""

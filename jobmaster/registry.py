@@ -40,6 +40,7 @@ from jobmaster.models import (
     Schedule,
     WorkerInfo,
 )
+from jobmaster.ops.middleware import Hooks, Middleware, check_middleware
 from jobmaster.overrides import JobConfig
 from jobmaster.queries import Queries
 from jobmaster.schedule_operations import ScheduleOperations
@@ -95,6 +96,7 @@ class Registry(WorkerControl):
             Path(config_dir) if config_dir is not None else None, environ
         )
         self.jobs: dict[str, JobHandler[Any, Any]] = {}
+        self.hooks: Hooks | None = None  # the middleware's, None while there is none
         self._connections = Connections(self.settings)
         self._queries = Queries(self)
         self._schedules = ScheduleOperations(self)
@@ -150,9 +152,13 @@ class Registry(WorkerControl):
         return sorted({h.definition.queue for h in self.jobs.values()})
 
     def check_config(self) -> None:
-        """Fail if a configuration file or a JOBMASTER_JOBS__ variable configures a job this
-        registry does not define (a misspelt name would otherwise be ignored)."""
+        """Fail if a file or JOBMASTER_JOBS__ variable configures a job not defined here."""
         check_configured_names(self.job_config, self.jobs)
+
+    def use(self, middleware: Middleware) -> None:
+        """Add a :class:`Middleware` (its hooks run after those added before it)."""
+        added = self.hooks.middleware if self.hooks is not None else ()
+        self.hooks = Hooks([*added, check_middleware(middleware)])
 
     # -- schedules ------------------------------------------------------------------------------
 
@@ -224,8 +230,7 @@ class Registry(WorkerControl):
         return await self._schedules.run(f"pausing schedule {name}", lambda b: b.pause(name))
 
     async def resume_schedule(self, name: str) -> Schedule:
-        """Resume a paused schedule from its next tick; ticks that fell while it was paused
-        are not run."""
+        """Resume a paused schedule from its next tick (ticks missed meanwhile are not run)."""
         return await self._schedules.run(f"resuming schedule {name}", lambda b: b.resume(name))
 
     async def trigger_schedule(self, name: str) -> JobHandle[Any]:
@@ -244,13 +249,11 @@ class Registry(WorkerControl):
         return self._connections.new_store()
 
     def uses_default_client(self) -> bool:
-        """Whether jobmaster makes its Redis clients from ``redis_url`` itself (False when
-        ``redis_factory`` was replaced, as :func:`jobmaster.testing.fake_registry` does)."""
+        """Whether jobmaster makes its Redis clients itself (not a replaced redis_factory)."""
         return self._connections.uses_default_client()
 
     def blocking_producer(self) -> BlockingProducer | None:
-        """The producer of the ``enqueue*_sync`` methods (None: they use :meth:`run_sync`,
-        as with a TLS or socket URL, or a client of one's own)."""
+        """The producer of ``enqueue*_sync`` (None: they use run_sync, e.g. over TLS)."""
         return self._connections.blocking or self._connections.open_blocking_producer()
 
     def connection(self) -> Connection:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from jobmaster.connections import Connection
     from jobmaster.definition import JobDefinition
+    from jobmaster.ops.middleware import Hooks
     from jobmaster.settings import Settings
     from jobmaster.signature import HandlerSignature
     from jobmaster.store.blocking import BlockingProducer
@@ -38,6 +39,11 @@ class RegistryView(Protocol):
 
     @property
     def jobs(self) -> Mapping[str, DefinedJob]: ...
+
+    @property
+    def hooks(self) -> Hooks | None:
+        """The hooks of the registry's middleware (None: it has none)."""
+        ...
 
     def get(self, name: str) -> DefinedJob:
         """The job declared under ``name`` (:class:`UnknownJob` if none)."""

@@ -9,7 +9,7 @@ import threading
 
 from jobmaster import event_loop
 from jobmaster.cli.application import load_registry, say_which_redis
-from jobmaster.cli.arguments import Commands, positive_int, queues, seconds, size
+from jobmaster.cli.arguments import Commands, port_number, positive_int, queues, seconds, size
 
 
 def add_parser(commands: Commands) -> None:
@@ -38,6 +38,16 @@ def add_parser(commands: Commands) -> None:
         metavar="SIZE",
         help="recycle a worker process once its memory (RSS) passes SIZE, e.g. 512M or 2G",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=port_number,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (with --processes N, "
+        "child i serves on PORT+i)",
+    )
+    worker.add_argument(
+        "--metrics-host", default="", help="the address to serve metrics on (default: all)"
+    )
     # set by the supervisor in its children's command lines: its own pid
     worker.add_argument("--supervisor-pid", type=positive_int, help=argparse.SUPPRESS)
     worker.add_argument(
@@ -57,7 +67,16 @@ def run_worker(args: argparse.Namespace) -> int:
 
     registry = say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
     if args.processes > 1:
-        return Supervisor(child_arguments(args), args.processes, burst=args.burst).run()
+        supervisor = Supervisor(
+            child_arguments(args), args.processes, burst=args.burst, metrics_port=args.metrics_port
+        )
+        return supervisor.run()
+    if args.metrics_port is not None:
+        from jobmaster.ops.metrics import WorkerMetrics
+
+        metrics = WorkerMetrics(args.concurrency)
+        registry.use(metrics)
+        metrics.serve(args.metrics_port, args.metrics_host)
     worker = Worker(
         registry,
         queues=args.queues,
@@ -83,7 +102,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def child_arguments(args: argparse.Namespace) -> list[str]:
-    """The worker command line of one supervised process."""
+    """The worker command line of one supervised process (the supervisor adds each one's
+    ``--metrics-port``)."""
     child = ["--log-level", args.log_level, "worker", args.app]
     child += ["--concurrency", str(args.concurrency), "--grace", str(args.grace)]
     child += ["--loop", args.loop]
@@ -97,6 +117,8 @@ def child_arguments(args: argparse.Namespace) -> list[str]:
         child += ["--max-jobs", str(args.max_jobs)]
     if args.max_memory is not None:
         child += ["--max-memory", str(args.max_memory)]
+    if args.metrics_host:
+        child += ["--metrics-host", args.metrics_host]
     if args.burst:
         child.append("--burst")
     return child

@@ -14,6 +14,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.sessions`` (:mod:`.sessions`): the dashboard's logins.
 - ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
 - ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
+- ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -58,6 +59,7 @@ from jobmaster.store.types import (
     SchedulerLease,
     TickJob,
 )
+from jobmaster.store.webhooks import WebhookDeliveries
 from jobmaster.store.workers import WorkerCommands
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
@@ -99,6 +101,7 @@ class Store:
         self.sessions = SessionCommands(conn)
         self.access = AccessCommands(conn)
         self.fleet = FleetCommands(conn)
+        self.webhooks = WebhookDeliveries(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""

@@ -18,6 +18,7 @@ from jobmaster.context import Context, LineEcho
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import InvalidArguments, RetryLater
 from jobmaster.models import AttemptOutcome, JobState
+from jobmaster.ops.middleware import AttemptEnd, AttemptInfo
 from jobmaster.records import decode_arguments
 from jobmaster.store import Completion
 from jobmaster.worker.process_executor import ProcessHandlerError, run_in_process
@@ -67,6 +68,13 @@ class RunningJob:
     an AttemptTimeout, or a CancelRequested."""
     in_thread: bool = False
     """Its handler runs in a thread of the worker, which nothing can interrupt."""
+    created_ms: int = 0
+    """When the job was enqueued (Unix time, ms)."""
+    headers: dict[str, str] | None = None
+    """What the enqueue's middleware put in the job's record."""
+    hooked: AttemptInfo | None = None
+    """The attempt as the middleware saw it start (None without middleware)."""
+    hooked_end: AttemptEnd | None = None
 
     @property
     def last_activity(self) -> float:
@@ -138,16 +146,19 @@ async def run_attempt(
     echo: LineEcho | None,
     retention_s: float,
     on_overrun: OverrunHook | None = None,
+    on_start: Callable[[RunningJob], None] | None = None,
 ) -> Completion:
     """Decode, validate and run one claimed job; every way it can end becomes a Completion.
 
     A sync handler's thread cannot be stopped: past its timeout, ``on_overrun`` is told (to
     record the attempt as timed out), and the attempt ends only once the thread returned, so
-    that its retry never runs beside it.
+    that its retry never runs beside it. ``on_start`` is told once the call was validated.
     """
     prepared = _prepare(registry, job, record)
     if isinstance(prepared, Completion):
         return prepared
+    if on_start is not None:
+        on_start(job)
     handler, arguments, positional, keywords = prepared
     definition = handler.definition
     if handler.signature.takes_context:
@@ -190,6 +201,8 @@ def _prepare(
     try:
         data = load_record(record)
         job.name = data["n"]
+        job.created_ms = data.get("c", 0)
+        job.headers = data.get("h")
         arguments = decode_arguments(data)
     except (DecodeError, KeyError, TypeError) as exc:
         return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)

@@ -15,6 +15,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from jobmaster.errors import is_out_of_memory
+from jobmaster.ops.middleware import Hooks
 from jobmaster.store import Completion, Lease, Output, Recorded, Store
 from jobmaster.worker.attempt import RunningJob
 from jobmaster.worker.dropped_output import DroppedOutput
@@ -43,6 +44,7 @@ class CompletionWriter:
         retention_ms: how long finished jobs are kept.
         log: the worker's logger.
         closed: set when the worker closes (the loop ends after its current batch).
+        hooks: the middleware told when a job ended (``on_final``), if any.
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class CompletionWriter:
         retention_ms: int,
         log: Any,
         closed: asyncio.Event,
+        hooks: Hooks | None = None,
     ) -> None:
         self._store = store
+        self._hooks = hooks
         self._running = running
         self._retention_ms = retention_ms
         self._log = log
@@ -163,6 +167,8 @@ class CompletionWriter:
         self.recorded.set()
         if self._running.suspects and any(job.suspect for job, _ in done):
             self._running.recorded_suspects(sum(job.suspect for job, _ in done))
+        if self._hooks is not None and self._hooks.wants_final:
+            self._final_hooks(self._hooks, done, recorded)
         for (job, _), outcome in zip(done, recorded, strict=True):
             if outcome == Recorded.LEASE_LOST:
                 self._log.warning(
@@ -174,6 +180,15 @@ class CompletionWriter:
                 self._log.error(
                     _NOT_RECORDED[Recorded(outcome)], job_id=job.job_id, attempt=job.attempt
                 )
+
+    def _final_hooks(
+        self, hooks: Hooks, done: list[tuple[RunningJob, Completion]], recorded: list[int]
+    ) -> None:
+        """Tell the middleware of the jobs that ended with these recorded attempts."""
+        for (job, _), outcome in zip(done, recorded, strict=True):
+            end = job.hooked_end
+            if outcome == Recorded.RECORDED and job.hooked and end is not None and end.final:
+                hooks.on_final(job.hooked, end)
 
     def _drop_output(self, queue: str, batch: list[Output]) -> None:
         first = not self._dropped

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jobmaster.context import LineEcho
 from jobmaster.errors import describe
+from jobmaster.ops.middleware import NO_HEADERS, AttemptEnd, AttemptInfo, Hooks
 from jobmaster.registry import Registry
-from jobmaster.store import ClaimedJob, Lease, Store
+from jobmaster.store import ClaimedJob, Completion, Lease, Store
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
@@ -37,6 +39,7 @@ class Executors:
         echo: where handlers' log lines are echoed, if anywhere.
         log: the worker's logger.
         closed: set when the worker closes.
+        hooks: the middleware told of each attempt's start and end, if any.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Executors:
         echo: LineEcho | None,
         log: Any,
         closed: asyncio.Event,
+        hooks: Hooks | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -62,6 +66,8 @@ class Executors:
         self._closed = closed
         self._retention_s = registry.settings.retention
         self._handing_back = False
+        self._hooks = hooks
+        self._on_start = self._attempt_started if self._hooks is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if any(not h.is_async for h in registry.jobs.values()):
             self._threads = ThreadPoolExecutor(concurrency, "jobmaster-sync")
@@ -93,6 +99,7 @@ class Executors:
                 echo=self._echo,
                 retention_s=self._retention_s,
                 on_overrun=self._record_overrun,
+                on_start=self._on_start,
             )
         except asyncio.CancelledError:
             if not (self._handing_back or job.lease_lost):
@@ -100,7 +107,35 @@ class Executors:
         finally:
             self._running.remove(job, end_pending=completion is not None and not job.lease_lost)
         if completion is not None and not job.lease_lost:
+            if self._hooks is not None:
+                self._attempt_ended(self._hooks, job, completion)
             self._writer.add(job, completion)
+
+    def _attempt_started(self, job: RunningJob) -> None:
+        """Tell the middleware an attempt starts (only when the registry has some)."""
+        job.hooked = self._info(job)
+        if self._hooks is not None:
+            self._hooks.before_attempt(job.hooked)
+
+    def _info(self, job: RunningJob) -> AttemptInfo:
+        return AttemptInfo(
+            job.job_id, job.name, job.queue, job.attempt, job.created_ms / 1000, time.time(),
+            self._worker_id, job.headers or NO_HEADERS,
+        )  # fmt: skip
+
+    def _attempt_ended(self, hooks: Hooks, job: RunningJob, completion: Completion) -> None:
+        """Tell the middleware how an attempt ended. One that could not start (its record or
+        arguments were invalid) gets no ``after_attempt``, as it got no ``before_attempt``,
+        but its job's end still reaches ``on_final``."""
+        info = job.hooked
+        job.hooked_end = AttemptEnd(
+            completion.outcome, completion.next_state, time.monotonic() - job.started,
+            completion.error_type, completion.error_message,
+        )  # fmt: skip
+        if info is not None:
+            hooks.after_attempt(info, job.hooked_end)
+        else:
+            job.hooked = self._info(job)
 
     async def _record_overrun(self, job: RunningJob, exc: AttemptTimeout) -> None:
         """A sync handler passed its timeout and its thread still runs: close its attempt as

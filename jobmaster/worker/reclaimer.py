@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from jobmaster.ops.middleware import Hooks
 from jobmaster.store import Store
 from jobmaster.worker.loops import pause, with_retries
 
@@ -33,6 +34,7 @@ class Reclaimer:
         retention_ms: how long finished jobs are kept.
         log: the worker's logger.
         closed: set when the worker closes.
+        hooks: the middleware told of the attempts taken back (``on_lost``), if any.
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Reclaimer:
         retention_ms: int,
         log: Any,
         closed: asyncio.Event,
+        hooks: Hooks | None = None,
     ) -> None:
         self._store = store
+        self._hooks = hooks
         self._queues = list(queues)
         self._max_lost = max_lost
         self._lease_ms = lease_ms
@@ -75,6 +79,8 @@ class Reclaimer:
         self._wait_ms = self._lease_ms
         for queue in self._queues:
             result = await self._store.leases.reclaim(queue, self._max_lost)
+            if self._hooks is not None and (result.requeued or result.failed):
+                self._hooks.on_lost(queue, [*result.requeued, *result.failed])
             if result.requeued or result.failed:
                 self._log.warning(
                     "took back jobs whose lease expired",

@@ -28,6 +28,8 @@ import structlog
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
+from jobmaster.ops.deliveries import Notifier, new_notifier, worker_hooks
+from jobmaster.ops.middleware import Hooks
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import Store
@@ -149,6 +151,8 @@ class Worker:
         self._closed = asyncio.Event()  # fetching and draining are over: the loops end
         self._flush_task: asyncio.Task[None] | None = None
         self._fetch_task: asyncio.Task[None] | None = None
+        self._notifier: Notifier | None = None
+        self._hooks: Hooks | None = None
 
     @property
     def store(self) -> Store:
@@ -171,8 +175,10 @@ class Worker:
         self.registry.check_config()
         store = self._store = self.registry.new_store()
         running, log, closed = self._running, self.log, self._closed
+        notifier = self._notifier = new_notifier(self.registry, store, self.queues, log, closed)
+        hooks = self._hooks = worker_hooks(self.registry.hooks, notifier)
         writer = CompletionWriter(
-            store, running, retention_ms=self._retention_ms, log=log, closed=closed
+            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks
         )
         self._writer = writer
         executors = Executors(
@@ -185,6 +191,7 @@ class Worker:
             echo=self._echo,
             log=log,
             closed=closed,
+            hooks=hooks,
         )
         loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
@@ -251,6 +258,9 @@ class Worker:
             await self._stop_upkeep(upkeep, writer)
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
+                if notifier is not None:  # the deliveries of the ends just written
+                    with contextlib.suppress(Exception):
+                        await notifier.flush()
                 with contextlib.suppress(Exception):
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
@@ -283,6 +293,7 @@ class Worker:
             retention_ms=self._retention_ms,
             log=log,
             closed=closed,
+            hooks=self._hooks,
         )
         control = ControlListener(store, running, positions, log=log, closed=closed)
         watchdog = watch_idle_attempts(running, log=log, closed=closed)
@@ -295,6 +306,8 @@ class Worker:
             loop.create_task(control.run(), name="jobmaster-control"),
             loop.create_task(remote.run(), name="jobmaster-remote-control"),
         ]
+        if self._notifier is not None:
+            tasks.append(loop.create_task(self._notifier.run(), name="jobmaster-webhooks"))
         if not self.burst:
             self._promoter = Promoter(store, self.queues, log=log, closed=closed)
             tasks.append(loop.create_task(self._promoter.run(), name="jobmaster-promote"))

@@ -28,8 +28,16 @@ MAX_RESTART_DELAY = 10.0
 
 
 class Supervisor:
-    def __init__(self, worker_args: Sequence[str], processes: int, *, burst: bool = False) -> None:
+    def __init__(
+        self,
+        worker_args: Sequence[str],
+        processes: int,
+        *,
+        burst: bool = False,
+        metrics_port: int | None = None,
+    ) -> None:
         self.command = [sys.executable, "-m", "jobmaster.cli", *worker_args]
+        self.metrics_port = metrics_port  # child i serves its metrics on metrics_port + i
         self.processes = processes
         self.burst = burst
         self.stopping = False
@@ -73,6 +81,8 @@ class Supervisor:
         # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
         # forwards it once (a second signal would make a child skip its grace period).
         command = [*self.command, "--supervisor-pid", str(os.getpid())]
+        if self.metrics_port is not None:
+            command += ["--metrics-port", str(self.metrics_port + slot)]
         process = subprocess.Popen(command, start_new_session=True)
         self._children[process.pid] = (slot, process, time.monotonic())
 
