@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import structlog
 
 from jobmaster import (
     AttemptOutcome,
@@ -595,3 +596,26 @@ async def test_a_stream_holds_only_the_entries_not_yet_delivered(
 
 def _pending(raw_redis: redis.Redis) -> int:
     return int(raw_redis.xpending(STREAM_0, "workers")["pending"])
+
+
+async def test_every_background_loop_stops_when_the_worker_stops(registry: Registry) -> None:
+    """No background loop (blocking reads of new work, timers, cancellations, remote
+    commands, schedules) holds a stopping worker back until the stop's time limit. A
+    cancelled blocking read of redis-py may linger: stopped 20 times, no worker waits."""
+
+    @registry.job()
+    async def quick() -> int:
+        return 1
+
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(10):
+            handle = await quick.enqueue()
+            await run_jobs(registry, timeout=20)
+            assert await handle.result(timeout=1) == 1
+        for _ in range(10):
+            async with live_worker(registry) as worker:
+                handle = await quick.enqueue()
+                await handle.result(timeout=10)
+                await wait_until(lambda w=worker: w.jobs_done == 1)
+    late = [entry for entry in logs if entry["event"] == "background tasks did not stop in time"]
+    assert not late, late

@@ -19,6 +19,7 @@ class FleetCommands:
     """Send commands to workers, read and acknowledge them."""
 
     def __init__(self, conn: StoreConnection) -> None:
+        self._conn = conn
         self.redis = conn.redis
         self.keys = conn.keys
 
@@ -50,13 +51,22 @@ class FleetCommands:
     async def read_worker_commands(
         self, worker_id: str, after: bytes, block_ms: int
     ) -> list[tuple[bytes, str, str]]:
-        """A worker's commands after stream id ``after`` (blocking up to ``block_ms``):
-        (stream id, command, acknowledgement id) each."""
+        """A worker's commands after stream id ``after`` (blocking up to ``block_ms``, on a
+        connection of its own whose wait stops at once when cancelled): (stream id, command,
+        acknowledgement id) each."""
         key = self.keys.worker_commands(worker_id)
-        reply: Any = await self.redis.xread({key: after}, block=block_ms)
+        reader = self._conn.reader("fleet")
+        reply: Any
+        if reader is None:
+            reply = await self.redis.xread({key: after}, block=block_ms)
+        else:
+            command = ("XREAD", "BLOCK", block_ms, "STREAMS", key, after)
+            reply = await reader.execute_blocking(block_ms / 1000, *command)
         commands: list[tuple[bytes, str, str]] = []
         for _, entries in reply or ():
             for entry_id, fields in entries:
+                if isinstance(fields, list):  # a raw reply: [field, value, ...]
+                    fields = dict(zip(fields[::2], fields[1::2], strict=True))
                 command = fields.get(b"c", b"").decode(errors="replace")
                 commands.append((bytes(entry_id), command, fields.get(b"a", b"").decode()))
         return commands
