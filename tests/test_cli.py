@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +96,31 @@ def test_cancel_retry_and_reschedule_from_the_command_line(redis_url: str) -> No
     run_cli(redis_url, "worker", APP, "--burst")
     shown = run_cli(redis_url, "jobs", "show", job_id_text)
     assert "succeeded" in shown.stdout
+
+
+def test_listing_commands_print_one_json_document(redis_url: str) -> None:
+    job_id = run_cli(redis_url, "enqueue", APP, "add", "--args", "[2, 5]").stdout.strip()
+    added = run_cli(redis_url, "schedules", "add", "nightly", "--app", APP, "--job", "add",
+                    "--cron", "0 3 * * *", "--args", "[1, 1]")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert run_cli(redis_url, "worker", APP, "--burst").returncode == 0
+
+    def document(*args: str) -> Any:
+        done = run_cli(redis_url, *args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # the whole of stdout: one document, nothing else
+
+    queues = document("queues")
+    default = next(q for q in queues if q["queue"] == "default")
+    assert default["counts"]["succeeded"] == 1
+    listed = document("jobs", "list", "--state", "succeeded")
+    assert (listed["queue"], listed["state"], listed["total"]) == ("default", "succeeded", 1)
+    assert [job["id"] for job in listed["jobs"]] == [job_id]
+    shown = document("jobs", "show", job_id)
+    assert (shown["id"], shown["state"], shown["result"]) == (job_id, "succeeded", 7)
+    assert shown["attempts"][0]["outcome"] == "succeeded"
+    schedules = document("schedules", "list")
+    assert [(s["name"], s["cron"]) for s in schedules] == [("nightly", "0 3 * * *")]
 
 
 def run_cli_without_url(default_url: str, *args: str) -> subprocess.CompletedProcess[str]:

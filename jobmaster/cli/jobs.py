@@ -9,7 +9,7 @@ from rich.table import Table
 
 from jobmaster.cli.application import registry_from, run
 from jobmaster.cli.arguments import APP_HELP, Commands, positive_int, seconds
-from jobmaster.cli.output import console
+from jobmaster.cli.output import JSON_HELP, console, print_json
 from jobmaster.models import CancelOutcome, Job, JobState
 
 
@@ -22,10 +22,12 @@ def add_parser(commands: Commands) -> None:
     listing.add_argument("--state", default="failed", choices=[s.value for s in JobState])
     listing.add_argument("--limit", type=positive_int, default=20)
     listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(run=list_jobs)
     show = jobs_commands.add_parser("show", help="a job with every attempt and its logs")
     show.add_argument("job_id")
     show.add_argument("--app", help=APP_HELP)
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(run=show_job)
     cancel = jobs_commands.add_parser("cancel", help="cancel a waiting or running job")
     cancel.add_argument("job_id")
@@ -49,6 +51,11 @@ def list_jobs(args: argparse.Namespace) -> int:
         state = JobState(args.state)
         jobs = await registry.list_jobs(args.queue, state, offset=args.offset, limit=args.limit)
         counts = await registry.count_jobs(args.queue)
+        if args.json:
+            print_json(
+                {"queue": args.queue, "state": state.value, "total": counts[state], "jobs": jobs}
+            )
+            return 0
         table = Table(title=f"{args.queue}: {counts[state]} {state.value}")
         for column in ("id", "name", "priority", "created", "attempts", "error"):
             table.add_column(column)
@@ -72,7 +79,11 @@ def show_job(args: argparse.Namespace) -> int:
     registry = registry_from(args)
 
     async def action() -> int:
-        render_job(await registry.get_job(args.job_id))
+        job = await registry.get_job(args.job_id)
+        if args.json:
+            print_json(job)
+        else:
+            render_job(job)
         return 0
 
     return run(registry, action)

@@ -8,13 +8,14 @@ from rich.table import Table
 
 from jobmaster.cli.application import registry_from, run
 from jobmaster.cli.arguments import APP_HELP, Commands
-from jobmaster.cli.output import console
+from jobmaster.cli.output import JSON_HELP, console, print_json
 from jobmaster.models import JobState
 
 
 def add_parser(commands: Commands) -> None:
     queues = commands.add_parser("queues", help="jobs per state in every queue")
     queues.add_argument("--app", help=APP_HELP)
+    queues.add_argument("--json", action="store_true", help=JSON_HELP)
     queues.set_defaults(run=show_queues)
 
 
@@ -24,6 +25,13 @@ def show_queues(args: argparse.Namespace) -> int:
     async def action() -> int:
         names = sorted(set(await registry.known_queues()) | set(registry.queues()))
         states = [s for s in JobState if s is not JobState.BLOCKED]
+        if args.json:
+            listed = []
+            for name in names:
+                counts = await registry.count_jobs(name)
+                listed.append({"queue": name, "counts": {s.value: counts[s] for s in states}})
+            print_json(listed)
+            return 0
         table = Table(title="queues")
         table.add_column("queue")
         for state in states:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from jobmaster.cli.application import UsageError, load_registry, registry_from, run
 from jobmaster.cli.arguments import APP_HELP, Commands, positive_int, seconds
-from jobmaster.cli.output import console
+from jobmaster.cli.output import JSON_HELP, console, print_json
 from jobmaster.models import Schedule
 
 
@@ -20,6 +20,7 @@ def add_parser(commands: Commands) -> None:
     actions = schedules.add_subparsers(dest="schedules_command", required=True)
     listing = actions.add_parser("list", help="every schedule, with its next run and last job")
     listing.add_argument("--app", help=APP_HELP)
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(run=list_schedules)
 
     add = actions.add_parser("add", help="create a schedule (workers pick it up at once)")
@@ -52,7 +53,11 @@ def list_schedules(args: argparse.Namespace) -> int:
     registry = registry_from(args)
 
     async def action() -> int:
-        render_schedules(await registry.schedules())
+        schedules = await registry.schedules()
+        if args.json:
+            print_json(schedules)
+        else:
+            render_schedules(schedules)
         return 0
 
     return run(registry, action)

@@ -5,14 +5,13 @@ control of them, by id, by host or all."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from rich.table import Table
 
 from jobmaster.cli.application import UsageError, registry_from, run
 from jobmaster.cli.arguments import APP_HELP, Commands
-from jobmaster.cli.output import console
+from jobmaster.cli.output import console, print_json
 from jobmaster.fleet import ACK_TIMEOUT
 from jobmaster.models import WorkerCommandResult, WorkerInfo
 
@@ -53,7 +52,7 @@ def show_workers(args: argparse.Namespace) -> int:
     async def action() -> int:
         workers = await registry.workers()
         if args.json:
-            print(json.dumps([w.model_dump(mode="json") for w in workers], indent=2))
+            print_json(workers)
         else:
             console.print(_table(workers))
         return 0
@@ -101,7 +100,7 @@ def control_workers(args: argparse.Namespace) -> int:
             args.worker_id, host=args.host, all=args.all, timeout=args.timeout
         )
         if args.json:
-            print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+            print_json(results)
         elif not results:
             console.print("no live worker matches", highlight=False)
         else:
