@@ -98,8 +98,8 @@ class Context:
         with self._lock:
             self._lines.append(line)
         self.last_activity = time.monotonic()
-        if self._echo is not None:
-            self._echo(level, event, fields)
+        if self._echo is not None:  # the worker's own log: say whose line it is
+            self._echo(level, event, {**fields, "job_id": self.job_id, "attempt": self.attempt})
         from structlog import DropEvent
 
         raise DropEvent

@@ -123,6 +123,20 @@ def test_listing_commands_print_one_json_document(redis_url: str) -> None:
     assert [(s["name"], s["cron"]) for s in schedules] == [("nightly", "0 3 * * *")]
 
 
+def test_the_worker_logs_json_lines_naming_the_worker_job_and_attempt(redis_url: str) -> None:
+    job_id = run_cli(redis_url, "enqueue", APP, "chatty", "--args", "[0.12]").stdout.strip()
+    done = run_cli(redis_url, "--log-format", "json", "worker", APP, "--burst")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert lines, done.stdout
+    assert all({"event", "level", "timestamp"} <= line.keys() for line in lines)
+    started = next(line for line in lines if line["event"] == "worker started")
+    job_lines = [line for line in lines if line["event"] == "working"]
+    assert job_lines
+    for line in job_lines:
+        assert (line["job_id"], line["attempt"], line["worker"]) == (job_id, 1, started["worker"])
+
+
 def run_cli_without_url(default_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`jobmaster ...` with no JOBMASTER_REDIS_URL. The default Redis is the test's own
     server (set in the child before anything is read): the machine's Redis on 6379 must

@@ -33,6 +33,7 @@ __all__ = [
 
 DESCRIPTION = "The ``jobmaster`` command: run workers, enqueue jobs and inspect them."
 COMMAND_GROUPS = (worker, enqueue, jobs, queues, workers, schedules)
+LOG_FORMATS = ("console", "json")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -40,6 +41,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     other packages are left out (so that a worker does not import them)."""
     parser = argparse.ArgumentParser(prog="jobmaster", description=DESCRIPTION)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-format",
+        default="console",
+        choices=LOG_FORMATS,
+        help="console: lines for people (the default); json: one JSON object per line, with "
+        "the worker's id and each job's id and attempt as fields",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_parser(commands)
@@ -52,11 +60,29 @@ def _command_of(argv: Sequence[str]) -> str | None:
     """The command ``argv`` names: its first word that is not an option of ``jobmaster``."""
     words = iter(argv)
     for word in words:
-        if word == "--log-level":
+        if word in ("--log-level", "--log-format"):
             next(words, None)
         elif not word.startswith("-"):
             return word
     return None
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """structlog's output: lines for people, or JSON lines (ISO times, the level as a field)."""
+    wrapper = structlog.make_filtering_bound_logger(getattr(logging, level.upper()))
+    if log_format == "json":
+        structlog.configure(
+            wrapper_class=wrapper,
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.dict_tracebacks,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    else:
+        structlog.configure(wrapper_class=wrapper)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_any_arguments", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    level = getattr(logging, args.log_level.upper())
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+    configure_logging(args.log_level, args.log_format)
     try:
         code: int = args.run(args)
     except (UsageError, JobmasterError) as exc:

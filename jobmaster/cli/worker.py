@@ -104,7 +104,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def child_arguments(args: argparse.Namespace) -> list[str]:
     """The worker command line of one supervised process (the supervisor adds each one's
     ``--metrics-port``)."""
-    child = ["--log-level", args.log_level, "worker", args.app]
+    child = ["--log-level", args.log_level, "--log-format", args.log_format, "worker", args.app]
     child += ["--concurrency", str(args.concurrency), "--grace", str(args.grace)]
     child += ["--loop", args.loop]
     if args.queues:
