@@ -83,9 +83,17 @@ async def wait_until(
 
 
 def start_worker(
-    app: str, redis_url: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    app: str,
+    redis_url: str,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    log_level: str = "info",
 ) -> subprocess.Popen[str]:
-    """A real `jobmaster worker` process for `app` (module:registry importable from cwd)."""
+    """A real `jobmaster worker` process for `app` (module:registry importable from cwd).
+
+    Its output goes to a pipe that :func:`finish` reads at the end: a worker that logs more
+    than the pipe holds (64 KB) blocks, so chatty tests pass ``log_level="warning"``."""
     environment = {
         **os.environ,
         "JOBMASTER_REDIS_URL": redis_url,
@@ -93,7 +101,7 @@ def start_worker(
         **(env or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "jobmaster.cli", "worker", app, *args],
+        [sys.executable, "-m", "jobmaster.cli", "--log-level", log_level, "worker", app, *args],
         cwd=cwd or ROOT / "tests",
         env=environment,
         stdout=subprocess.PIPE,

@@ -31,9 +31,11 @@ async def test_jobs_running_while_redis_is_full_succeed_once(
     procapp: Registry, redis_url: str, full_redis: redis.Redis
 ) -> None:
     handles = await procapp.get("chatty").enqueue_many([(2.5,)] * JOBS)
+    # warnings only: the jobs' own lines would fill the unread pipe of the worker's output
     worker = start_worker(
-        PROCAPP, redis_url, "--concurrency", str(JOBS), "--lease", "1", "--heartbeat", "0.3"
-    )
+        PROCAPP, redis_url, "--concurrency", str(JOBS), "--lease", "1", "--heartbeat", "0.3",
+        log_level="warning",
+    )  # fmt: skip
     try:
         await wait_until(lambda: _count(procapp, JobState.ACTIVE, JOBS), timeout=15)
         full_redis.config_set("maxmemory", 1)  # every write that may grow memory is refused
