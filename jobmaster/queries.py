@@ -113,8 +113,7 @@ class Queries:
         store = self.registry.connection().store
         if since is None:
             with self.redis_errors("reading events"):
-                seconds, micros = await abandoned_on_cancel(store.redis.time())
-            start_ms = int(seconds) * 1000 + int(micros) // 1000
+                start_ms = await abandoned_on_cancel(store.inspection.server_time_ms())
         else:
             if since.tzinfo is None:
                 raise ValueError("since= must be timezone-aware")

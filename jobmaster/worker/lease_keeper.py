@@ -18,6 +18,7 @@ from typing import Any
 
 from jobmaster.errors import describe
 from jobmaster.store import Lease
+from jobmaster.worker.loops import RETRY_DELAYS
 
 RenewFn = Callable[[str, Sequence[Lease], int], tuple[list[Lease], list[Lease]]]
 """(queue, leases, lease ms) -> (leases no longer held, leases whose cancellation was asked)."""
@@ -26,7 +27,6 @@ TICK = 0.25
 """Seconds between the keeper's checks of the event loop."""
 LOOP_STALL_WARNING = 1.0
 """Seconds the event loop may go without running a callback before a warning is logged."""
-RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class LeaseKeeper:
