@@ -94,6 +94,22 @@ they touch in ``KEYS`` and never build key names themselves::
                                              moves it one lease ahead)
     <ns>:{<q>}:webhook_deliveries    hash    delivery id -> JSON {webhook: key, url, tries,
                                              body: the request's JSON}
+    Flow control (jobmaster.limits): paused queues, unique jobs, concurrency and rate limits.
+    <L> is a limit key: the job's name, or ``<name>:<value of its limit_key template>``:
+
+    <ns>:{<q>}:paused                string  present while the queue is paused
+    <ns>:{<q>}:unique                hash    unique key -> id of the job that holds it
+    <ns>:{<q>}:limits                hash    job id -> its controls, tab-separated: unique
+                                             key, unique_for ms, limit key, max_running,
+                                             rate count, rate window ms (empty: none); only
+                                             jobs with controls have one
+    <ns>:{<q>}:limit_keys            hash    limit key -> "max_running<TAB>count/window ms"
+    <ns>:{<q>}:limit_due             zset    limit key -> ms when its rate has room again
+                                             (while jobs wait on it)
+    <ns>:{<q>}:limit:active:<L>      set     ids of the jobs of <L> running now
+    <ns>:{<q>}:limit:starts:<L>      zset    "<id>:<attempt>" -> start ms, within the window
+    <ns>:{<q>}:limit:wait:<L>        list    ids of the queued jobs held back by <L>'s limits
+
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
                                              with the retention)
@@ -211,6 +227,32 @@ class QueueKeys:
 
     def notifications(self, job_id: str) -> str:
         return f"{self._base}:notifications:{job_id}"
+
+    @cached_property
+    def paused(self) -> str:
+        return f"{self._base}:paused"
+
+    @cached_property
+    def limits(self) -> str:
+        return f"{self._base}:limits"
+
+    @cached_property
+    def unique(self) -> str:
+        return f"{self._base}:unique"
+
+    @cached_property
+    def limit_keys(self) -> str:
+        return f"{self._base}:limit_keys"
+
+    @cached_property
+    def limit_due(self) -> str:
+        return f"{self._base}:limit_due"
+
+    @cached_property
+    def limit_prefix(self) -> str:
+        """What the keys of one limit key value start with (the scripts add ``active:<L>``,
+        ``starts:<L>`` and ``wait:<L>``)."""
+        return f"{self._base}:limit:"
 
 
 @dataclass(frozen=True)

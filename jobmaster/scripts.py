@@ -1,5 +1,6 @@
 """Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua`` (and
-``integrity.lua`` for those that read many statuses at once).
+``integrity.lua`` for those that read many statuses at once, ``limits.lua`` for those that
+take part in flow control).
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
 pipelines they go through the store's multiplexed connection when it has one. Each part of
@@ -21,6 +22,11 @@ from jobmaster.transport.multiplexed import MultiplexedConnection
 CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
 (what to do with a status that cannot be read) after ``common.lua``."""
+LIMITING = frozenset(
+    {"claim", "finish", "reclaim", "requeue", "promote", "cancel", "enqueue_controlled"}
+)
+"""The scripts that take part in flow control: they get ``limits.lua`` (after
+``integrity.lua``, which they need)."""
 
 
 @cache
@@ -28,6 +34,8 @@ def source(name: str) -> str:
     """The full text of a script: the shared prelude(s), then the script itself."""
     lua = files("jobmaster") / "lua"
     parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
+    if name in LIMITING:
+        parts.insert(-1, "limits")
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 

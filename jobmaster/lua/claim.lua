@@ -1,13 +1,15 @@
 --[[ Claim up to COUNT runnable jobs, highest band first; start their attempts and leases.
 KEYS[1] jobs  KEYS[2] status  KEYS[3] queued  KEYS[4] active  KEYS[5] attempts
 KEYS[6] events  KEYS[7] failed  KEYS[8..17] streams of bands 0..9
-KEYS[18] the caller's claim memo (a string key of this queue and consumer)
+KEYS[18] paused  KEYS[19] limits  KEYS[20] limit_due  KEYS[21] timers
+KEYS[22] the caller's claim memo (a string key of this queue and consumer)
+(and the keys of the queue's limits, named after KEYS[19]: see limits.lua)
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
 ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
 ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
-Returns: {claimed, newest, errors, deferred, suspects}
+Returns: {claimed, newest, errors, deferred, suspects, paused, more}
   claimed: flat, four values per job: id, attempt number, job record, earlier attempts that
   do not count as tries (lost or handed back)
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
@@ -18,6 +20,12 @@ Returns: {claimed, newest, errors, deferred, suspects}
   deferred: suspect jobs this claim read but could not take (they got a new entry at the end
   of their band).
   suspects: the ids of the claimed jobs that are suspects.
+  paused: 1 when the queue is paused (nothing was claimed), else 0.
+  more: 1 when this claim held back as many jobs over their limits as one call may, and
+  the streams may hold more to claim at once (the caller claims again without waiting).
+A job over its concurrency or rate limit (limits.lua) is held back: it leaves its stream
+for its limit key's wait list, and a band whose read held jobs back is read again, so that
+jobs behind a limited one are claimed (up to MAX_HELD per call).
 Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
 MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
 a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
@@ -36,7 +44,9 @@ local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local memo, claim_id, suspects_left = KEYS[18], ARGV[8], tonumber(ARGV[9])
+local memo, claim_id, suspects_left = KEYS[22], ARGV[8], tonumber(ARGV[9])
+local limits, limit_due, timers = KEYS[19], KEYS[20], KEYS[21]
+local prefix, held, MAX_HELD = limit_prefix(limits), 0, 1000
 local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
 
 -- The same claim sent again: answer with the jobs it started (those still held).
@@ -56,8 +66,10 @@ if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
       if st.k then suspects[#suspects + 1] = id end
     end
   end
-  return {claimed, {}, {}, 0, suspects}
+  return {claimed, {}, {}, 0, suspects, 0, 0}
 end
+
+if rcall('EXISTS', KEYS[18]) == 1 then return {{}, {}, {}, 0, {}, 1, 0} end
 
 -- the fixed part of every attempt record, its strings escaped once
 local consumer_json = cjson.encode(consumer)
@@ -76,6 +88,19 @@ local function dead_letter(band, entry, fields, why)
   changes[#changes + 1] = change_json(id, 'failed')
 end
 
+-- Whether the job `id`, of controls `line`, is held back by its limits (then its status
+-- is written here). a, b: its attempts and band when its status was read as text, else
+-- st: the status decoded.
+local function held_back(line, id, a, b, st)
+  local c = parse_limits(line)
+  if not c then return false end
+  local go, due = limit_admits(c, prefix, now)
+  if go then return false end
+  st = st or {a = tonumber(a), b = tonumber(b), s = 'queued'}
+  rcall('HSET', status, id, cjson.encode(limit_hold(c, prefix, id, st, due, limit_due, timers)))
+  return true
+end
+
 -- Start the attempts of the entries read from one band's stream.
 local function start_band(band, entries)
   local ids = {}
@@ -83,7 +108,7 @@ local function start_band(band, entries)
     local fields = item[2]
     ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
-  local raws = hmget_many(status, ids)
+  local raws, controls = hmget_many(status, ids), limits_of(limits, ids)
   local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
   for k, item in ipairs(entries) do
     local entry, id, raw = item[1], ids[k], raws[k]
@@ -109,6 +134,8 @@ local function start_band(band, entries)
         rcall('HSET', status, id, cjson.encode(st))
         rcall('ZADD', queued, entry_score(st.e), id)
         deferred = deferred + 1
+      elseif current and controls and controls[k] and held_back(controls[k], id, a, b, st) then
+        held = held + 1  -- over a limit: held back (limits.lua)
       elseif current then
         if st and st.k then
           suspects_left = suspects_left - 1
@@ -132,6 +159,7 @@ local function start_band(band, entries)
         numbers[#numbers + 1] = n
         lost[#lost + 1] = st and (st.u or st.l) or 0
         changes[#changes + 1] = change_json(id, 'active')
+        if controls and controls[k] then limit_take(parse_limits(controls[k]) or {}, prefix, id, n, now) end
       end
     end
   end
@@ -150,19 +178,20 @@ local function start_band(band, entries)
 end
 
 
-for band = 9, 0, -1 do
-  if remaining <= 0 then break end
-  local stream = KEYS[8 + band]
+-- Read and start the entries of one band (up to `remaining`): true when the read was
+-- full and held jobs back, so that the band may hold more to claim at once.
+local function claim_band(band)
+  local stream, asked = KEYS[8 + band], remaining
   -- a stream that cannot be read is reported in `errors`; a consumer group that is missing
   -- (deleted, or lost with a restore) is created again: every entry in a stream is
   -- undelivered, so it reads from the start
   local length, reply = redis.pcall('XLEN', stream), nil
   if type(length) == 'number' and length > 0 then  -- only undelivered entries stay in a stream
-    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked, 'NOACK',
       'STREAMS', stream, '>')
     if type(reply) == 'table' and reply.err and string.find(reply.err, '^NOGROUP') then
       rcall('XGROUP', 'CREATE', stream, group, '0')
-      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked, 'NOACK',
         'STREAMS', stream, '>')
     end
   elseif type(length) == 'table' then
@@ -174,12 +203,17 @@ for band = 9, 0, -1 do
   elseif reply then
     entries = read_entries(reply)
   end
-  if #entries > 0 then
-    start_band(band, entries)
-    local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
-    rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-    remaining = remaining - #entries
-  end
+  if #entries == 0 then return false end
+  local held_before = held
+  start_band(band, entries)
+  local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+  rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+  remaining = remaining - #entries + (held - held_before)
+  return held > held_before and #entries == asked
+end
+
+for band = 9, 0, -1 do
+  while remaining > 0 and held < MAX_HELD and claim_band(band) do end
 end
 emit_json(KEYS[6], maxlen, changes)
 
@@ -198,4 +232,4 @@ if #claimed == 0 then
     newest[band + 1] = last[1] and last[1][1] or '0-0'
   end
 end
-return {claimed, newest, errors, deferred, suspects}
+return {claimed, newest, errors, deferred, suspects, 0, held >= MAX_HELD and 1 or 0}

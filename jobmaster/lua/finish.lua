@@ -2,7 +2,8 @@
 (even when Redis is full: see write_even_when_full).
 KEYS[1] jobs  KEYS[2] status  KEYS[3] active  KEYS[4] scheduled  KEYS[5] attempts
 KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10] events
-KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
+KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled  KEYS[15] limits
+KEYS[16] unique (and the keys of the queue's limits, named after KEYS[15]: see limits.lua)
 ARGV[1] retention (ms)  ARGV[2] events maxlen
 ARGV[3..] per job, either five values for a success: 'S', id, lease token, result
   (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
@@ -14,7 +15,9 @@ over; nothing is written for it), 2 when the job's status could not be read (the
 failed with error type CorruptStatus; the attempt's end is not written).
 The job's stream entry is gone already: the claim read it with NOACK and trimmed it.
 The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
-job: this script runs for every job a worker processes. ]]
+job: this script runs for every job a worker processes.
+An attempt of a job with limits frees its unit (and lets one job its limit held back go);
+a job with a unique key that reached a final state frees the key. ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
@@ -72,6 +75,7 @@ end
 local opened = hmget_many(attempts, fields)
 local index = {succeeded = {}, failed = {}, cancelled = {}}
 local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
+local finals = {}
 for k, p in ipairs(held) do
   local id, st = ARGV[p + 1], statuses_held[k]
   local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
@@ -109,6 +113,7 @@ for k, p in ipairs(held) do
       end
     end
   end
+  finals[k] = next_state ~= 'scheduled'
   statuses[#statuses + 1] = id
   if as_text then
     statuses[#statuses + 1] = '{"a":' .. st.a .. ',"b":' .. st.b .. ',"s":"' .. next_state
@@ -120,6 +125,7 @@ for k, p in ipairs(held) do
 end
 for _, id in ipairs(corrupt) do
   unleased[#unleased + 1] = id
+  finals[#unleased] = true
   changes[#changes + 1] = change_json(id, 'failed')
 end
 call_many('ZREM', active, unleased)
@@ -132,7 +138,18 @@ call_many('HSET', results, stored)
 call_many('ZADD', result_expiry, expiries)
 emit_json(KEYS[10], maxlen, changes)
 
+local controls = #unleased > 0 and limits_of(KEYS[15], unleased)
+if controls then  -- units and unique keys of jobs with limits (limits.lua)
+  for k, id in ipairs(unleased) do
+    local c = parse_limits(controls[k])
+    if c then
+      limit_free(c, KEYS[15], status, id)
+      if finals[k] then unique_free(c, KEYS[16], id) end
+    end
+  end
+end
+
 prune({jobs = jobs, status = status, attempts = attempts, logs = KEYS[6], progress = KEYS[7],
-  results = results, result_expiry = result_expiry,
+  results = results, result_expiry = result_expiry, limits = KEYS[15],
   finished = {KEYS[12], KEYS[13], KEYS[14]}}, now, retention, math.max(100, 2 * #out))
 return out

@@ -15,6 +15,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
 - ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
 - ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
+- ``store.limits`` (:mod:`.limits`): paused queues, jobs with unique keys or limits.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -33,6 +34,7 @@ from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
+from jobmaster.store.limits import LimitCommands
 from jobmaster.store.replies import (
     Fired,
     Firing,
@@ -49,6 +51,7 @@ from jobmaster.store.types import (
     Completion,
     Event,
     Lease,
+    LimitState,
     NewJob,
     Output,
     Promotion,
@@ -102,6 +105,7 @@ class Store:
         self.access = AccessCommands(conn)
         self.fleet = FleetCommands(conn)
         self.webhooks = WebhookDeliveries(conn)
+        self.limits = LimitCommands(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""
@@ -120,6 +124,7 @@ __all__ = [
     "Firing",
     "JobOperation",
     "Lease",
+    "LimitState",
     "NewJob",
     "Outcome",
     "Output",

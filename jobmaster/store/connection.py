@@ -32,33 +32,37 @@ class QueueKeyLists:
         self.streams = s
         self.claim = (
             k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
+            k.paused, k.limits, k.limit_due, k.timers,
         )  # fmt: skip
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"),
+            idx("cancelled"), k.limits, k.unique,
         )  # fmt: skip
         self.promote = (
             k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
+            k.limits, k.limit_keys, k.limit_due,
         )  # fmt: skip
         self.requeue = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
+            k.limits, k.unique,
         )  # fmt: skip
         self.cancel = (
             k.status, idx("queued"), idx("scheduled"), idx("cancelled"), k.events, k.control, *s,
+            k.limits, k.unique,
         )  # fmt: skip
         self.reschedule = (k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
         self.update = (k.jobs, k.status, k.events, *s)
         self.retry = (k.status, idx("queued"), idx("failed"), idx("cancelled"), k.events, *s)
         self.reclaim = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
-            idx("cancelled"),
+            idx("cancelled"), k.limits, k.unique, k.limit_keys,
         )  # fmt: skip
         self.renew = (k.status, idx("active"))
         self.overrun = (k.status, k.attempts)
         self.prune = (
             k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
-            idx("succeeded"), idx("failed"), idx("cancelled"),
+            idx("succeeded"), idx("failed"), idx("cancelled"), k.limits,
         )  # fmt: skip
         self.delete = self.prune  # a job's records and the final-state indexes
         self.record_output = (k.logs, k.progress)

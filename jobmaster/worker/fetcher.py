@@ -44,6 +44,8 @@ class Fetcher:
         stopping: set when the worker stops taking jobs.
         log: the worker's logger.
         control: the remote control whose pause stops claiming (None: never paused).
+        resumed: set when one of the queues is resumed (a queue paused by
+            ``pause_queue``): a wait for work ends then.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Fetcher:
         stopping: asyncio.Event,
         log: Any,
         control: RemoteControl | None = None,
+        resumed: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -83,6 +86,9 @@ class Fetcher:
         self._log = log
         self._control = control
         self._failures = 0
+        self._again = False
+        """A claim held back as many limited jobs as one call may: claim again at once."""
+        self._resumed = resumed or asyncio.Event()
         self._claims = 0
         """Claims made so far: the next claim's id, kept until a claim gets its reply."""
         self.recycled = False
@@ -142,20 +148,26 @@ class Fetcher:
                     return True
                 claimed, newest, deferred = await self._claim(free)
         self._failures = 0
-        if claimed:
+        if claimed or self._again:
             return True
         if deferred and self._running.suspects:  # suspects wait for this worker's own to end
             await self._running.slot_freed.wait()
             return True
         if self._burst:
             return await self._burst_continues()
-        await interruptible(self._store.jobs.wait_for_entries(newest, BLOCK_MS), self._stopping)
+        self._resumed.clear()
+        if newest:
+            wait = self._store.jobs.wait_for_entries(newest, BLOCK_MS)
+        else:  # every queue is paused: until one is resumed (checked again after BLOCK_MS)
+            wait = asyncio.wait_for(self._resumed.wait(), BLOCK_MS / 1000)
+        await interruptible(wait, self._stopping, self._resumed)
         return True
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
         """Claim into free slots, queue by queue: how many were claimed, where to wait
         from for the queues that had none, and how many suspect jobs were left for later."""
         total = deferred = 0
+        self._again = False
         newest: dict[str, list[bytes]] = {}
         refused: list[tuple[str, ResponseError]] = []
         for queue in self._queues:
@@ -186,7 +198,8 @@ class Fetcher:
             free -= len(claim.jobs)
             total += len(claim.jobs)
             deferred += claim.deferred
-            if not claim.jobs:
+            self._again = self._again or claim.more
+            if not claim.jobs and not claim.paused:
                 newest[queue] = claim.newest
         if refused and not total and not newest:  # every queue refused: back off
             raise refused[0][1]

@@ -144,6 +144,7 @@ class Worker:
         self._fetcher: Fetcher | None = None
         self._promoter: Promoter | None = None
         self._remote: RemoteControl | None = None
+        self._resumed = asyncio.Event()  # one of the worker's paused queues was resumed
         self._lease_ms = int(self.lease * 1000)
         self._retention_ms = int(registry.settings.retention * 1000)
         self._stopping = asyncio.Event()  # set by stop(): take no more jobs
@@ -249,6 +250,7 @@ class Worker:
                 stopping=self._stopping,
                 log=log,
                 control=self._remote,
+                resumed=self._resumed,
             )
             self._fetch_task = loop.create_task(self._fetcher.run(), name="jobmaster-fetch")
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,7 +297,9 @@ class Worker:
             closed=closed,
             hooks=self._hooks,
         )
-        control = ControlListener(store, running, positions, log=log, closed=closed)
+        control = ControlListener(
+            store, running, positions, log=log, closed=closed, resumed=self._resumed
+        )
         watchdog = watch_idle_attempts(running, log=log, closed=closed)
         self._flush_task = loop.create_task(writer.run(), name="jobmaster-flush")
         tasks: list[asyncio.Future[Any]] = [
