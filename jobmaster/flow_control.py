@@ -19,7 +19,6 @@ from typing import Any
 
 import msgpack
 
-
 RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)\s*$")
 RATE_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 MAX_KEY = 200
@@ -116,6 +115,11 @@ class FlowControls:
     def active(self) -> bool:
         """Whether jobs of this definition have any control."""
         return bool(self.unique or self.unique_key or self.max_running or self.rate_limit)
+
+    @property
+    def declared(self) -> bool:
+        """Whether the definition sets any control option (to check)."""
+        return self.active or self.limit_key is not None or bool(self.unique_for)
 
     @property
     def limited(self) -> bool:

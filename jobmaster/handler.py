@@ -280,7 +280,7 @@ class JobHandler(Generic[P, R]):
         self.definition = definition
         self.signature = HandlerSignature(fn, definition.name)
         self.controls = definition.controls()
-        if self.controls.active:
+        if self.controls.declared:
             try:
                 self.controls.check(self.signature.names)
             except ValueError as exc:

@@ -43,6 +43,7 @@ from jobmaster.models import (
 from jobmaster.ops.middleware import Hooks, Middleware, check_middleware
 from jobmaster.overrides import JobConfig
 from jobmaster.queries import Queries
+from jobmaster.queue_control import QueueControl
 from jobmaster.schedule_operations import ScheduleOperations
 from jobmaster.settings import Settings
 from jobmaster.store import Store
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Registry(WorkerControl):
+class Registry(WorkerControl, QueueControl):
     """The set of jobs of an application and where their data lives.
 
     Args:

@@ -49,6 +49,10 @@ class RegistryView(Protocol):
         """The job declared under ``name`` (:class:`UnknownJob` if none)."""
         ...
 
+    def queues(self) -> list[str]:
+        """The queues the registry's jobs go to by default."""
+        ...
+
     def connection(self) -> Connection:
         """The store and waiter of the running event loop."""
         ...

@@ -1,0 +1,49 @@
+"""An application for the flow-control tests: jobs with limits and unique keys, run by real
+`jobmaster worker` processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobmaster import Registry
+
+registry = Registry()  # JOBMASTER_REDIS_URL is set by the test
+
+
+@registry.job(queue="limited", max_running=2)
+async def limited(n: int) -> int:
+    await asyncio.sleep(0.3)
+    return n
+
+
+@registry.job(queue="limited", max_running=1, limit_key="{account}")
+async def per_account(account: str, n: int) -> int:
+    await asyncio.sleep(0.2)
+    return n
+
+
+@registry.job(queue="limited")
+async def plain(n: int) -> int:
+    return n
+
+
+@registry.job(queue="paced", rate_limit="5/s")
+async def paced(n: int) -> int:
+    return n
+
+
+@registry.job(queue="uniques", unique=True)
+async def refresh(account: str) -> str:
+    await asyncio.sleep(0.05)
+    return account
+
+
+@registry.job(queue="uniques", unique_key="report:{account}")
+async def report(account: str, day: str) -> str:
+    await asyncio.sleep(0.05)
+    return f"{account} {day}"
+
+
+@registry.job(queue="uniques", unique=True, unique_for=30)
+async def debounced(account: str) -> str:
+    return account

@@ -1,0 +1,244 @@
+"""Flow control: unique jobs, concurrency limits (per job and per key), rate limits and
+paused queues, decided by the scripts, with real worker processes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from jobmaster import ConfigError, JobState, Registry
+from tests.conftest import ROOT, start_worker, stop_process, wait_until
+
+APP = "apps.limitsapp:registry"
+
+
+@pytest.fixture
+async def app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
+    """The test application's registry, as the worker processes import it."""
+    monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
+    from tests.apps import limitsapp
+
+    yield limitsapp.registry
+    await limitsapp.registry.aclose()
+
+
+@contextmanager
+def workers(redis_url: str, count: int, *args: str) -> Iterator[list[Any]]:
+    processes = [
+        start_worker(APP, redis_url, *args, cwd=ROOT / "tests", log_level="warning")
+        for _ in range(count)
+    ]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            stop_process(process)
+
+
+async def attempt_spans(
+    registry: Registry, queue: str, ids: list[str]
+) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every attempt of these jobs, as Redis's clock recorded them."""
+    spans = []
+    for job_id in ids:
+        job = await registry.get_job(job_id, queue=queue)
+        assert job is not None
+        for attempt in job.attempts:
+            assert attempt.finished_at is not None, f"{job_id}: attempt {attempt.number} runs"
+            spans.append((attempt.started_at, attempt.finished_at))
+    return spans
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    """The most spans open at the same instant (an end before a start at the same ms)."""
+    points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = most = 0
+    for _, step in points:
+        running += step
+        most = max(most, running)
+    return most
+
+
+async def all_succeeded(registry: Registry, queue: str, ids: list[str]) -> bool:
+    for job_id in ids:
+        job = await registry.get_job(job_id, queue=queue)
+        if job is None or job.state is not JobState.SUCCEEDED:
+            return False
+    return True
+
+
+async def test_max_running_is_never_exceeded_with_a_worker_killed_mid_run(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import limited
+
+    handles = await limited.enqueue_many([(n,) for n in range(12)])
+    ids = [h.id for h in handles]
+    with workers(redis_url, 3, "--queues", "limited", "--concurrency", "4", "--lease", "1") as ps:
+
+        async def started() -> bool:
+            jobs = [await app.get_job(i, queue="limited") for i in ids]
+            return sum(1 for j in jobs if j and j.state is JobState.ACTIVE) >= 2
+
+        await wait_until(started, timeout=30)
+        ps[0].send_signal(signal.SIGKILL)  # whatever it holds is lost, and reclaimed
+        await wait_until(lambda: all_succeeded(app, "limited", ids), timeout=60)
+    spans = await attempt_spans(app, "limited", ids)
+    assert most_at_once(spans) == 2
+
+
+async def test_a_limit_per_key_holds_for_each_key_while_other_keys_run(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import per_account
+
+    calls = [(account, n) for n in range(4) for account in ("a", "b", "c")]
+    handles = await per_account.enqueue_many(calls)
+    with workers(redis_url, 2, "--queues", "limited", "--concurrency", "6"):
+        await wait_until(lambda: all_succeeded(app, "limited", [h.id for h in handles]), 60)
+    by_account: dict[str, list[str]] = {}
+    for (account, _), handle in zip(calls, handles, strict=True):
+        by_account.setdefault(account, []).append(handle.id)
+    for account, ids in by_account.items():
+        assert most_at_once(await attempt_spans(app, "limited", ids)) == 1, account
+    everything = await attempt_spans(app, "limited", [h.id for h in handles])
+    assert most_at_once(everything) >= 2  # the keys ran side by side
+
+
+async def test_a_limited_job_at_the_head_holds_back_no_other_job(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import limited, plain
+
+    slow = await limited.enqueue_many([(n,) for n in range(8)])  # 4 x 0.3 s, two at a time
+    quick = await plain.enqueue_many([(n,) for n in range(20)])
+    with workers(redis_url, 1, "--queues", "limited", "--concurrency", "4"):
+        await wait_until(lambda: all_succeeded(app, "limited", [h.id for h in quick]), 30)
+        slow_jobs = [await app.get_job(h.id, queue="limited") for h in slow]
+        # the quick jobs, behind the limited ones in the stream, did not wait for them
+        assert sum(1 for j in slow_jobs if j and j.state is JobState.SUCCEEDED) < 8
+        await wait_until(lambda: all_succeeded(app, "limited", [h.id for h in slow]), 30)
+
+
+async def test_a_rate_limit_never_starts_more_in_any_window(app: Registry, redis_url: str) -> None:
+    from tests.apps.limitsapp import paced
+
+    handles = await paced.enqueue_many([(n,) for n in range(16)])
+    ids = [h.id for h in handles]
+    with workers(redis_url, 2, "--queues", "paced", "--concurrency", "8"):
+        await wait_until(lambda: all_succeeded(app, "paced", ids), timeout=30)
+    starts = sorted(s for s, _ in await attempt_spans(app, "paced", ids))
+    for i, start in enumerate(starts):
+        in_window = [s for s in starts[i:] if (s - start).total_seconds() < 1.0]
+        assert len(in_window) <= 5, f"{len(in_window)} starts within 1 s of {start}"
+    # and it does not crawl: 16 starts at 5/s take a little over 3 s
+    assert (starts[-1] - starts[0]).total_seconds() < 6
+
+
+async def test_racing_producers_make_one_job_per_unique_key(app: Registry) -> None:
+    from tests.apps.limitsapp import refresh
+
+    results: list[Any] = []
+    barrier = threading.Barrier(20)
+
+    def produce(account: str) -> None:
+        barrier.wait()
+        results.append(refresh.enqueue_sync(account))
+
+    threads = [threading.Thread(target=produce, args=(f"acct-{i % 2}",)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    created = [h for h in results if h.created]
+    assert len(created) == 2  # one per account
+    for handle in results:
+        twin = next(c for c in created if c.id == handle.id)
+        assert twin is not None
+    assert await app.count_jobs("uniques") == {
+        **{s: 0 for s in JobState},
+        JobState.QUEUED: 2,
+    }
+
+
+async def test_a_unique_key_is_free_again_once_its_job_ended(app: Registry, redis_url: str) -> None:
+    from tests.apps.limitsapp import report
+
+    first = await report.enqueue("acme", "monday")
+    same_key = await report.enqueue("acme", "tuesday")  # the key is the account only
+    other = await report.enqueue("globex", "monday")
+    assert [first.created, same_key.created, other.created] == [True, False, True]
+    assert same_key.id == first.id
+    many = await report.enqueue_many([("acme", "x"), ("initech", "y"), ("initech", "z")])
+    assert [h.created for h in many] == [False, True, False]
+    assert [many[0].id, many[2].id] == [first.id, many[1].id]
+    with workers(redis_url, 1, "--queues", "uniques"):
+        assert await first.result(timeout=20) == "acme monday"
+        again = await report.enqueue("acme", "wednesday")
+        assert again.created
+        assert again.id != first.id
+        assert await again.result(timeout=20) == "acme wednesday"
+
+
+async def test_unique_for_keeps_the_key_after_the_end(app: Registry, redis_url: str) -> None:
+    from tests.apps.limitsapp import debounced
+
+    first = await debounced.enqueue("acme")
+    with workers(redis_url, 1, "--queues", "uniques"):
+        assert await first.result(timeout=20) == "acme"
+    again = await debounced.enqueue("acme")
+    assert not again.created
+    assert again.id == first.id
+
+
+async def test_a_paused_queue_starts_nothing_until_resumed(app: Registry, redis_url: str) -> None:
+    from tests.apps.limitsapp import paced, plain
+
+    assert await app.pause_queue("limited") is True
+    assert await app.pause_queue("limited") is False  # paused already
+    held = await plain.enqueue(1)
+    with workers(redis_url, 1, "--queues", "limited,paced"):
+        # the worker claims from `limited` first: it ran the job of `paced`, not this one
+        assert await (await paced.enqueue(7)).result(timeout=20) == 7
+        job = await app.get_job(held.id, queue="limited")
+        assert job is not None
+        assert job.state is JobState.QUEUED
+        assert await app.paused_queues() == ["limited"]
+        assert await app.resume_queue("limited") is True
+        assert await held.result(timeout=10) == 1
+    assert await app.paused_queues() == []
+
+
+async def test_limits_are_visible(app: Registry) -> None:
+    from tests.apps.limitsapp import per_account
+
+    await per_account.enqueue("a", 1)
+    await per_account.enqueue("b", 1)
+    states = await app.queue_limits("limited")
+    assert [(s.key, s.max_running, s.running, s.waiting) for s in states] == [
+        ("per_account:a", 1, 0, 0),
+        ("per_account:b", 1, 0, 0),
+    ]
+
+
+def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
+    with pytest.raises(ConfigError, match="rate_limit must look like"):
+        registry.job(rate_limit="fast")(lambda: None)
+    with pytest.raises(ConfigError, match="names acount, which the handler does not take"):
+
+        @registry.job(unique_key="report:{acount}")
+        def a(account: str) -> None: ...
+
+    with pytest.raises(ConfigError, match="limit_key= sets what max_running="):
+
+        @registry.job(limit_key="{account}")
+        def b(account: str) -> None: ...
+
+    with pytest.raises(ConfigError, match="max_running"):
+        registry.job(max_running=0)(lambda: None)
