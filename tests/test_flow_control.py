@@ -3,6 +3,7 @@ paused queues, decided by the scripts, with real worker processes."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -242,3 +243,31 @@ def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
 
     with pytest.raises(ConfigError, match="max_running"):
         registry.job(max_running=0)(lambda: None)
+
+
+async def test_queues_are_paused_and_their_limits_shown_from_the_command_line(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import per_account
+    from tests.conftest import run_cli
+
+    await per_account.enqueue("a", 1)
+    paused = run_cli(redis_url, "queues", "pause", "limited")
+    assert paused.returncode == 0, paused.stderr
+    assert "queue limited paused" in paused.stdout
+    assert await app.paused_queues() == ["limited"]
+    listing = run_cli(redis_url, "queues", "--app", APP)
+    assert "limited (paused)" in listing.stdout
+    assert "limited: per_account:a: running 0/1, held back 0" in listing.stdout
+    document = run_cli(redis_url, "queues", "--app", APP, "--json")
+    limited = next(q for q in json.loads(document.stdout) if q["queue"] == "limited")
+    assert limited["paused"] is True
+    assert limited["limits"] == [
+        {"key": "per_account:a", "max_running": 1, "rate": None, "running": 0, "held_back": 0}
+    ]
+    resumed = run_cli(redis_url, "queues", "resume", "limited")
+    assert "queue limited resumed" in resumed.stdout
+    assert await app.paused_queues() == []
+    bad = run_cli(redis_url, "queues", "pause", "no such queue")
+    assert bad.returncode != 0
+    assert "queue" in bad.stderr
