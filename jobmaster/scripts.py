@@ -23,7 +23,16 @@ CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
 (what to do with a status that cannot be read) after ``common.lua``."""
 LIMITING = frozenset(
-    {"claim", "finish", "reclaim", "requeue", "promote", "cancel", "enqueue_controlled"}
+    {
+        "claim",
+        "finish",
+        "reclaim",
+        "requeue",
+        "promote",
+        "cancel",
+        "enqueue_controlled",
+        "fire_schedules",
+    }
 )
 """The scripts that take part in flow control: they get ``limits.lua`` (after
 ``integrity.lua``, which they need)."""

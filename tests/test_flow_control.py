@@ -271,3 +271,36 @@ async def test_queues_are_paused_and_their_limits_shown_from_the_command_line(
     bad = run_cli(redis_url, "queues", "pause", "no such queue")
     assert bad.returncode != 0
     assert "queue" in bad.stderr
+
+
+async def test_ticks_of_a_unique_scheduled_job_do_not_pile_up(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
+    from tests.apps import tickapp
+
+    registry = tickapp.registry
+    worker = start_worker(
+        "apps.tickapp:registry",
+        redis_url,
+        "--queues",
+        "ticks",
+        "--concurrency",
+        "4",
+        log_level="warning",
+    )
+    try:
+
+        async def ran_twice() -> list[str]:
+            jobs = await registry.list_jobs("ticks", state=JobState.SUCCEEDED)
+            return [j.id for j in jobs] if len(jobs) >= 2 else []
+
+        ids = await wait_until(ran_twice, timeout=30)
+        spans = await attempt_spans(registry, "ticks", ids)
+        assert most_at_once(spans) == 1
+        # about one tick a second fired, but only a job every 2.5 s or so was created
+        first, second = sorted(s for s, _ in spans)[:2]
+        assert (second - first).total_seconds() >= 2.4
+    finally:
+        stop_process(worker)
+        await registry.aclose()

@@ -15,22 +15,12 @@ local group, maxlen = ARGV[1], ARGV[2]
 local now = now_ms()
 local out, changes = {}, {}
 
--- Whether the job holding a unique key still holds it.
-local function holds(holder, ufor)
-  local raw = rcall('HGET', status, holder)
-  if not raw then return false end  -- forgotten
-  local ok, st = pcall(cjson.decode, raw)
-  if not ok or type(st) ~= 'table' then return false end
-  if st.s ~= 'succeeded' and st.s ~= 'failed' and st.s ~= 'cancelled' then return true end
-  return ufor > 0 and type(st.f) == 'number' and now - st.f < ufor
-end
-
 for i = 3, #ARGV, 5 do
   local id, record, band, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local line = ARGV[i + 4]
   local c = parse_limits(line) or {ufor = 0}
-  local holder = c.u and rcall('HGET', unique, c.u)
-  if holder and holder ~= id and holds(holder, c.ufor) then
+  local holder = unique_holder(c, unique, status, id, now)
+  if holder then
     out[#out + 1] = holder
   elseif rcall('HSETNX', jobs, id, record) == 0 then
     out[#out + 1] = 0
@@ -46,12 +36,7 @@ for i = 3, #ARGV, 5 do
       rcall('ZADD', queued, entry_score(entry), id)
       changes[#changes + 1] = change_json(id, 'queued')
     end
-    rcall('HSET', limits, id, line)
-    if c.u then rcall('HSET', unique, c.u, id) end
-    if c.l then
-      rcall('HSET', limit_keys, c.l, (c.max and text(c.max) or '') .. '\t'
-        .. (c.rn and (text(c.rn) .. '/' .. text(c.rms)) or ''))
-    end
+    controls_created(c, line, limits, unique, limit_keys, id)
     out[#out + 1] = 1
   end
 end

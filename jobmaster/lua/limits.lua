@@ -193,3 +193,32 @@ local function release_due(limits, limit_keys, limit_due, status, now)
   end
   return released
 end
+
+-- Whether the job `holder` still holds its unique key: it has not ended, or it ended less
+-- than `ufor` ms before `now`.
+local function unique_live(status, holder, ufor, now)
+  local raw = rcall('HGET', status, holder)
+  if not raw then return false end  -- forgotten
+  local ok, st = pcall(cjson.decode, raw)
+  if not ok or type(st) ~= 'table' then return false end
+  if st.s ~= 'succeeded' and st.s ~= 'failed' and st.s ~= 'cancelled' then return true end
+  return ufor > 0 and type(st.f) == 'number' and now - st.f < ufor
+end
+
+-- The id of the live job that holds the unique key of controls `c` (nil when none).
+local function unique_holder(c, unique, status, id, now)
+  local holder = c and c.u and rcall('HGET', unique, c.u)
+  if holder and holder ~= id and unique_live(status, holder, c.ufor, now) then return holder end
+  return nil
+end
+
+-- A job with controls `c` (its line `line`) was created: record them, take its unique key,
+-- and list its limit key with its limits.
+local function controls_created(c, line, limits, unique, limit_keys, id)
+  rcall('HSET', limits, id, line)
+  if c.u then rcall('HSET', unique, c.u, id) end
+  if c.l then
+    rcall('HSET', limit_keys, c.l, (c.max and text(c.max) or '') .. '\t'
+      .. (c.rn and (text(c.rn) .. '/' .. text(c.rms)) or ''))
+  end
+end

@@ -69,6 +69,7 @@ class QueueKeyLists:
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
+            k.limits, k.unique, k.limit_keys,
         )  # fmt: skip
         self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
         self._keys = k

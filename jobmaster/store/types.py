@@ -168,6 +168,8 @@ class ScheduleFiring:
     next_due_ms: int
     band: int
     jobs: Sequence[TickJob]
+    controls: str = ""
+    """The flow controls' line of its jobs (see flow_control.py; empty: none)."""
 
 
 @dataclass(frozen=True, slots=True)
