@@ -191,6 +191,21 @@ class ScheduleExists(JobmasterError):
     """A schedule with that name exists already (use update_schedule to change it)."""
 
 
+class RateLimited(Exception):
+    """Raised by a handler when what it calls refuses it for now (an API's HTTP 429): the
+    job runs again after ``retry_after`` seconds, and this attempt does not count towards
+    ``Retry.max_attempts`` (it is recorded with outcome ``rate_limited``)."""
+
+    def __init__(self, retry_after: float = 1.0, reason: str = "") -> None:
+        if not 0 <= retry_after <= MAX_DELAY:  # NaN too
+            raise ValueError(
+                f"RateLimited retry_after must be from 0 to {MAX_DELAY:,} seconds, got "
+                f"{retry_after}"
+            )
+        self.retry_after = retry_after
+        super().__init__(reason or f"rate limited; running again in {retry_after:g}s")
+
+
 class RetryLater(Exception):
     """Raised by a handler to end this attempt and run the job again after ``delay`` seconds.
 

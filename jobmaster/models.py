@@ -52,6 +52,9 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     """Its worker died, shut down, or lost its lease before the attempt ended."""
+    RATE_LIMITED = "rate_limited"
+    """The handler raised :class:`~jobmaster.RateLimited`: the job runs again later, and
+    this attempt does not count as a try."""
 
 
 # Most processes never read a record, so their validators are built on first use where

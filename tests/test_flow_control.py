@@ -304,3 +304,23 @@ async def test_ticks_of_a_unique_scheduled_job_do_not_pile_up(
     finally:
         stop_process(worker)
         await registry.aclose()
+
+
+@pytest.mark.parametrize("in_a_process", [False, True], ids=["async", "process"])
+async def test_rate_limited_sends_the_job_back_without_using_a_try(
+    app: Registry, redis_url: str, tmp_path: Any, in_a_process: bool
+) -> None:
+    from tests.apps.limitsapp import calls_upstream, calls_upstream_in_a_process
+
+    if in_a_process:
+        handle = await calls_upstream_in_a_process.enqueue(3, str(tmp_path / "count"))
+    else:
+        handle = await calls_upstream.enqueue(3)
+    with workers(redis_url, 1, "--queues", "upstream"):
+        # max_attempts=2: three refusals, a failure and a success
+        assert await handle.result(timeout=30) == 5
+    job = await app.get_job(handle.id, queue="upstream")
+    assert job is not None
+    assert [a.outcome.value for a in job.attempts if a.outcome] == [
+        "rate_limited", "rate_limited", "rate_limited", "failed", "succeeded",
+    ]  # fmt: skip

@@ -95,6 +95,7 @@ for k, p in ipairs(held) do
   local as_text = st.text and etype == '' and next_state ~= 'scheduled'
   if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
   st.t, st.e, st.s, st.k = nil, nil, next_state, nil  -- an attempt that ended clears suspicion
+  if outcome == 'rate_limited' then st.u = (st.u or st.l or 0) + 1 end  -- not a try
   if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
   if next_state == 'scheduled' then
     st.d = now + delay

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jobmaster import Registry
+from jobmaster import Context, RateLimited, Registry, Retry
 
 registry = Registry()  # JOBMASTER_REDIS_URL is set by the test
 
@@ -47,3 +47,26 @@ async def report(account: str, day: str) -> str:
 @registry.job(queue="uniques", unique=True, unique_for=30)
 async def debounced(account: str) -> str:
     return account
+
+
+@registry.job(queue="upstream", retry=Retry(max_attempts=2, backoff=0))
+async def calls_upstream(ctx: Context, refusals: int) -> int:
+    if ctx.attempt <= refusals:  # the upstream API answers 429 this many times
+        raise RateLimited(0.05)
+    if ctx.attempt == refusals + 1:  # then fails once: its first try
+        raise ValueError("upstream error")
+    return ctx.attempt
+
+
+@registry.job(queue="upstream", retry=Retry(max_attempts=2, backoff=0), executor="process")
+def calls_upstream_in_a_process(refusals: int, marker: str) -> int:
+    import pathlib
+
+    path = pathlib.Path(marker)
+    attempt = (int(path.read_text()) if path.exists() else 0) + 1
+    path.write_text(str(attempt))
+    if attempt <= refusals:
+        raise RateLimited(0.05)
+    if attempt == refusals + 1:
+        raise ValueError("upstream error")
+    return attempt
