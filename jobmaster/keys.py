@@ -39,8 +39,10 @@ they touch in ``KEYS`` and never build key names themselves::
                                              d: due ms, f: finished ms, x: error type,
                                              m: error message, l: losses counted towards
                                              max_lost, u: attempts that were not tries (lost
-                                             or handed back), k: 1 while a suspect (lost,
-                                             runs on a worker with no other suspect), raw:
+                                             or handed back, or rate_limited), k: 1 while
+                                             a suspect (lost, runs on a worker with no
+                                             other suspect), h: 1 while held back by a
+                                             limit (no stream entry), raw:
                                              an unreadable status kept as text when the job
                                              was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
