@@ -41,8 +41,7 @@ they touch in ``KEYS`` and never build key names themselves::
                                              max_lost, u: attempts that were not tries (lost
                                              or handed back, or rate_limited), k: 1 while
                                              a suspect (lost, runs on a worker with no
-                                             other suspect), h: 1 while held back by a
-                                             limit (no stream entry), raw:
+                                             other suspect), raw:
                                              an unreadable status kept as text when the job
                                              was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
@@ -109,12 +108,17 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:limit_due             zset    limit key -> ms when its rate has room again
                                              (while jobs wait on it)
     <ns>:{<q>}:limit:active:<L>      set     ids of the jobs of <L> running now
-    <ns>:{<q>}:limit:starts:<L>      zset    "<id>:<attempt>" -> start ms, within the window
+    <ns>:{<q>}:limit:starts:<L>      hash    bucket (a twentieth of the rate's window, by
+                                             number since the epoch) -> starts in it
     <ns>:{<q>}:limit:wait:<L>        list    ids of the queued jobs held back by <L>'s limits
+                                             (their status is left as it was: queued)
     <ns>:{<q>}:resource_wait         list    ids of the queued jobs that needed more
                                              resources than the worker that read them had
-    <ns>:{<q>}:resource_wake         stream  capped; an entry when a job is held back for
-                                             resources, so that idle workers claim again
+    <ns>:{<q>}:limit_ready           set     limit keys that may have room for a held job
+                                             (a unit was freed, or the rate has room)
+    <ns>:{<q>}:wake                  stream  capped; an entry when a limit key becomes ready
+                                             or a job is held back for resources, so that
+                                             idle workers claim again
 
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
@@ -259,8 +263,12 @@ class QueueKeys:
         return f"{self._base}:resource_wait"
 
     @cached_property
-    def resource_wake(self) -> str:
-        return f"{self._base}:resource_wake"
+    def wake(self) -> str:
+        return f"{self._base}:wake"
+
+    @cached_property
+    def limit_ready(self) -> str:
+        return f"{self._base}:limit_ready"
 
     @cached_property
     def limit_prefix(self) -> str:

@@ -144,7 +144,7 @@ if controls then  -- units and unique keys of jobs with limits (limits.lua)
   for k, id in ipairs(unleased) do
     local c = parse_limits(controls[k])
     if c then
-      limit_free(c, KEYS[15], status, id)
+      limit_free(c, KEYS[15], id)
       if finals[k] then unique_free(c, KEYS[16], id) end
     end
   end

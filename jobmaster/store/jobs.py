@@ -257,7 +257,7 @@ class JobCommands:
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
             k = self._keys.queue(queue)
-            for band, stream in enumerate((*k.streams, k.resource_wake)):
+            for band, stream in enumerate((*k.streams, k.wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
         block_ms = max(1, timeout_ms)
         reader = self._conn.reader("entries")
