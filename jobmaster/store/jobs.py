@@ -17,6 +17,10 @@ from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
 from jobmaster.transport.resp import encode_completion
 
 
+CLAIM_AGAIN = 9
+"""Where claim.lua's ARGV holds its "sent before" flag (ARGV[10], 0-based here)."""
+
+
 class JobCommands:
     """The hot path of jobs (each step one script call, batched over many jobs) and the
     upkeep of their queues."""
@@ -158,7 +162,7 @@ class JobCommands:
         try:
             reply = await self._claim(keys, argv, resend=False)
         except ConnectionError:  # it may have run: sent again, it answers as it did
-            argv[-1] = 1
+            argv[CLAIM_AGAIN] = 1
             reply = await self._claim(keys, argv)
         return claim_reply(reply)
 
