@@ -16,8 +16,8 @@ the first and the last job (see ``peers/common.py``). For each library, in each 
    ``--samples`` times back to back (the next job goes out the moment the last one started),
    then ``--idle-samples`` times after an idle gap each, drawn uniformly from ``--idle-gap``
    (50-550 ms) with ``--seed``: the same gaps for every library and run. A worker left idle
-   that long has gone to sleep as in production (its blocking read waits, its threads and
-   the event loop sleep, caches cool), which back-to-back samples never see;
+   that long has gone to sleep as in production (its blocking read waits, its threads
+   sleep), which back-to-back samples never see;
 4. the same with "bare streams": redis-py on one stream, no job semantics, the ceiling.
 
 Run it with ``scripts/bench-peers`` (which installs the peers into ``.venv-bench``)::
