@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobmaster.errors import ConfigError
+from jobmaster.server_binaries import SERVER_ENV
 
 ENV_PREFIX = "JOBMASTER_"
 JOBS_ENV_PREFIX = "JOBMASTER_JOBS__"
@@ -60,7 +61,7 @@ class Settings(BaseModel):
         values: dict[str, Any] = {}
         for var, value in env.items():
             if not var.startswith(ENV_PREFIX) or var.startswith(
-                (JOBS_ENV_PREFIX, DASHBOARD_ENV_PREFIX)
+                (JOBS_ENV_PREFIX, DASHBOARD_ENV_PREFIX, SERVER_ENV)
             ):
                 continue
             name = var[len(ENV_PREFIX) :].lower()
