@@ -1,0 +1,242 @@
+"""Sentinel: ``redis+sentinel://`` URLs, and a master killed under load (producers and a
+real worker process go on; with ``min_replicas_acked`` nothing acknowledged is lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobmaster import JobNotFound, JobState, NotReplicated, RedisUnavailable, Registry
+from jobmaster.errors import ConfigError
+from tests.conftest import PROCAPP, finish, start_worker, stop_process, wait_until
+from tests.sentinel_servers import SentinelDeployment
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def deployment() -> Iterator[SentinelDeployment]:
+    servers = SentinelDeployment(replicas=2)
+    yield servers
+    servers.close()
+
+
+def sentinel_registry(url: str, tmp_path: Path, **settings: object) -> Registry:
+    registry = Registry(url, config_dir=tmp_path, environ={}, lease=3, **settings)  # type: ignore[arg-type]
+
+    @registry.job()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://127.0.0.1:26379", "does not name its sentinels and service"),
+        ("redis+sentinel://h1:26379,h2:port/jobs/0", "bad port or DB number"),
+        ("redis+sentinel://h1:26379/jobs/zero", "bad port or DB number"),
+    ],
+)
+def test_a_sentinel_url_that_does_not_fit_is_refused_at_once(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        Registry(url, environ={})
+
+
+def test_min_replicas_acked_comes_from_the_url_query_too() -> None:
+    registry = Registry("redis://127.0.0.1:1/0?min_replicas_acked=2", environ={})
+    assert registry.settings.min_replicas_acked == 2
+    assert registry.settings.redis_url == "redis://127.0.0.1:1/0"
+    registry = Registry("redis://127.0.0.1:1/0", environ={"JOBMASTER_MIN_REPLICAS_ACKED": "1"})
+    assert registry.settings.min_replicas_acked == 1
+
+
+async def test_jobs_run_through_the_sentinels_master(
+    deployment: SentinelDeployment, tmp_path: Path
+) -> None:
+    registry = sentinel_registry(deployment.url, tmp_path, min_replicas_acked=2)
+    add = registry.jobs["add"]
+    worker = start_worker(PROCAPP, deployment.url, "--concurrency", "5", log_level="warning")
+    try:
+        first = await add.enqueue(1, 2)
+        second = add.enqueue_sync(3, 4)
+        assert await first.result(timeout=20) == 3
+        assert await second.result(timeout=20) == 7
+    finally:
+        stop_process(worker)
+        await registry.aclose()
+        registry.close()
+    code, out = finish(worker)
+    assert code == 0, out
+
+
+async def test_an_enqueue_no_replica_acknowledged_raises_with_its_handles(
+    deployment: SentinelDeployment, tmp_path: Path
+) -> None:
+    """Three replicas asked of two: the job is written, and the caller is told."""
+    registry = sentinel_registry(
+        deployment.url, tmp_path, min_replicas_acked=3, replicas_ack_timeout=0.2
+    )
+    add = registry.jobs["add"]
+    try:
+        with pytest.raises(NotReplicated) as raised:
+            await add.options(job_id="once").enqueue(1, 2)
+        assert raised.value.acked == 2
+        assert [h.id for h in raised.value.handles] == ["once"]
+        assert (await registry.get_job("once")).state == JobState.QUEUED
+        with pytest.raises(NotReplicated):
+            add.enqueue_sync(1, 2)
+    finally:
+        await registry.aclose()
+        registry.close()
+
+
+PACE = 0.005
+"""Seconds a producer waits between jobs (about 200 jobs/s each: load, not a flood)."""
+
+
+class Producer:
+    """Enqueues ``add`` jobs with ids of its own, each until one call is acknowledged."""
+
+    def __init__(self, registry: Registry, prefix: str) -> None:
+        self.handler = registry.jobs["add"]
+        self.prefix = prefix
+        self.acknowledged: list[str] = []
+        self.refusals = 0
+        self.stop = False
+
+    def job_id(self) -> str:
+        return f"{self.prefix}-{len(self.acknowledged)}"
+
+    async def run_async(self) -> None:
+        while not self.stop:
+            try:
+                await self.handler.options(job_id=self.job_id()).enqueue(1, 1)
+            except RedisUnavailable:  # NotReplicated too: sent again with its id
+                self.refusals += 1
+                await asyncio.sleep(0.05)
+            else:
+                self.acknowledged.append(self.job_id())
+                await asyncio.sleep(PACE)
+
+    def run_sync(self) -> None:
+        while not self.stop:
+            try:
+                self.handler.options(job_id=self.job_id()).enqueue_sync(1, 1)
+            except RedisUnavailable:
+                self.refusals += 1
+                time.sleep(0.05)
+            else:
+                self.acknowledged.append(self.job_id())
+                time.sleep(PACE)
+
+
+async def lost_jobs(registry: Registry, ids: list[str]) -> tuple[list[str], int]:
+    """The acknowledged jobs missing after the failover, and how many ran more than once
+    (once every job there is has ended)."""
+    missing: list[str] = []
+    twice = 0
+    for job_id in ids:
+        try:
+            job = await registry.get_job(job_id, "default")
+        except JobNotFound:
+            missing.append(job_id)
+            continue
+        if job.state != JobState.SUCCEEDED:
+            return missing, -1
+        twice += len(job.attempts) > 1
+    return missing, twice
+
+
+@pytest.mark.parametrize("acked", [0, 1])
+async def test_a_master_killed_under_load(
+    deployment: SentinelDeployment, tmp_path: Path, acked: int
+) -> None:
+    """Producers (async and sync) and a worker process run; the replicas are cut off from
+    the master (replication lags), then the master is killed. Without min_replicas_acked
+    the enqueues the master acknowledged alone are lost; with it, none that returned."""
+    registry = sentinel_registry(deployment.url, tmp_path, min_replicas_acked=acked)
+    env = {"JOBMASTER_LEASE": "3", "JOBMASTER_MIN_REPLICAS_ACKED": str(acked)}
+    worker = start_worker(
+        PROCAPP, deployment.url, "--concurrency", "20", env=env, log_level="warning"
+    )
+    async_producer, sync_producer = Producer(registry, "a"), Producer(registry, "s")
+    thread = threading.Thread(target=sync_producer.run_sync)
+    task = asyncio.create_task(async_producer.run_async())
+    thread.start()
+    producers = (async_producer, sync_producer)
+    try:
+        await wait_until(lambda: all(len(p.acknowledged) >= 100 for p in producers), 30)
+        at_cut = [(len(p.acknowledged), p.refusals) for p in producers]
+        deployment.cut_replication()
+        await wait_until(  # the master alone acknowledged more jobs, or refused some
+            lambda: all(
+                len(p.acknowledged) >= n + 50 or p.refusals > r
+                for p, (n, r) in zip(producers, at_cut, strict=True)
+            ),
+            30,
+        )
+        at_kill = [len(p.acknowledged) for p in producers]
+        old_port = deployment.master_port()
+        deployment.kill_master()
+        killed = time.monotonic()
+        new_port = await asyncio.to_thread(deployment.wait_for_failover, old_port)
+        failover = time.monotonic() - killed
+        await wait_until(
+            lambda: all(len(p.acknowledged) > n for p, n in zip(producers, at_kill, strict=True)),
+            60,
+        )
+        resumed = time.monotonic() - killed
+        await wait_until(
+            lambda: all(
+                len(p.acknowledged) >= n + 100 for p, n in zip(producers, at_kill, strict=True)
+            ),
+            60,
+        )
+    finally:
+        for producer in producers:
+            producer.stop = True
+        await task
+        await asyncio.to_thread(thread.join, 30)
+    ids = async_producer.acknowledged + sync_producer.acknowledged
+    in_window = [
+        job_id
+        for p, (n, _), k in zip(producers, at_cut, at_kill, strict=True)
+        for job_id in p.acknowledged[n:k]
+    ]
+
+    async def ended() -> tuple[list[str], int] | None:
+        missing, twice = await lost_jobs(registry, ids)
+        return (missing, twice) if twice >= 0 else None
+
+    try:
+        missing, twice = await wait_until(ended, 60, interval=0.5)
+    except AssertionError:
+        stop_process(worker)
+        raise AssertionError(f"jobs did not end:\n{finish(worker)[1][-5000:]}") from None
+    assert worker.poll() is None, "the worker did not outlive the failover"
+    stop_process(worker)
+    await registry.aclose()
+    registry.close()
+    code, out = finish(worker)
+    print(
+        f"\nmin_replicas_acked={acked}: master {old_port} killed, {new_port} promoted in "
+        f"{failover:.1f}s, first acknowledged enqueue {resumed:.1f}s after the kill; "
+        f"{len(ids)} jobs acknowledged, {len(in_window)} while the replicas were cut off; "
+        f"{len(missing)} lost, {twice} ran twice; refused calls "
+        f"{async_producer.refusals}+{sync_producer.refusals}"
+    )
+    assert code == 0, out
+    assert set(missing) <= set(in_window)  # only what no replica had
+    if acked:
+        assert in_window == []
+        assert missing == []
+    else:
+        assert missing
+        assert len(missing) == len(in_window)
