@@ -59,10 +59,7 @@ class Registry(WorkerControl):
     """The set of jobs of an application and where their data lives.
 
     Args:
-        redis_url: the Redis to use (default: ``$JOBMASTER_REDIS_URL``, else localhost):
-            ``redis://``, ``rediss://`` (TLS), or
-            ``redis+sentinel://h:p[,h:p...]/SERVICE/DB`` (the master of a Sentinel
-            deployment, found again after a failover).
+        redis_url: the Redis to use (default: ``$JOBMASTER_REDIS_URL``, else localhost).
         namespace: prefix of every key, so that several apps can share one Redis.
         retention: seconds finished jobs and their attempts are kept (default 7 days).
         lease: seconds a worker holds a job between renewals (default 30).
@@ -73,12 +70,8 @@ class Registry(WorkerControl):
         max_payload: most bytes a job's arguments may take, packed (default 2 MiB); a
             larger call raises InvalidArguments.
         scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
-        reply_spin: seconds ``enqueue*_sync`` polls for Redis's reply before it sleeps
-            (default 0.0001; 0 never polls).
-        min_replicas_acked: replicas that must acknowledge every enqueue and record of
-            attempt ends (a ``WAIT``) so that a failover cannot lose them (default 0:
-            none); an enqueue they do not acknowledge raises NotReplicated.
-        replicas_ack_timeout: seconds to wait for them (default 1).
+        reply_spin: seconds ``enqueue*_sync`` polls for a reply before it sleeps (0.0001).
+        min_replicas_acked: replicas that must acknowledge each write (WAIT; default 0).
         config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
             (default: the working directory and its parents).
         environ: the environment to read JOBMASTER_* variables from (default: os.environ).
@@ -91,15 +84,13 @@ class Registry(WorkerControl):
         events_maxlen: int | None = None, log_bytes: int | None = None,
         max_payload: int | None = None, scheduler_lease: float | None = None,
         reply_spin: float | None = None, min_replicas_acked: int | None = None,
-        replicas_ack_timeout: float | None = None, config_dir: str | Path | None = None,
-        environ: Mapping[str, str] | None = None,
+        config_dir: str | Path | None = None, environ: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.settings = Settings.load(
             environ, redis_url=redis_url, namespace=namespace, retention=retention, lease=lease,
             heartbeat=heartbeat, max_lost=max_lost, events_maxlen=events_maxlen,
             log_bytes=log_bytes, max_payload=max_payload, scheduler_lease=scheduler_lease,
             reply_spin=reply_spin, min_replicas_acked=min_replicas_acked,
-            replicas_ack_timeout=replicas_ack_timeout,
         )  # fmt: skip
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ

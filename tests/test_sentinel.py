@@ -4,17 +4,23 @@ real worker process go on; with ``min_replicas_acked`` nothing acknowledged is l
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from redis.exceptions import ConnectionError
 
 from jobmaster import JobNotFound, JobState, NotReplicated, RedisUnavailable, Registry
+from jobmaster.embedded import EmbeddedRedis
 from jobmaster.errors import ConfigError
-from tests.conftest import PROCAPP, finish, start_worker, stop_process, wait_until
-from tests.sentinel_servers import SentinelDeployment
+from jobmaster.transport import clients
+from jobmaster.transport.blocking import BlockingConnection
+from tests.conftest import PROCAPP, finish, run_cli, start_worker, stop_process, wait_until
+from tests.sentinel_servers import SERVICE, SentinelDeployment
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,13 +82,25 @@ async def test_jobs_run_through_the_sentinels_master(
     assert code == 0, out
 
 
+def test_the_command_line_through_the_sentinels(deployment: SentinelDeployment) -> None:
+    url = deployment.url
+    enqueued = run_cli(url, "enqueue", PROCAPP, "add", "--args", '{"a": 2, "b": 3}')
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = enqueued.stdout.strip()
+    worker = run_cli(url, "worker", PROCAPP, "--burst")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    shown = run_cli(url, "jobs", "show", job_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["result"] == 5
+
+
 async def test_an_enqueue_no_replica_acknowledged_raises_with_its_handles(
     deployment: SentinelDeployment, tmp_path: Path
 ) -> None:
     """Three replicas asked of two: the job is written, and the caller is told."""
-    registry = sentinel_registry(
-        deployment.url, tmp_path, min_replicas_acked=3, replicas_ack_timeout=0.2
-    )
+    url = f"{deployment.url}?min_replicas_acked=3&replicas_ack_timeout=0.2"
+    registry = sentinel_registry(url, tmp_path)
+    assert registry.settings.replicas_ack_timeout == 0.2
     add = registry.jobs["add"]
     try:
         with pytest.raises(NotReplicated) as raised:
@@ -240,3 +258,56 @@ async def test_a_master_killed_under_load(
     else:
         assert missing
         assert len(missing) == len(in_window)
+
+
+async def test_a_graceful_failover_moves_producers_and_workers_at_once(
+    deployment: SentinelDeployment, tmp_path: Path
+) -> None:
+    """SENTINEL FAILOVER makes the old master a replica, alive: the open connections to
+    it are closed or answer READONLY, and the next call finds the new master itself."""
+    registry = sentinel_registry(deployment.url, tmp_path)
+    add = registry.jobs["add"]
+    worker = start_worker(PROCAPP, deployment.url, "--concurrency", "5", log_level="warning")
+    try:
+        assert await (await add.enqueue(1, 2)).result(timeout=20) == 3
+        assert await add.enqueue_sync(2, 2).result(timeout=20) == 4
+        old_port = deployment.master_port()
+        deployment.sentinels[0].client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        await asyncio.to_thread(deployment.wait_for_failover, old_port)
+        # no RedisUnavailable: each connection notices and goes to the new master at once
+        after = await add.enqueue(3, 3)
+        after_sync = add.enqueue_sync(4, 4)
+        assert await after.result(timeout=30) == 6
+        assert await after_sync.result(timeout=30) == 8
+    finally:
+        stop_process(worker)
+        await registry.aclose()
+        registry.close()
+    code, out = finish(worker)
+    assert code == 0, out
+
+
+async def test_a_connection_to_a_master_made_replica_is_dropped_and_opened_again() -> None:
+    """A plain server made a replica keeps its clients; their next write answers READONLY,
+    which drops the connection (a ConnectionError: nothing was written) instead of
+    failing every later call on it."""
+    with EmbeddedRedis() as primary, EmbeddedRedis() as other:
+        fast = clients.fast_connection(primary.url)
+        blocking = BlockingConnection(primary.url)
+        try:
+            first_id = await fast.execute("CLIENT", "ID")
+            blocking_id = blocking.pipeline([["CLIENT", "ID"]])[0]
+            demote = redis.Redis(port=primary.port)
+            demote.replicaof("127.0.0.1", other.port)
+            with pytest.raises(ConnectionError, match="no longer the master"):
+                await fast.execute("SET", "k", "v")
+            with pytest.raises(ConnectionError, match="no longer the master"):
+                blocking.pipeline([["SET", "k", "v"]])
+            demote.replicaof("NO", "ONE")
+            demote.close()
+            assert await fast.execute("SET", "k", "v") == b"OK"
+            assert await fast.execute("CLIENT", "ID") != first_id
+            assert blocking.pipeline([["CLIENT", "ID"]])[0] != blocking_id
+        finally:
+            await fast.close()
+            blocking.close()
