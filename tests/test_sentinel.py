@@ -251,13 +251,19 @@ async def test_a_master_killed_under_load(
         f"{async_producer.refusals}+{sync_producer.refusals}"
     )
     assert code == 0, out
-    assert set(missing) <= set(in_window)  # only what no replica had
+    # Only what no replica had is lost: jobs acknowledged after the cut, up to the kill
+    # (give or take the call each producer had under way at either moment).
+    window = {
+        job_id
+        for p, (n, _), k in zip(producers, at_cut, at_kill, strict=True)
+        for job_id in p.acknowledged[n : k + 1]
+    }
+    assert set(missing) <= window
     if acked:
-        assert in_window == []
         assert missing == []
+        assert len(in_window) <= len(producers)  # acknowledged by the replicas just before
     else:
-        assert missing
-        assert len(missing) == len(in_window)
+        assert len(missing) >= len(in_window) - len(producers) > 0
 
 
 async def test_a_graceful_failover_moves_producers_and_workers_at_once(
