@@ -18,6 +18,11 @@ the server's idle timeout, a proxy, a restart) is sent once more on a new one: e
 jobmaster sends can be repeated (enqueue skips ids that exist, the end of an attempt checks
 its lease token and recognises its own earlier write; a claim is sent again by its caller,
 asking for the jobs it started: see ``resend``).
+
+Where it connects is asked anew at each connection (:mod:`.sentinel`): the URL's server,
+or the master the sentinels name. A ``READONLY`` or ``UNBLOCKED`` reply (the server was
+made a replica) drops the connection like a lost one, so the call is sent again to the
+master of the moment.
 """
 
 from __future__ import annotations
@@ -54,19 +59,18 @@ class _Protocol(asyncio.Protocol):
                 self.owner._drop(self, ConnectionError("unexpected reply from Redis"))
                 return
             future, _ = pending.popleft()
-            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith(
-                CONNECTION_LOST_REPLIES
-            ):  # a master made a replica: the next connection asks where the master is
-                lost = ConnectionError(f"the server is no longer the master ({reply})")
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                if message.startswith(CONNECTION_LOST_REPLIES):  # a master made a replica:
+                    lost = ConnectionError(f"the server is no longer the master ({message})")
+                    if not future.done():  # the next connection asks where the master is
+                        future.set_exception(lost)
+                    self.owner._drop(self, lost)
+                    return
                 if not future.done():
-                    future.set_exception(lost)
-                self.owner._drop(self, lost)
-                return
-            if not future.done():
-                if isinstance(reply, hiredis.ReplyError):
-                    future.set_exception(error_reply(str(reply)))
-                else:
-                    future.set_result(reply)
+                    future.set_exception(error_reply(message))
+            elif not future.done():
+                future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._drop(self, ConnectionError(f"connection to Redis lost ({exc or 'closed'})"))
