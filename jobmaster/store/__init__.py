@@ -33,6 +33,7 @@ from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
+from jobmaster.store.replication import Replication
 from jobmaster.store.replies import (
     Fired,
     Firing,
@@ -78,6 +79,7 @@ class Store:
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
         blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         conn = StoreConnection(
             redis,
@@ -86,6 +88,7 @@ class Store:
             log_bytes=log_bytes,
             fast=fast,
             blocking_reads=blocking_reads,
+            replication=replication,
         )
         self.connection = conn
         self.redis = conn.redis
@@ -126,6 +129,7 @@ __all__ = [
     "Promotion",
     "Reclaim",
     "Recorded",
+    "Replication",
     "Saved",
     "ScheduleFiring",
     "ScheduleRecord",

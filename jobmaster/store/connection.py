@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
 from jobmaster.scripts import Script
+from jobmaster.store.replication import Replication
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
 GROUP = "workers"
@@ -88,6 +89,8 @@ class StoreConnection:
         log_bytes: the most log bytes kept per attempt.
         fast: the multiplexed connection of the hot path's scripts (None: redis-py).
         blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
+        replication: replicas that must acknowledge enqueues and attempt ends (None: none
+            waited for).
     """
 
     def __init__(
@@ -99,8 +102,10 @@ class StoreConnection:
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
         blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.redis = redis
+        self.replication = replication
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes

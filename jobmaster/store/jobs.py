@@ -33,6 +33,7 @@ class JobCommands:
         self._finish_script = conn.script("finish")
         self._promote = conn.script("promote")
         self._prune = conn.script("prune")
+        self._replication = conn.replication
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see transport.resp.encode_evalsha
 
@@ -70,13 +71,16 @@ class JobCommands:
                     replies[number] = exc
         created = created_flags([len(p[0]) for p in pending], replies)
         self._known_queues.add(queue)
+        if self._replication is not None and pending:
+            acked = await fast.execute(*self._replication.command())
+            self._replication.check(acked, "enqueue", created)
         return created
 
     async def _enqueue_pipelined(
         self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
     ) -> list[bool]:
-        script = self._enqueue
-        if len(batches) == 1 and queue in self._known_queues:
+        script, replication = self._enqueue, self._replication
+        if len(batches) == 1 and queue in self._known_queues and replication is None:
             return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
         async with self._redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
@@ -85,9 +89,14 @@ class JobCommands:
             for batch in batches:
                 await script(*self._enqueue_call(lists, batch), client=pipe)
                 sizes.append(len(batch))
+            if replication is not None:  # on the connection of the writes
+                pipe.execute_command(*replication.command())
             replies = await pipe.execute(raise_on_error=False)
+        acked = replies.pop() if replication is not None else None
         created = created_flags(sizes, replies)
         self._known_queues.add(queue)
+        if replication is not None and batches:
+            replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_call(
@@ -205,14 +214,25 @@ class JobCommands:
         self, queue: str, completions: Sequence[Completion], retention_ms: int
     ) -> list[int]:
         keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
+        replication = self._replication
         if self._fast is not None:
             parts = [encode_completion(completion) for completion in completions]
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
-        else:
-            for completion in completions:
-                argv += completion.argv()
-            recorded = await self._finish_script(keys, argv)
+            if replication is not None:
+                replication.check(await self._fast.execute(*replication.command()), "finish")
+            return finish_reply(recorded)
+        for completion in completions:
+            argv += completion.argv()
+        if replication is None:
+            return finish_reply(await self._finish_script(keys, argv))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._finish_script(keys, argv, client=pipe)
+            pipe.execute_command(*replication.command())
+            recorded, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(recorded, BaseException):
+            raise recorded
+        replication.check(acked, "finish")
         return finish_reply(recorded)
 
     async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:
