@@ -61,7 +61,7 @@ class QueueKeyLists:
             idx("succeeded"), idx("failed"), idx("cancelled"),
         )  # fmt: skip
         self.delete = self.prune  # a job's records and the final-state indexes
-        self.record_output = (k.logs, k.progress)
+        self.record_output = (k.logs, k.progress, k.log_followers, k.log_feed)
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
