@@ -170,6 +170,11 @@ class Worker:
         """Whether the worker stopped because it reached max_jobs or max_memory."""
         return self._fetcher is not None and self._fetcher.recycled
 
+    @property
+    def retired(self) -> bool:
+        """Whether the worker stopped because it was drained or stopped remotely."""
+        return self._remote is not None and self._remote.state == "draining"
+
     async def run(self) -> None:
         """Run until stopped (or, in burst mode, until there is nothing left to do)."""
         self.registry.check_config()
