@@ -8,8 +8,9 @@ one). Names (labels ``queue`` and ``name`` unless said otherwise):
 - ``jobmaster_jobs_succeeded_total``, ``jobmaster_jobs_failed_total``,
   ``jobmaster_jobs_cancelled_total``: jobs that ended so with an attempt of this worker.
 - ``jobmaster_jobs_retried_total``: attempts that failed and left a retry scheduled.
-- ``jobmaster_jobs_lost_total`` (``queue`` only): attempts whose worker died or whose lease
-  expired, counted by the worker that took them back.
+- ``jobmaster_jobs_lost_total``: attempts whose worker died or whose lease expired, counted
+  by the worker that took them back (``name`` is "" for a job whose record could not be
+  read).
 - ``jobmaster_attempt_duration_seconds``: how long attempts ran (a histogram).
 - ``jobmaster_enqueue_to_start_seconds``: from enqueue to the start of a job's first attempt
   (a histogram).
@@ -95,7 +96,7 @@ class WorkerMetrics(Middleware, Collector):
         self.registry = registry if registry is not None else CollectorRegistry()
         self.concurrency = concurrency
         self.busy = 0
-        self.lost: dict[str, int] = {}
+        self.lost: dict[tuple[str, str], int] = {}
         self._jobs: dict[tuple[str, str], _JobFigures] = {}
         self.registry.register(self)
 
@@ -132,8 +133,9 @@ class WorkerMetrics(Middleware, Collector):
         else:
             figures.cancelled += 1
 
-    def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
-        self.lost[queue] = self.lost.get(queue, 0) + len(job_ids)
+    def on_lost(self, queue: str, job_ids: Sequence[str], names: Sequence[str]) -> None:
+        for name in names:
+            self.lost[queue, name] = self.lost.get((queue, name), 0) + 1
 
     def collect(self) -> Iterator[Metric]:
         """The families of the metrics, as they are now (called by prometheus_client)."""
@@ -144,10 +146,10 @@ class WorkerMetrics(Middleware, Collector):
                 counter.add_metric(labels, getattr(figures, field))
             yield counter
         lost = CounterMetricFamily(
-            "jobmaster_jobs_lost", "Attempts lost (worker died or lease expired)", labels=["queue"]
+            "jobmaster_jobs_lost", "Attempts lost (worker died or lease expired)", labels=LABELS
         )
-        for queue, count in list(self.lost.items()):
-            lost.add_metric([queue], count)
+        for labels, count in list(self.lost.items()):
+            lost.add_metric(labels, count)
         yield lost
         for field, name, help_text in (
             ("duration", "jobmaster_attempt_duration_seconds", "Seconds attempts ran"),

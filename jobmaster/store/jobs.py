@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
@@ -99,6 +100,13 @@ class JobCommands:
         """A job's record (name, arguments, priority, creation time) as written."""
         raw: Any = await self._redis.hget(self._keys.queue(queue).jobs, job_id)  # type: ignore[misc]
         return None if raw is None else bytes(raw)
+
+    async def names(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """The names of jobs ("" for a job whose record is gone or unreadable)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(self._keys.queue(queue).jobs, list(job_ids))  # type: ignore[misc]
+        return [_name_of(raw) for raw in raws]
 
     # -- the worker's hot path ---------------------------------------------------------------
 
@@ -272,6 +280,14 @@ class JobCommands:
             return bool(await self._redis.xread(streams, count=1, block=block_ms))
         command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
         return bool(await reader.execute_blocking(block_ms / 1000, *command))
+
+
+def _name_of(raw: bytes | None) -> str:
+    try:
+        name = load_record(raw).get("n", "") if raw else ""
+    except Exception:  # an unreadable record: the job is failed by the claim, not here
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def _refused_call(exc: ResponseError) -> bool:
