@@ -163,3 +163,31 @@ async def test_lost_attempts_are_counted_by_queue_and_name(
 
 async def _active(registry: Registry, count: int) -> bool:
     return (await registry.count_jobs("ops"))[JobState.ACTIVE] == count
+
+
+async def test_running_attempts_count_as_started_and_busy(
+    opsapp: Registry, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.apps.opsapp import chatty
+
+    gate = tmp_path / "gate"
+    handles = await chatty.enqueue_many([(str(gate),)] * 2)
+    port = free_port()
+    worker = start_worker(
+        OPSAPP, redis_url, "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+    )  # fmt: skip
+    started = ("jobmaster_jobs_started_total", (("name", "chatty"), ("queue", "ops")))
+    succeeded = ("jobmaster_jobs_succeeded_total", (("name", "chatty"), ("queue", "ops")))
+    try:
+        running = await wait_until(
+            lambda: (s := scrape(port)).get(("jobmaster_slots_busy", ())) == 2 and s, timeout=15
+        )
+        assert running[started] == 2
+        assert running.get(succeeded, 0) == 0
+        gate.touch()
+        assert [await h.result(timeout=10) for h in handles] == ["done"] * 2
+        ended = await wait_until(lambda: (s := scrape(port)).get(succeeded) == 2 and s, timeout=10)
+    finally:
+        stop_process(worker)
+    assert ended[started] == 2  # counted once, running then ended
+    assert ended[("jobmaster_slots_busy", ())] == 0

@@ -147,6 +147,9 @@ class Hooks:
             setattr(self, f"_{hook}", tuple(overridden))
         self.wants_final = bool(self._on_final)
         """Whether a middleware has an ``on_final`` hook."""
+        self.wants_attempts = bool(self._before_attempt or self._after_attempt or self._on_final)
+        """Whether a middleware has an attempt hook (the worker then describes each attempt
+        to them)."""
         self.wants_lost = bool(self._on_lost)
         """Whether a middleware has an ``on_lost`` hook (the worker then reads the names of
         the jobs it took back)."""

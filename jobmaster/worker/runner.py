@@ -30,6 +30,7 @@ from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
 from jobmaster.ops.deliveries import Notifier, new_notifier, worker_hooks
 from jobmaster.ops.middleware import Hooks
+from jobmaster.ops.recorder import worker_recorder
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import Store
@@ -197,6 +198,7 @@ class Worker:
             log=log,
             closed=closed,
             hooks=hooks,
+            recorder=worker_recorder(self.registry.hooks, running, asyncio.get_running_loop()),
         )
         loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
