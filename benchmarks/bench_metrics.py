@@ -37,7 +37,8 @@ def main() -> None:
                 os.environ["BENCH_METRICS"] = "1" if mode == "on" else "0"
                 figures = process(server.url, namespace, args.jobs)
                 cpu[mode].append(figures["worker_cpu_us_per_job"])
-                print(f"run {run + 1} metrics {mode}: {cpu[mode][-1]:.2f} us CPU per job", flush=True)
+                figure = cpu[mode][-1]
+                print(f"run {run + 1} metrics {mode}: {figure:.2f} us CPU per job", flush=True)
     off, on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     print(f"median CPU per job: off {off:.2f} us, on {on:.2f} us: {100 * (on / off - 1):+.1f}%")
 

@@ -93,8 +93,8 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
                                              gap_to: the last stretch when none ran (ms)
 
-    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries), written by the worker
-    once a job's end is recorded:
+    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries): the outbox, written
+    by finish.lua in the call that records the job's end (webhook_outbox.lua):
 
     <ns>:{<q>}:webhook_due           zset    delivery id -> ms when it is next tried (a claim
                                              moves it one lease ahead)

@@ -21,7 +21,7 @@ from jobmaster.transport.multiplexed import MultiplexedConnection
 CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
 (what to do with a status that cannot be read) after ``common.lua``."""
-PRELUDES = {"record_output": ["log_feed"]}
+PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 """Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
 

@@ -36,7 +36,7 @@ class QueueKeyLists:
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"),
+            idx("cancelled"), k.webhook_due, k.webhook_deliveries,
         )  # fmt: skip
         self.promote = (
             k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),

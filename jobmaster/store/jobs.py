@@ -15,7 +15,8 @@ from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, Stor
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
-from jobmaster.transport.resp import encode_completion
+from jobmaster.store.webhooks import NewDelivery, outbox_arguments
+from jobmaster.transport.resp import encode_completion, encode_values
 
 
 class JobCommands:
@@ -167,7 +168,11 @@ class JobCommands:
         return claim_reply(reply)
 
     async def finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         """Record ended attempts: a :class:`Recorded` value for each (compare them with its
         members: they come back as plain integers).
@@ -177,17 +182,27 @@ class JobCommands:
         about the call, not about the server's state: a script error, a value over
         ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
         refuses is written as a failure that says why (``UnrecordableEnd``): one bad
-        completion does not hold back the others."""
+        completion does not hold back the others.
+
+        ``outbox``: webhook deliveries of these ends, each written in the same script call
+        as its job's end (if that end is recorded now, with the state it is for)."""
         try:
-            return await self._finish(queue, completions, retention_ms)
+            return await self._finish(queue, completions, retention_ms, outbox)
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
-        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+        return [await self._finish_alone(queue, c, retention_ms, outbox) for c in completions]
 
-    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+    async def _finish_alone(
+        self,
+        queue: str,
+        completion: Completion,
+        retention_ms: int,
+        outbox: Sequence[NewDelivery],
+    ) -> int:
+        own = [d for d in outbox if d.delivery.job_id == completion.job_id]
         try:
-            return (await self._finish(queue, [completion], retention_ms))[0]
+            return (await self._finish(queue, [completion], retention_ms, own))[0]
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
@@ -210,17 +225,24 @@ class JobCommands:
         return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
 
     async def _finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
+        deliveries = outbox_arguments(outbox)
         if self._fast is not None:
             parts = [encode_completion(completion) for completion in completions]
+            if deliveries:
+                parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
         else:
             for completion in completions:
                 argv += completion.argv()
-            recorded = await self._finish_script(keys, argv)
+            recorded = await self._finish_script(keys, [*argv, *deliveries])
         return finish_reply(recorded)
 
     async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:

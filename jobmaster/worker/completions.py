@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from redis.exceptions import ResponseError
 
 from jobmaster.errors import is_out_of_memory
 from jobmaster.ops.middleware import Hooks
 from jobmaster.store import Completion, Lease, Output, Recorded, Store
+from jobmaster.store.webhooks import NewDelivery
 from jobmaster.worker.attempt import RunningJob
 from jobmaster.worker.dropped_output import DroppedOutput
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
@@ -35,6 +37,15 @@ _NOT_RECORDED = {
 }
 
 
+class Outbox(Protocol):
+    """Where a batch of ends gets its webhook deliveries (the worker's notifier)."""
+
+    def outbox(self, ended: Sequence[tuple[RunningJob, Completion]]) -> list[NewDelivery]: ...
+
+    def written(self) -> None:
+        """Deliveries were written with their ends."""
+
+
 class CompletionWriter:
     """Writes attempt ends and output as they come, until the worker closes.
 
@@ -45,6 +56,8 @@ class CompletionWriter:
         log: the worker's logger.
         closed: set when the worker closes (the loop ends after its current batch).
         hooks: the middleware told when a job ended (``on_final``), if any.
+        outbox: gives the webhook deliveries of each batch of ends, written with them; if
+            the worker has webhooks.
     """
 
     def __init__(
@@ -56,9 +69,11 @@ class CompletionWriter:
         log: Any,
         closed: asyncio.Event,
         hooks: Hooks | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._store = store
         self._hooks = hooks
+        self._outbox = outbox
         self._running = running
         self._retention_ms = retention_ms
         self._log = log
@@ -144,10 +159,13 @@ class CompletionWriter:
                     self._drop_output(queue, batch)
                 del outputs[queue]
             for queue, done in list(completions.items()):
+                outbox = self._outbox.outbox(done) if self._outbox is not None else []
                 recorded = await self._store.jobs.finish(
-                    queue, [c for _, c in done], self._retention_ms
+                    queue, [c for _, c in done], self._retention_ms, outbox
                 )
                 del completions[queue]
+                if outbox and self._outbox is not None:
+                    self._outbox.written()
                 self._recorded_ends(done, recorded)
             if self._dropped and not full:
                 await self._write_drop_notes()

@@ -28,7 +28,7 @@ import structlog
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
-from jobmaster.ops.deliveries import Notifier, new_notifier, worker_hooks
+from jobmaster.ops.deliveries import Notifier, new_notifier
 from jobmaster.ops.middleware import Hooks
 from jobmaster.ops.recorder import worker_recorder
 from jobmaster.registry import Registry
@@ -182,10 +182,11 @@ class Worker:
         store = self._store = self.registry.new_store()
         running, log, closed = self._running, self.log, self._closed
         notifier = self._notifier = new_notifier(self.registry, store, self.queues, log, closed)
-        hooks = self._hooks = worker_hooks(self.registry.hooks, notifier)
+        hooks = self._hooks = self.registry.hooks
         writer = CompletionWriter(
-            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks
-        )
+            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks,
+            outbox=notifier,
+        )  # fmt: skip
         self._writer = writer
         executors = Executors(
             self.registry,
@@ -265,9 +266,6 @@ class Worker:
             await self._stop_upkeep(upkeep, writer)
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
-                if notifier is not None:  # the deliveries of the ends just written
-                    with contextlib.suppress(Exception):
-                        await notifier.flush()
                 with contextlib.suppress(Exception):
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
