@@ -3,6 +3,7 @@ and the slots gauge of a real worker process."""
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import urllib.request
@@ -39,7 +40,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
             text = reply.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not serving yet (or a self-connect)
         return {}
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -179,10 +180,8 @@ async def test_running_attempts_count_as_started_and_busy(
     started = ("jobmaster_jobs_started_total", (("name", "chatty"), ("queue", "ops")))
     succeeded = ("jobmaster_jobs_succeeded_total", (("name", "chatty"), ("queue", "ops")))
     try:
-        running = await wait_until(
-            lambda: (s := scrape(port)).get(("jobmaster_slots_busy", ())) == 2 and s, timeout=15
-        )
-        assert running[started] == 2
+        running = await wait_until(lambda: (s := scrape(port)).get(started) == 2 and s, timeout=15)
+        assert running[("jobmaster_slots_busy", ())] == 2
         assert running.get(succeeded, 0) == 0
         gate.touch()
         assert [await h.result(timeout=10) for h in handles] == ["done"] * 2

@@ -41,7 +41,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from jobmaster.ops.recorder import AttemptRecorder, RecordedAttempt, RunningTable
+from jobmaster.ops.recorder import AttemptRecorder, EndedAs, Held, RecordedAttempt, RunningTable
 
 LABELS = ("queue", "name")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -124,9 +124,10 @@ class _Snapshot(NamedTuple):
 class WorkerMetrics(AttemptRecorder, Collector):
     """The Prometheus metrics of one worker process.
 
-    The worker tells it of each attempt's end (an :class:`AttemptRecorder`: one call, a few
-    dictionary lookups and integer additions). Attempts started are those ended, abandoned
-    (handed back, lease lost) and running. When ``/metrics`` is scraped, the figures are
+    The worker tells it of each batch of attempt ends it recorded (an
+    :class:`AttemptRecorder`: one call per batch, a few integer additions per attempt).
+    Attempts started are those recorded, abandoned (handed back, lease lost), ended but not
+    recorded yet, and running. When ``/metrics`` is scraped, the figures are
     copied in the worker's event loop (one consistent snapshot: no counter ever goes back),
     and the Prometheus families built from the copy in the server's thread.
 
@@ -141,13 +142,14 @@ class WorkerMetrics(AttemptRecorder, Collector):
         self.lost: dict[tuple[str, str], int] = {}
         self._jobs: dict[str, dict[str, _JobFigures]] = {}
         self._running: RunningTable | None = None
+        self._held: Held | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last = _Snapshot({}, {}, 0)
         self._clock_offset = time.time() - time.monotonic()
         self.registry.register(self)
 
-    def attach(self, running: RunningTable, loop: asyncio.AbstractEventLoop) -> None:
-        self._running, self._loop = running, loop
+    def attach(self, running: RunningTable, held: Held, loop: asyncio.AbstractEventLoop) -> None:
+        self._running, self._held, self._loop = running, held, loop
         self._clock_offset = time.time() - time.monotonic()
 
     def _figures(self, queue: str, name: str) -> _JobFigures:
@@ -159,32 +161,45 @@ class WorkerMetrics(AttemptRecorder, Collector):
             figures = names[name] = _JobFigures()
         return figures
 
-    def attempt_ended(self, job: RecordedAttempt, next_state: str, ended: float) -> None:
-        # every job's path: histogram observations inlined, subscripts rather than .get()
-        try:
-            figures = self._jobs[job.queue][job.name]
-        except KeyError:
-            figures = self._figures(job.queue, job.name)
-        started = job.started
-        ran = ended - started
-        duration = figures.duration
-        duration.counts[_bucket(_BUCKETS, ran)] += 1
-        duration.total += ran
-        if next_state == "succeeded":
-            figures.succeeded += 1
-        elif next_state == "scheduled":
-            figures.retried += 1
-        elif next_state == "failed":
-            figures.failed += 1
-        else:
-            figures.cancelled += 1
-        if job.attempt == 1:
-            created_ms = job.created_ms
-            if created_ms > 0:
-                waited = started + self._clock_offset - created_ms / 1000
+    def attempts_recorded(
+        self, ended: Sequence[tuple[RecordedAttempt, EndedAs]], recorded: Sequence[int]
+    ) -> None:
+        # every job's path: one loop per batch, histogram observations inlined, the figures
+        # of the previous job's name kept (a batch is mostly one name)
+        jobs, offset, bucket, bounds = self._jobs, self._clock_offset, _bucket, _BUCKETS
+        queue, name, figures = "", "", None
+        for (job, how), outcome in zip(ended, recorded, strict=True):
+            if figures is None or job.name != name or job.queue != queue:
+                queue, name = job.queue, job.name
+                try:
+                    figures = jobs[queue][name]
+                except KeyError:
+                    figures = self._figures(queue, name)
+            started = job.started
+            ran = job.ended - started
+            duration = figures.duration
+            duration.counts[bucket(bounds, ran)] += 1
+            duration.total += ran
+            if outcome != 1:  # not recorded as the worker said (Recorded.RECORDED)
+                if outcome == 3:  # recorded as failed instead (Recorded.REPLACED)
+                    figures.failed += 1
+                else:
+                    figures.abandoned += 1
+            else:
+                state = how.next_state
+                if state == "succeeded":
+                    figures.succeeded += 1
+                elif state == "scheduled":
+                    figures.retried += 1
+                elif state == "failed":
+                    figures.failed += 1
+                else:
+                    figures.cancelled += 1
+            if job.attempt == 1 and job.created_ms > 0:
+                waited = started + offset - job.created_ms / 1000
                 waited = waited if waited > 0.0 else 0.0
                 latency = figures.latency
-                latency.counts[_bucket(_BUCKETS, waited)] += 1
+                latency.counts[bucket(bounds, waited)] += 1
                 latency.total += waited
 
     def attempt_abandoned(self, job: RecordedAttempt) -> None:
@@ -201,6 +216,8 @@ class WorkerMetrics(AttemptRecorder, Collector):
         for job in running:
             if job.name:  # its record was decoded: the attempt has started
                 starts[job.queue, job.name] = starts.get((job.queue, job.name), 0) + 1
+        for job in self._held() if self._held is not None else ():  # ended, not recorded
+            starts[job.queue, job.name] = starts.get((job.queue, job.name), 0) + 1
         jobs = {}
         for queue, names in self._jobs.items():
             for name, f in names.items():

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from redis.exceptions import ResponseError
 
 from jobmaster.errors import is_out_of_memory
 from jobmaster.ops.middleware import Hooks
+from jobmaster.ops.recorder import AttemptRecorder
 from jobmaster.store import Completion, Lease, Output, Recorded, Store
 from jobmaster.store.webhooks import NewDelivery
 from jobmaster.worker.attempt import RunningJob
@@ -88,6 +89,9 @@ class CompletionWriter:
         """Attempts that ended but whose completion is not yet written."""
         self.jobs_done = 0
         """Attempt ends recorded so far."""
+        self.recorder: AttemptRecorder | None = None
+        """Told of each batch of ends recorded (the worker's metrics), if the worker has one."""
+        self._flushing: dict[str, list[tuple[RunningJob, Completion]]] = {}
 
     def add(self, job: RunningJob, completion: Completion) -> None:
         """An attempt ended: write its end (and its last output) soon."""
@@ -95,6 +99,13 @@ class CompletionWriter:
         self._completions[job.queue].append((job, completion))
         self.unrecorded += 1
         self._wanted.set()
+
+    def held(self) -> Iterator[RunningJob]:
+        """The attempts that ended and whose end is not recorded yet."""
+        for batches in (self._completions, self._flushing):
+            for done in batches.values():
+                for job, _ in done:
+                    yield job
 
     def wake(self) -> None:
         """Look at the running attempts now (one started, or the worker closes)."""
@@ -147,6 +158,7 @@ class CompletionWriter:
         """Write pending output, then pending completions, queue by queue."""
         outputs, self._outputs = self._outputs, defaultdict(list)
         completions, self._completions = self._completions, defaultdict(list)
+        self._flushing = completions
         try:
             full = False
             for queue, batch in list(outputs.items()):
@@ -164,6 +176,8 @@ class CompletionWriter:
                     queue, [c for _, c in done], self._retention_ms, outbox
                 )
                 del completions[queue]
+                if self.recorder is not None:
+                    self.recorder.attempts_recorded(done, recorded)
                 if outbox and self._outbox is not None:
                     self._outbox.written()
                 self._recorded_ends(done, recorded)
@@ -174,6 +188,7 @@ class CompletionWriter:
                 self._outputs[queue][:0] = batch
             for queue, done in completions.items():
                 self._completions[queue][:0] = done
+            completions.clear()  # held once, by self._completions
             raise
 
     def _recorded_ends(

@@ -43,7 +43,8 @@ class Executors:
         log: the worker's logger.
         closed: set when the worker closes.
         hooks: the middleware told of each attempt's start and end, if any.
-        recorder: told of each attempt's end directly (the worker's metrics), if any.
+        recorder: told of attempts handed back or whose lease was lost (the worker's
+            metrics), if any; it learns of the others from the completion writer.
     """
 
     def __init__(
@@ -74,7 +75,6 @@ class Executors:
         self._hooks = hooks if hooks is not None and hooks.wants_attempts else None
         self._on_start = self._attempt_started if self._hooks is not None else None
         self._recorder = recorder
-        self._record_end = recorder.attempt_ended if recorder is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if any(not h.is_async for h in registry.jobs.values()):
             self._threads = ThreadPoolExecutor(concurrency, "jobmaster-sync")
@@ -114,8 +114,8 @@ class Executors:
         finally:
             self._running.remove(job, end_pending=completion is not None and not job.lease_lost)
         if completion is not None and not job.lease_lost:
-            if self._record_end is not None:
-                self._record_end(job, completion.next_state, _monotonic())
+            if self._recorder is not None:  # its metrics read it once the end is recorded
+                job.ended = _monotonic()
             if self._hooks is not None:
                 self._attempt_ended(self._hooks, job, completion)
             self._writer.add(job, completion)

@@ -188,6 +188,8 @@ class Worker:
             outbox=notifier,
         )  # fmt: skip
         self._writer = writer
+        loop = asyncio.get_running_loop()
+        writer.recorder = worker_recorder(self.registry.hooks, running, writer.held, loop)
         executors = Executors(
             self.registry,
             store,
@@ -199,9 +201,8 @@ class Worker:
             log=log,
             closed=closed,
             hooks=hooks,
-            recorder=worker_recorder(self.registry.hooks, running, asyncio.get_running_loop()),
+            recorder=writer.recorder,
         )
-        loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
