@@ -31,6 +31,7 @@ from jobmaster.errors import (
 from jobmaster.fleet import WorkerControl
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, split_arguments
+from jobmaster.job_logs import JobLogs
 from jobmaster.models import (
     Job,
     JobEvent,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Registry(WorkerControl):
+class Registry(WorkerControl, JobLogs):
     """The set of jobs of an application and where their data lives.
 
     Args:

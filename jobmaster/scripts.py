@@ -21,6 +21,8 @@ from jobmaster.transport.multiplexed import MultiplexedConnection
 CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
 (what to do with a status that cannot be read) after ``common.lua``."""
+PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
+"""Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
 
 @cache
@@ -28,6 +30,7 @@ def source(name: str) -> str:
     """The full text of a script: the shared prelude(s), then the script itself."""
     lua = files("jobmaster") / "lua"
     parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
+    parts[-1:-1] = PRELUDES.get(name, [])
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 

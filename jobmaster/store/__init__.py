@@ -15,6 +15,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
 - ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
 - ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
+- ``store.log_feed`` (:mod:`.log_feed`): log lines of followed jobs, as they are written.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -33,6 +34,7 @@ from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
+from jobmaster.store.log_feed import LogFeed
 from jobmaster.store.replication import Replication
 from jobmaster.store.replies import (
     Fired,
@@ -105,6 +107,7 @@ class Store:
         self.access = AccessCommands(conn)
         self.fleet = FleetCommands(conn)
         self.webhooks = WebhookDeliveries(conn)
+        self.log_feed = LogFeed(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""

@@ -37,7 +37,7 @@ class QueueKeyLists:
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"),
+            idx("cancelled"), k.webhook_due, k.webhook_deliveries,
         )  # fmt: skip
         self.promote = (
             k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
@@ -62,7 +62,7 @@ class QueueKeyLists:
             idx("succeeded"), idx("failed"), idx("cancelled"),
         )  # fmt: skip
         self.delete = self.prune  # a job's records and the final-state indexes
-        self.record_output = (k.logs, k.progress)
+        self.record_output = (k.logs, k.progress, k.log_followers, k.log_feed)
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,

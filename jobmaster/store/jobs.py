@@ -10,11 +10,13 @@ from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
-from jobmaster.transport.resp import encode_completion
+from jobmaster.store.webhooks import NewDelivery, outbox_arguments
+from jobmaster.transport.resp import encode_completion, encode_values
 
 
 class JobCommands:
@@ -109,6 +111,13 @@ class JobCommands:
         raw: Any = await self._redis.hget(self._keys.queue(queue).jobs, job_id)  # type: ignore[misc]
         return None if raw is None else bytes(raw)
 
+    async def names(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """The names of jobs ("" for a job whose record is gone or unreadable)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(self._keys.queue(queue).jobs, list(job_ids))  # type: ignore[misc]
+        return [_name_of(raw) for raw in raws]
+
     # -- the worker's hot path ---------------------------------------------------------------
 
     async def ensure_groups(self, queue: str) -> None:
@@ -168,7 +177,11 @@ class JobCommands:
         return claim_reply(reply)
 
     async def finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         """Record ended attempts: a :class:`Recorded` value for each (compare them with its
         members: they come back as plain integers).
@@ -178,17 +191,27 @@ class JobCommands:
         about the call, not about the server's state: a script error, a value over
         ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
         refuses is written as a failure that says why (``UnrecordableEnd``): one bad
-        completion does not hold back the others."""
+        completion does not hold back the others.
+
+        ``outbox``: webhook deliveries of these ends, each written in the same script call
+        as its job's end (if that end is recorded now, with the state it is for)."""
         try:
-            return await self._finish(queue, completions, retention_ms)
+            return await self._finish(queue, completions, retention_ms, outbox)
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
-        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+        return [await self._finish_alone(queue, c, retention_ms, outbox) for c in completions]
 
-    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+    async def _finish_alone(
+        self,
+        queue: str,
+        completion: Completion,
+        retention_ms: int,
+        outbox: Sequence[NewDelivery],
+    ) -> int:
+        own = [d for d in outbox if d.delivery.job_id == completion.job_id]
         try:
-            return (await self._finish(queue, [completion], retention_ms))[0]
+            return (await self._finish(queue, [completion], retention_ms, own))[0]
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
@@ -211,12 +234,19 @@ class JobCommands:
         return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
 
     async def _finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
         replication = self._replication
+        deliveries = outbox_arguments(outbox)
         if self._fast is not None:
             parts = [encode_completion(completion) for completion in completions]
+            if deliveries:
+                parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
             if replication is not None:
@@ -224,6 +254,7 @@ class JobCommands:
             return finish_reply(recorded)
         for completion in completions:
             argv += completion.argv()
+        argv += deliveries
         if replication is None:
             return finish_reply(await self._finish_script(keys, argv))
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -292,6 +323,14 @@ class JobCommands:
             return bool(await self._redis.xread(streams, count=1, block=block_ms))
         command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
         return bool(await reader.execute_blocking(block_ms / 1000, *command))
+
+
+def _name_of(raw: bytes | None) -> str:
+    try:
+        name = load_record(raw).get("n", "") if raw else ""
+    except Exception:  # an unreadable record: the job is failed by the claim, not here
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def _refused_call(exc: ResponseError) -> bool:
