@@ -240,7 +240,8 @@ class JobCommands:
         retention_ms: int,
         outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
-        keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
+        keys = self._lists(queue).finish
+        argv: list[Any] = [retention_ms, self._events_maxlen]
         replication = self._replication
         deliveries = outbox_arguments(outbox)
         if self._fast is not None:
