@@ -48,6 +48,12 @@ they touch in ``KEYS`` and never build key names themselves::
                                              p: pid, s: started, f: finished, o: outcome,
                                              x/m/tb: error type, message, traceback}
     <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
+    <ns>:{<q>}:log_followers         zset    job id -> ms (follower's clock) until which
+                                             `jobmaster logs -f` follows it; renewed while
+                                             it follows, the key expires with the last one
+    <ns>:{<q>}:log_feed              stream  capped (~1000); what record_output.lua appends
+                                             to the attempts of followed jobs: f = attempt
+                                             field, o = byte offset, l = the lines
     <ns>:{<q>}:progress              hash    "<job id>:<n>" -> msgpack progress value
     <ns>:{<q>}:results               hash    job id -> msgpack result
     <ns>:{<q>}:result_expiry         zset    job id -> ms when its result is dropped
@@ -88,8 +94,8 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
                                              gap_to: the last stretch when none ran (ms)
 
-    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries), written by the worker
-    once a job's end is recorded:
+    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries): the outbox, written
+    by finish.lua in the call that records the job's end (webhook_outbox.lua):
 
     <ns>:{<q>}:webhook_due           zset    delivery id -> ms when it is next tried (a claim
                                              moves it one lease ahead)
@@ -170,6 +176,14 @@ class QueueKeys:
     @cached_property
     def logs(self) -> str:
         return f"{self._base}:logs"
+
+    @cached_property
+    def log_followers(self) -> str:
+        return f"{self._base}:log_followers"
+
+    @cached_property
+    def log_feed(self) -> str:
+        return f"{self._base}:log_feed"
 
     @cached_property
     def progress(self) -> str:
