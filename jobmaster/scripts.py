@@ -1,5 +1,5 @@
-"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua`` (and
-``integrity.lua`` for those that read many statuses at once).
+"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by the definitions of
+``common.lua`` that it uses.
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
 pipelines they go through the store's multiplexed connection when it has one. Each part of
@@ -8,6 +8,7 @@ the store makes the scripts it calls (:meth:`jobmaster.store.connection.StoreCon
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -18,17 +19,53 @@ from redis.commands.core import AsyncScript
 
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
-CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
-"""The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
-(what to do with a status that cannot be read) after ``common.lua``."""
+_DEFINITION = re.compile(r"^local (?:function (\w+)|([\w, ]+?) =)", re.MULTILINE)
+_COMMENTS = re.compile(r"--\[\[.*?\]\]|--[^\n]*", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 @cache
 def source(name: str) -> str:
-    """The full text of a script: the shared prelude(s), then the script itself."""
+    """The full text of a script: the prelude's definitions it uses, then the script itself.
+
+    A script runs the whole of its text on every call, and each function defined there is
+    a closure made anew (a few hundred instructions of Redis apiece, more for each upvalue),
+    so a script carries only what it needs of ``common.lua``.
+    """
     lua = files("jobmaster") / "lua"
-    parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
-    return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
+    script = (lua / f"{name}.lua").read_text()
+    return "\n".join([*_used(_definitions((lua / "common.lua").read_text()), script), script])
+
+
+def _definitions(prelude: str) -> list[tuple[set[str], str]]:
+    """The top-level definitions of a prelude in order: the names each defines and its text
+    (with the comment lines above it). The text before the first one is its header."""
+    starts = []
+    for found in _DEFINITION.finditer(prelude):
+        start = found.start()
+        while start > 0:  # the comment lines just above belong to the definition
+            line = prelude.rfind("\n", 0, start - 1) + 1
+            if not prelude.startswith("--", line):
+                break
+            start = line
+        starts.append((start, found))
+    chunks: list[tuple[set[str], str]] = [(set(), prelude[: starts[0][0]] if starts else prelude)]
+    for (start, found), (end, _) in zip(starts, [*starts[1:], (len(prelude), None)], strict=True):
+        names = found.group(1) or found.group(2)
+        chunks.append(({n.strip() for n in names.split(",")}, prelude[start:end].rstrip("\n")))
+    return chunks
+
+
+def _used(chunks: list[tuple[set[str], str]], script: str) -> list[str]:
+    """The texts of the definitions ``script`` uses, directly or through others, in order
+    (a definition can only use those before it), after the prelude's header."""
+    wanted = set(_NAME.findall(_COMMENTS.sub("", script)))
+    used = []
+    for names, text in reversed(chunks[1:]):
+        if names & wanted:
+            used.append(text)
+            wanted |= set(_NAME.findall(_COMMENTS.sub("", text)))
+    return [chunks[0][1].rstrip("\n"), *reversed(used)]
 
 
 class Script:

@@ -64,7 +64,7 @@ for _, job in ipairs(lost) do
     rcall('ZADD', queued, now, id)
     requeued[#requeued + 1] = id
   end
-  rcall('HSET', status, id, cjson.encode(st))
+  rcall('HSET', status, id, status_text(st))
   changes[#changes + 1] = {id, st.s}
 end
 emit(KEYS[5], maxlen, changes)
