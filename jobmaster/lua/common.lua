@@ -39,12 +39,76 @@ end
 -- Decoders return the fields (numbers as numbers, absent ones as nil), or nil and what is
 -- wrong: a record must have its fields' kinds. JSON records (first byte '{') were written
 -- by earlier versions: they are read (legacy_record), never written.
-local NIL, unpack_limit = '\192', cmsgpack.unpack_limit
+-- cmsgpack, or where a server lacks it (fakeredis, for jobmaster.testing) the part of it the
+-- record codec uses, in Lua: pack of nil, texts and integers >= 0; unpack_limit of those and
+-- of booleans. Made only when missing.
+local msgpack = cmsgpack or (function()
+  local byte, char, floor = string.byte, string.char, math.floor
+  local function bytes(n, count)  -- n as `count` big-endian bytes
+    local out = {}
+    for i = count, 1, -1 do out[i] = n % 256; n = floor(n / 256) end
+    return char(unpack(out))
+  end
+  local function one(v)
+    if v == nil then return '\192' end
+    if type(v) == 'string' then
+      local len = #v
+      if len < 32 then return char(160 + len) .. v end
+      if len < 256 then return char(217, len) .. v end
+      if len < 65536 then return char(218) .. bytes(len, 2) .. v end
+      return char(219) .. bytes(len, 4) .. v
+    end
+    if v < 128 then return char(v) end
+    if v < 256 then return char(204, v) end
+    if v < 65536 then return char(205) .. bytes(v, 2) end
+    if v < 4294967296 then return char(206) .. bytes(v, 4) end
+    return char(207) .. bytes(floor(v / 4294967296), 4) .. bytes(v % 4294967296, 4)
+  end
+  local function pack(...)
+    local out = {}
+    for i = 1, select('#', ...) do out[i] = one((select(i, ...))) end
+    return table.concat(out)
+  end
+  local function number(s, i, count)
+    local n = 0
+    for k = i, i + count - 1 do n = n * 256 + byte(s, k) end
+    return n
+  end
+  local function unpack_limit(s, limit)
+    local values, i, count = {}, 1, 0
+    while i <= #s and count < limit do
+      local c, v = byte(s, i), nil
+      if c < 128 then v, i = c, i + 1
+      elseif c == 192 then i = i + 1
+      elseif c == 194 or c == 195 then v, i = c == 195, i + 1
+      elseif c >= 204 and c <= 207 then
+        local size = 2 ^ (c - 204)
+        v, i = number(s, i + 1, size), i + 1 + size
+      else
+        local len, start
+        if c >= 160 and c < 192 then len, start = c - 160, i + 1
+        elseif c >= 217 and c <= 219 then
+          local size = 2 ^ (c - 217)
+          len, start = number(s, i + 1, size), i + 1 + size
+        else error('Bad data format in input.') end
+        if start + len - 1 > #s then error('Missing bytes in input.') end
+        v, i = string.sub(s, start, start + len - 1), start + len
+      end
+      if i - 1 > #s then error('Missing bytes in input.') end
+      count = count + 1
+      values[count] = v
+    end
+    return i > #s and -1 or i - 1, unpack(values, 1, count)
+  end
+  return {pack = pack, unpack_limit = unpack_limit}
+end)()
+
+local NIL, unpack_limit = '\192', msgpack.unpack_limit
 local ints, heads = {}, {}
 
 -- The msgpack of a non-negative integer (`ints[n] or int(n)`: the encoders look it up first).
 local function int(n)
-  local b = n < 128 and n % 1 == 0 and string.char(n) or cmsgpack.pack(n)  -- fixint, or not
+  local b = n < 128 and n % 1 == 0 and string.char(n) or msgpack.pack(n)  -- fixint, or not
   ints[n] = b
   return b
 end
@@ -91,7 +155,7 @@ local function legacy_record(raw, names, flags)
     if v ~= nil and flags[name] then v = 1 end
     values[i] = v
   end
-  return cmsgpack.pack(unpack(values, 1, #names))
+  return msgpack.pack(unpack(values, 1, #names))
 end
 
 -- A status: state, attempts, band 0..9, stream entry, lease token, finished ms; then due ms,
