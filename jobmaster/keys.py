@@ -3,8 +3,12 @@
 Nobody outside this module and :mod:`jobmaster.store` builds a key string.
 
 Records written by Python (job records, arguments, results, log lines, progress) are
-msgpack; records that the Lua scripts edit (status, attempts, events) are JSON objects,
-because every Redis (and its emulations) ships ``cjson``. A job record that starts with
+msgpack. Records that the Lua scripts edit (status, attempts, schedule state) have one
+encoding, written and read whole by the record codec (``common.lua`` in Lua,
+:mod:`jobmaster.record_codec` in Python): a stream of msgpack values, one per field in the
+order listed below, nil for an absent field; the fields after ``|`` are left out together
+when they are all absent. JSON records of these kinds were written by earlier versions:
+they are read, never written. Events are JSON, written once. A job record that starts with
 ``{`` is JSON: it was written by the claim script for an invalid stream entry.
 
 All keys of one queue share the hash tag ``{<queue>}`` so that every script touches
@@ -34,19 +38,23 @@ they touch in ``KEYS`` and never build key names themselves::
                                              p: priority, c: created ms, t: tags (when
                                              any), h: headers of middleware, e.g. a trace
                                              context (when any)} (set at enqueue)
-    <ns>:{<q>}:status                hash    job id -> JSON {s: state, a: attempts,
-                                             b: band, e: stream entry, t: lease token,
-                                             d: due ms, f: finished ms, x: error type,
-                                             m: error message, l: losses counted towards
-                                             max_lost, u: attempts that were not tries (lost
-                                             or handed back, or rate_limited), k: 1 while
-                                             a suspect (lost, runs on a worker with no
-                                             other suspect), raw:
-                                             an unreadable status kept as text when the job
-                                             was failed with CorruptStatus} (edited by Lua)
-    <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
-                                             p: pid, s: started, f: finished, o: outcome,
-                                             x/m/tb: error type, message, traceback}
+    <ns>:{<q>}:status                hash    job id -> status record: s: state, a: attempts,
+                                             b: band, e: stream entry (while queued), t:
+                                             lease token (while active), f: finished ms |
+                                             d: due ms, x: error type, m: error message, l:
+                                             losses counted towards max_lost, u: attempts
+                                             that were not tries (lost or handed back, or
+                                             rate_limited), k: 1
+                                             while a suspect (lost, runs on a worker with no
+                                             other suspect), c: 1 once its cancellation was
+                                             requested while it ran, raw: an unreadable
+                                             status kept as text when the job was failed
+                                             with CorruptStatus (edited by Lua)
+    <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> attempt record: n, w: worker,
+                                             h: host, p: pid, s: started ms, f: finished ms,
+                                             o: outcome | x, m, tb: error type, message,
+                                             traceback, raw: an unreadable record kept when
+                                             the attempt was closed
     <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
     <ns>:{<q>}:log_followers         zset    job id -> ms (follower's clock) until which
                                              `jobmaster logs -f` follows it; renewed while
@@ -83,9 +91,10 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:schedules             hash    schedule name -> msgpack definition {name, job,
                                              queue, cron, every, tz, args, catch_up,
                                              catch_up_limit, priority, source} (Python)
-    <ns>:{<q>}:schedule_state        hash    schedule name -> JSON {r: revision, d: next due
-                                             ms (absent while paused), p: paused, l: last
-                                             tick ms, j: last job id} (edited by Lua)
+    <ns>:{<q>}:schedule_state        hash    schedule name -> schedule state record: r:
+                                             revision, d: next due ms (absent while paused),
+                                             p: 1 while paused, l: last tick ms, j: last job
+                                             id (edited by Lua)
     <ns>:{<q>}:schedule_due          zset    schedule name -> next due ms (not paused ones)
     <ns>:{<q>}:schedule_wake         stream  capped; an entry whenever a schedule is saved,
                                              to wake the scheduler that leads the queue

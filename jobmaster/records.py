@@ -1,4 +1,5 @@
-"""Decoding of the records the Lua scripts and producers write (see keys.py for fields)."""
+"""Decoding of the records the Lua scripts and producers write (see keys.py for fields; the
+records the scripts edit are read by record_codec)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jobmaster.codec import DecodeError, load_json, load_record, pack, unpack, unpack_stream
+from jobmaster.codec import DecodeError, load_record, pack, unpack, unpack_stream
 from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
+from jobmaster.record_codec import ATTEMPT, STATUS
 
 
 def from_ms(ms: float) -> datetime:
@@ -108,7 +110,7 @@ def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:
 
 
 def decode_attempt(raw: bytes, logs: bytes | None = None, progress: bytes | None = None) -> Attempt:
-    at = load_json(raw)
+    at = ATTEMPT.decode(raw)
     lines, truncated = decode_log(logs)
     return Attempt(
         number=at["n"],
@@ -134,7 +136,7 @@ def decode_job(
     attempts: list[Attempt],
 ) -> Job:
     record, arguments = _readable_record(record_raw)
-    status = load_json(status_raw)
+    status = STATUS.decode(status_raw)
     state = JobState(status["s"])
     return Job(
         id=job_id,
@@ -155,7 +157,7 @@ def decode_job(
 
 def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
     record, _ = _readable_record(record_raw)
-    status = load_json(status_raw)
+    status = STATUS.decode(status_raw)
     return JobSummary(
         id=job_id,
         name=record.get("n", ""),
@@ -170,8 +172,8 @@ def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes
 
 
 def attempt_count(status_raw: bytes) -> int:
-    return int(load_json(status_raw).get("a", 0))
+    return int(STATUS.decode(status_raw).get("a", 0))
 
 
 def status_state(status_raw: bytes) -> JobState:
-    return JobState(load_json(status_raw)["s"])
+    return JobState(STATUS.decode(status_raw)["s"])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobmaster.codec import DecodeError, load_json, pack, unpack
+from jobmaster.codec import DecodeError, pack, unpack
 from jobmaster.cron import (
     CATCH_UP_POLICIES,
     CatchUp,
@@ -25,6 +25,7 @@ from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError, InvalidArguments
 from jobmaster.models import JobState, Schedule
 from jobmaster.payload import pack_arguments
+from jobmaster.record_codec import SCHEDULE_STATE
 from jobmaster.records import from_ms, job_record
 from jobmaster.store import ScheduleRecord
 
@@ -80,7 +81,7 @@ class ScheduleDefinition(BaseModel):
 
 @dataclass(frozen=True)
 class ScheduleState:
-    """The part of a schedule the scripts edit (JSON, see keys.py)."""
+    """The part of a schedule the scripts edit (see keys.py)."""
 
     revision: int
     due: int | None
@@ -90,7 +91,7 @@ class ScheduleState:
 
     @classmethod
     def decode(cls, raw: bytes) -> ScheduleState:
-        st = load_json(raw)
+        st = SCHEDULE_STATE.decode(raw)
         return cls(
             revision=int(st["r"]),
             due=int(st["d"]) if "d" in st else None,

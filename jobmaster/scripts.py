@@ -1,6 +1,6 @@
-"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua`` (and
-``integrity.lua`` for those that read many statuses at once, ``limits.lua`` for those that
-take part in flow control).
+"""Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by the definitions it uses
+of its preludes: ``common.lua``, ``limits.lua`` for those that take part in flow control, and
+helpers of one script each (``PRELUDES``).
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
 pipelines they go through the store's multiplexed connection when it has one. Each part of
@@ -9,6 +9,7 @@ the store makes the scripts it calls (:meth:`jobmaster.store.connection.StoreCon
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -19,9 +20,6 @@ from redis.commands.core import AsyncScript
 
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
-CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
-"""The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
-(what to do with a status that cannot be read) after ``common.lua``."""
 LIMITING = frozenset(
     {
         "claim",
@@ -34,21 +32,64 @@ LIMITING = frozenset(
         "fire_schedules",
     }
 )
-"""The scripts that take part in flow control: they get ``limits.lua`` (after
-``integrity.lua``, which they need)."""
+"""The scripts that take part in flow control: their preludes include ``limits.lua``."""
 PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 """Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
+
+_DEFINITION = re.compile(r"^local (?:function (\w+)|([\w, ]+?) =)", re.MULTILINE)
+_COMMENTS = re.compile(r"--\[\[.*?\]\]|--[^\n]*", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 @cache
 def source(name: str) -> str:
-    """The full text of a script: the shared prelude(s), then the script itself."""
+    """The full text of a script: the definitions of its preludes that it uses (with each
+    prelude's header), then the script itself.
+
+    A script runs the whole of its text on every call, and each function defined there is
+    a closure made anew (a few hundred instructions of Redis apiece, more for each upvalue),
+    so a script carries only what it needs of its preludes.
+    """
     lua = files("jobmaster") / "lua"
-    parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
-    if name in LIMITING:
-        parts.insert(-1, "limits")
-    parts[-1:-1] = PRELUDES.get(name, [])
-    return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
+    preludes = ["common", *(["limits"] if name in LIMITING else []), *PRELUDES.get(name, [])]
+    script = (lua / f"{name}.lua").read_text()
+    chunks = [_definitions((lua / f"{part}.lua").read_text()) for part in preludes]
+    return "\n".join([*_used(chunks, script), script])
+
+
+def _definitions(prelude: str) -> list[tuple[set[str], str]]:
+    """The top-level definitions of a prelude in order: the names each defines and its text
+    (with the comment lines above it). The text before the first one is its header."""
+    starts = []
+    for found in _DEFINITION.finditer(prelude):
+        start = found.start()
+        while start > 0:  # the comment lines just above belong to the definition
+            line = prelude.rfind("\n", 0, start - 1) + 1
+            if not prelude.startswith("--", line):
+                break
+            start = line
+        starts.append((start, found))
+    chunks: list[tuple[set[str], str]] = [(set(), prelude[: starts[0][0]] if starts else prelude)]
+    for (start, found), (end, _) in zip(starts, [*starts[1:], (len(prelude), None)], strict=True):
+        names = found.group(1) or found.group(2)
+        chunks.append(({n.strip() for n in names.split(",")}, prelude[start:end].rstrip("\n")))
+    return chunks
+
+
+def _used(preludes: list[list[tuple[set[str], str]]], script: str) -> list[str]:
+    """The texts of the definitions of ``preludes`` (in order, each a list of chunks) that
+    ``script`` uses, directly or through others, in order (a definition can only use those
+    before it), each prelude's after its header."""
+    wanted = set(_NAME.findall(_COMMENTS.sub("", script)))
+    parts: list[list[str]] = []
+    for chunks in reversed(preludes):
+        used = []
+        for names, text in reversed(chunks[1:]):
+            if names & wanted:
+                used.append(text)
+                wanted |= set(_NAME.findall(_COMMENTS.sub("", text)))
+        parts.append([chunks[0][1].rstrip("\n"), *reversed(used)])
+    return [text for part in reversed(parts) for text in part]
 
 
 class Script:

@@ -4,7 +4,6 @@ read or whose consumer group is gone."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import redis
@@ -12,6 +11,7 @@ import structlog
 
 from jobmaster import AttemptOutcome, JobHandle, JobState, Registry
 from jobmaster.keys import Keys
+from jobmaster.record_codec import ATTEMPT, STATUS
 from jobmaster.testing import run_jobs
 from tests.conftest import live_worker, wait_until
 
@@ -39,7 +39,7 @@ async def test_a_corrupt_status_fails_its_job_and_the_rest_of_the_claimed_batch_
     assert job.error.type == "CorruptStatus"
     assert "could not be read" in job.error.message
     # nothing is lost: the unreadable status is kept, and the job runs again when retried
-    assert json.loads(raw_redis.hget(QUEUE.status, bad.id) or b"")["raw"] == unreadable
+    assert STATUS.decode(raw_redis.hget(QUEUE.status, bad.id) or b"")["raw"] == unreadable
     assert await bad.retry() is JobState.QUEUED
     await run_jobs(registry, timeout=10)
     assert await bad.result(timeout=1) == 4
@@ -158,7 +158,7 @@ async def test_an_attempt_record_that_cannot_be_read_is_closed_anew(
         raw_redis.hset(QUEUE.attempts, f"{handles[0].id}:1", b"\xff not JSON")
         release.set()
         assert [await h.result(timeout=5) for h in handles] == [0, 1, 2]
-    attempt = json.loads(raw_redis.hget(QUEUE.attempts, f"{handles[0].id}:1") or b"")
+    attempt = ATTEMPT.decode(raw_redis.hget(QUEUE.attempts, f"{handles[0].id}:1") or b"")
     assert attempt["o"] == "succeeded"
     assert attempt["raw"] == "\\xff not JSON"
 

@@ -1,5 +1,5 @@
-"""The claim and finish scripts edit the statuses they wrote themselves as text, and any
-other through cjson: both ways must leave the same jobs behind."""
+"""The scripts read and write the records they edit (statuses, attempts, schedule states) in
+one encoding, whatever the fields hold, and read the JSON records of earlier versions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from redis.asyncio import Redis
 
 from jobmaster import AttemptOutcome, JobState
 from jobmaster.codec import pack
+from jobmaster.record_codec import ATTEMPT, SCHEDULE_STATE, STATUS
 from jobmaster.records import job_record
-from jobmaster.store import Completion, NewJob, Store
+from jobmaster.store import Completion, Lease, NewJob, ScheduleFiring, Store, TickJob
 
 RECORD = pack(job_record("noop", pack({}), 0, 0))
 PLAIN = "host-1-abc"
-ESCAPED = 'host/"1"\\-abc'  # characters JSON escapes: the statuses go through cjson
+ODD = 'host|"1"\\-\xe9{}\n\xc0'  # separators, JSON's specials, a newline, non-ASCII
 
 
 @pytest.fixture
@@ -62,14 +63,14 @@ async def _run(store: Store, queue: str, worker: str) -> dict[str, Any]:
             ],
         }
         seen[job_id]["status"] = sorted(
-            json.loads(await store.redis.hget(store.keys.queue(queue).status, job_id))
+            STATUS.decode(await store.redis.hget(store.keys.queue(queue).status, job_id))
         )
     return seen
 
 
-async def test_statuses_edited_as_text_and_through_cjson_agree(store: Store) -> None:
+async def test_jobs_end_alike_whatever_their_workers_are_called(store: Store) -> None:
     plain = await _run(store, "plain", PLAIN)
-    escaped = await _run(store, "escaped", ESCAPED)
+    odd = await _run(store, "odd", ODD)
     assert plain["ok"]["state"] is JobState.SUCCEEDED
     assert plain["failed"]["error"] == ("E", 'a "b"')
     assert plain["retried"]["attempts"] == [
@@ -80,9 +81,80 @@ async def test_statuses_edited_as_text_and_through_cjson_agree(store: Store) -> 
     assert plain["ok"]["status"] == ["a", "b", "f", "s"]  # no lease token or entry left
 
     def renamed(seen: dict[str, Any]) -> str:
-        return repr(seen).replace(repr(ESCAPED)[1:-1], PLAIN)
+        return repr(seen).replace(repr(ODD)[1:-1], PLAIN)
 
-    assert renamed(escaped) == repr(plain)
+    assert renamed(odd) == repr(plain)
+
+
+async def test_every_record_the_scripts_write_is_in_the_one_encoding(store: Store) -> None:
+    q = store.keys.queue("q")
+    await _run(store, "q", PLAIN)  # enqueue, claim, finish four ways, promote
+    await store.jobs.enqueue("q", [NewJob("later", RECORD, 2, delay_ms=60_000)])
+    await store.jobs.enqueue("q", [NewJob(f"j{n}", RECORD, 1) for n in range(3)])
+    await store.control.reschedule("q", "j0", 60_000)
+    await store.control.cancel("q", "j1", "no")
+    claim = await store.jobs.claim("q", PLAIN, 10, 60_000, "host", 7)
+    assert [j.id for j in claim.jobs] == ["j2"]
+    await store.leases.record_overrun("q", Lease("j2", f"{PLAIN}/1"), "TimeoutError", "late")
+    await store.leases.requeue("q", [Lease("j2", f"{PLAIN}/1")], "stopping")
+    await store.control.retry("q", "failed")
+    saved = await store.schedules.save_schedule("q", "tick", create=True, due_ms=1)
+    firing = ScheduleFiring("tick", saved.revision, 1, 2, 0, [TickJob("tick@1", RECORD, 1)])
+    await store.schedules.fire_schedules("q", [firing])
+    written = {
+        "status": (STATUS, await store.redis.hgetall(q.status)),
+        "attempts": (ATTEMPT, await store.redis.hgetall(q.attempts)),
+        "schedule_state": (SCHEDULE_STATE, await store.redis.hgetall(q.schedule_state)),
+    }
+    assert len(written["status"][1]) == 9
+    assert len(written["attempts"][1]) == 6
+    for fmt, records in written.values():
+        for raw in records.values():
+            assert raw[:1] != b"{", raw  # no JSON is written any more
+            fmt.decode(raw)
+
+
+async def test_records_an_earlier_version_wrote_are_read(store: Store) -> None:
+    """JSON statuses, attempts and schedule states, as the scripts wrote them before: a
+    rolling upgrade or existing data. Claimed, ended and fired alike, and then written in the
+    one encoding."""
+    q = store.keys.queue("q")
+    await store.jobs.enqueue("q", [NewJob(i, RECORD, 3) for i in ("active", "queued")])
+    claim = await store.jobs.claim("q", PLAIN, 1, 60_000, "host", 7)
+    assert [j.id for j in claim.jobs] == ["active"]
+    entry = STATUS.decode(await store.redis.hget(q.status, "queued"))["e"]
+    started = ATTEMPT.decode(await store.redis.hget(q.attempts, "active:1"))["s"]
+    legacy = {
+        q.status: {
+            "queued": {"a": 0, "b": 3, "s": "queued", "e": entry, "l": 1, "u": 1, "k": 1},
+            "active": {"a": 1, "b": 3, "s": "active", "t": f"{PLAIN}/1"},
+        },
+        q.attempts: {"active:1": {"n": 1, "w": PLAIN, "h": "host", "p": 7, "s": started}},
+    }
+    for key, records in legacy.items():
+        for field, record in records.items():
+            await store.redis.hset(key, field, json.dumps(record))
+    ok = Completion("active", f"{PLAIN}/1", "succeeded", "succeeded", result=pack(1))
+    assert await store.jobs.finish("q", [ok], 86_400_000) == [True]
+    claim = await store.jobs.claim("q", PLAIN, 1, 60_000, "host", 7)
+    assert [(j.id, j.attempt, j.lost, j.suspect) for j in claim.jobs] == [("queued", 1, 1, True)]
+    active = await store.inspection.job("q", "active")
+    assert active is not None
+    assert active.state is JobState.SUCCEEDED
+    [attempt] = active.attempts
+    assert (attempt.worker_id, attempt.hostname, attempt.pid) == (PLAIN, "host", 7)
+    assert attempt.outcome is AttemptOutcome.SUCCEEDED
+    for field in ("queued", "active"):
+        assert (await store.redis.hget(q.status, field))[:1] != b"{"  # written anew
+
+    saved = await store.schedules.save_schedule("q", "tick", create=True, due_ms=5)
+    state = {"r": saved.revision, "d": 5, "l": 1, "j": "tick@1"}
+    await store.redis.hset(q.schedule_state, "tick", json.dumps(state))
+    firing = ScheduleFiring("tick", saved.revision, 5, 9, 0, [TickJob("tick@5", RECORD, 5)])
+    fired, _ = await store.schedules.fire_schedules("q", [firing])
+    assert [f.created for f in fired] == [1]
+    raw = await store.redis.hget(q.schedule_state, "tick")
+    assert SCHEDULE_STATE.decode(raw) == {"r": saved.revision, "d": 9, "l": 5, "j": "tick@5"}
 
 
 async def test_an_enqueue_of_mixed_bands_and_delays_sends_them_in_runs(store: Store) -> None:

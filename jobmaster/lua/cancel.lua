@@ -10,11 +10,11 @@ local status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3]
 local id, reason, maxlen = ARGV[1], ARGV[2], ARGV[3]
 local raw = rcall('HGET', status, id)
 if not raw then return 'missing' end
-local st = cjson.decode(raw)
+local st = must_read_status(raw, id)
 local now = now_ms()
 if st.s == 'active' then
   st.c = 1
-  rcall('HSET', status, id, cjson.encode(st))
+  rcall('HSET', status, id, status_text(st))
   rcall('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'id', id, 't', st.t)
   return 'requested'
 end
@@ -28,7 +28,7 @@ else
 end
 st.s, st.e, st.d, st.f = 'cancelled', nil, nil, now
 st.x, st.m = 'Cancelled', reason
-rcall('HSET', status, id, cjson.encode(st))
+rcall('HSET', status, id, status_text(st))
 rcall('ZADD', KEYS[4], now, id)
 emit(KEYS[5], maxlen, {{id, 'cancelled'}})
 unique_free(parse_limits(rcall('HGET', KEYS[17], id)), KEYS[18], id)  -- see limits.lua

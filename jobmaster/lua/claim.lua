@@ -82,19 +82,11 @@ end
 
 if rcall('EXISTS', KEYS[18]) == 1 then return {{}, {}, {}, 0, {}, 1, 0, 0} end
 
--- the fixed part of every attempt record, its strings escaped once
-local consumer_json = cjson.encode(consumer)
-local worker_json = ',"w":' .. consumer_json .. ',"h":' .. cjson.encode(host)
-  .. ',"p":' .. text(pid) .. ',"s":' .. text(now) .. '}'
--- how a lease token starts in a status written as text: the consumer, unless it has a
--- character JSON escapes (then cjson writes the statuses)
-local token_json = not consumer_json:find('\\', 1, true) and consumer_json:sub(2, -2) .. '/'
-
 local function dead_letter(band, entry, fields, why)
   local id = 'invalid-' .. entry
   rcall('HSET', jobs, id, cjson.encode({n = '', p = band, c = now, raw = fields}))
-  rcall('HSET', status, id, cjson.encode(
-    {s = 'failed', a = 0, b = band, f = now, x = 'InvalidStreamEntry', m = why}))
+  rcall('HSET', status, id, encode_status('failed', 0, band, nil, nil, now, nil,
+    'InvalidStreamEntry', why))
   rcall('ZADD', KEYS[7], now, id)
   changes[#changes + 1] = change_json(id, 'failed')
 end
@@ -128,8 +120,8 @@ local function start_band(band, entries)
   end
   local raws, controls = hmget_many(status, ids), limits_of(limits, ids)
   local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
-  for k, item in ipairs(entries) do
-    local entry, id, raw = item[1], ids[k], raws[k]
+  for j, item in ipairs(entries) do
+    local entry, id, raw = item[1], ids[j], raws[j]
     if id == '' then
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' in band ' .. band .. ' has no job id')
@@ -138,49 +130,44 @@ local function start_band(band, entries)
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
     else
-      local a, b, queued_entry, st, why = nil, nil, nil, nil, nil
-      if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
-      if not a then st, why = read_status(raw) end
+      local s, a, b, e, t, f, d, x, m, l, u, k, c, kept = decode_status(raw)
       -- an entry superseded (its job was cancelled or moved) is left to the trim
       -- (entry '': a held job taken from its wait list, which has no entry)
-      local current = (a and (queued_entry == entry or entry == ''))
-        or (st and st.s == 'queued' and (st.e == entry or entry == ''))
-      if not a and not st then
-        fail_corrupt(status, KEYS[7], id, raw, why, now)
+      local current = s == 'queued' and (e == entry or entry == '')
+      if not s then
+        fail_corrupt(status, KEYS[7], id, raw, a, now)  -- a: why it cannot be read
         rcall('ZREM', queued, id)
         changes[#changes + 1] = change_json(id, 'failed')
-      elseif current and st and st.k and suspects_left <= 0 then
+      elseif current and k and suspects_left <= 0 then
         -- a suspect the caller may not take (it holds one): it waits at the end of its band
-        st.e = add_entry(KEYS[8 + st.b], group, id)
-        rcall('HSET', status, id, cjson.encode(st))
-        rcall('ZADD', queued, entry_score(st.e), id)
+        e = add_entry(KEYS[8 + b], group, id)
+        rcall('HSET', status, id, encode_status(s, a, b, e, t, f, d, x, m, l, u, k, c, kept))
+        rcall('ZADD', queued, entry_score(e), id)
         deferred = deferred + 1
-      elseif current and controls and controls[k] and held_back(controls[k], id) then
+      elseif current and controls and controls[j] and held_back(controls[j], id) then
         held = held + 1  -- over a limit: held back (limits.lua)
       elseif current then
-        if st and st.k then
+        if k then
           suspects_left = suspects_left - 1
           suspects[#suspects + 1] = id
         end
-        local n = (a and tonumber(a) or st.a) + 1
+        local n = a + 1
         local number = text(n)
+        -- active: the entry is gone (the claim trims it), the lease token added
         statuses[#statuses + 1] = id
-        if a then  -- {"a", "b", "s", "e"} as text: the entry is gone, the lease token added
-          statuses[#statuses + 1] = '{"a":' .. number .. ',"b":' .. b .. ',"s":"active","t":"'
-            .. token_json .. number .. '"}'
-        else
-          st.s, st.a, st.t, st.e = 'active', n, consumer .. '/' .. number, nil
-          statuses[#statuses + 1] = cjson.encode(st)
-        end
+        statuses[#statuses + 1] = encode_status('active', n, b, nil, consumer .. '/' .. number,
+          f, d, x, m, l, u, k, c, kept)
         leases[#leases + 1] = lease_end
         leases[#leases + 1] = id
         opened[#opened + 1] = id .. ':' .. number
-        opened[#opened + 1] = '{"n":' .. number .. worker_json
+        opened[#opened + 1] = encode_attempt(n, consumer, host, pid, now)
         names[#names + 1] = id
         numbers[#numbers + 1] = n
-        lost[#lost + 1] = st and (st.u or st.l) or 0
+        lost[#lost + 1] = u or l or 0
         changes[#changes + 1] = change_json(id, 'active')
-        if controls and controls[k] then limit_take(parse_limits(controls[k]) or {}, prefix, id, n, now) end
+        if controls and controls[j] then
+          limit_take(parse_limits(controls[j]) or {}, prefix, id, n, now)
+        end
       end
     end
   end

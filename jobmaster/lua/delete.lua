@@ -7,7 +7,7 @@ Returns: 'deleted', 'refused:<state>' for a job that has not finished, or 'missi
 local id = ARGV[1]
 local raw = rcall('HGET', KEYS[2], id)
 if not raw then return 'missing' end
-local state = cjson.decode(raw).s
+local state = must_read_status(raw, id).s
 local idx = ({succeeded = KEYS[8], failed = KEYS[9], cancelled = KEYS[10]})[state]
 if not idx then return 'refused:' .. state end
 forget({jobs = KEYS[1], status = KEYS[2], attempts = KEYS[3], logs = KEYS[4],

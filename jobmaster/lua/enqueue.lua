@@ -7,15 +7,14 @@ ARGV[3..] runs of jobs of one band and delay, each: the number of jobs, the band
   per job: id, job record (msgpack). (What the jobs of a run share is sent once: every
   argument costs Redis an object and Lua a string.)
 Returns: one integer per job, 1 when created, 0 when the id already existed.
-This is the hot path of every producer: it writes its JSON by concatenation (ids match
-[A-Za-z0-9_.:@/+=-]+ and bands are integers, so nothing needs escaping), and the writes to
-the status hash and the queued index of a batch are one command each. ]]
+This is the hot path of every producer: the writes to the status hash and the queued index
+of a batch are one command each. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, maxlen = nil, ARGV[1], ARGV[2]  -- the clock is read for delayed jobs only
 local out, changes, statuses, scores = {}, {}, {}, {}
 local i, argc = 3, #ARGV
 while i <= argc do
-  local count, band, delay = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 3]
+  local count, band, delay = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
   local stream = KEYS[6 + tonumber(ARGV[i + 2])]
   delay = delay ~= '0' and tonumber(delay) or 0  -- '0' first: tonumber is a strtod
   for j = i + 4, i + 2 + 2 * count, 2 do
@@ -28,13 +27,13 @@ while i <= argc do
       local due = now + delay
       schedule(scheduled, KEYS[6], id, due)
       statuses[#statuses + 1] = id
-      statuses[#statuses + 1] = string.format('{"a":0,"b":%s,"s":"scheduled","d":%d}', band, due)
+      statuses[#statuses + 1] = encode_status('scheduled', 0, band, nil, nil, nil, due)
       changes[#changes + 1] = change_json(id, 'scheduled')
       out[#out + 1] = 1
     else
       local entry = add_entry(stream, group, id)
       statuses[#statuses + 1] = id
-      statuses[#statuses + 1] = '{"a":0,"b":' .. band .. ',"s":"queued","e":"' .. entry .. '"}'
+      statuses[#statuses + 1] = encode_status('queued', 0, band, entry)
       scores[#scores + 1] = entry_score(entry)
       scores[#scores + 1] = id
       changes[#changes + 1] = change_json(id, 'queued')

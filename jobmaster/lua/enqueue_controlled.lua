@@ -16,7 +16,8 @@ local now = now_ms()
 local out, changes = {}, {}
 
 for i = 3, #ARGV, 5 do
-  local id, record, band, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local id, record = ARGV[i], ARGV[i + 1]
+  local band, delay = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local line = ARGV[i + 4]
   local c = parse_limits(line) or {ufor = 0}
   local holder = unique_holder(c, unique, status, id, now)
@@ -28,11 +29,11 @@ for i = 3, #ARGV, 5 do
     if delay > 0 then
       local due = now + delay
       schedule(scheduled, KEYS[6], id, due)
-      rcall('HSET', status, id, string.format('{"a":0,"b":%s,"s":"scheduled","d":%d}', band, due))
+      rcall('HSET', status, id, encode_status('scheduled', 0, band, nil, nil, nil, due))
       changes[#changes + 1] = change_json(id, 'scheduled')
     else
-      local entry = add_entry(KEYS[10 + tonumber(band)], group, id)
-      rcall('HSET', status, id, '{"a":0,"b":' .. band .. ',"s":"queued","e":"' .. entry .. '"}')
+      local entry = add_entry(KEYS[10 + band], group, id)
+      rcall('HSET', status, id, encode_status('queued', 0, band, entry))
       rcall('ZADD', queued, entry_score(entry), id)
       changes[#changes + 1] = change_json(id, 'queued')
     end

@@ -36,42 +36,39 @@ while i <= argc and ARGV[i] ~= 'W' do
   i = i + (ARGV[i] == 'S' and 5 or 9)
 end
 
--- the ends whose lease is held (a job named twice counts once), and their attempt fields
-local out, held, statuses_held, fields, seen, corrupt = {}, {}, {}, {}, {}, {}
+-- the ends whose lease is held (a job named twice counts once), what their statuses hold
+-- (attempts and band; the other fields, which the hot path has none of, in `rare`) and
+-- their attempt fields
+local out, held, attempts_of, bands, rare, fields, seen, corrupt = {}, {}, {}, {}, {}, {}, {}, {}
 local raws = hmget_many(status, ids)
 for k, p in ipairs(starts) do
-  local raw, st, id, why = raws[k], nil, ids[k], nil
-  if raw then
-    local a, b, token = string.match(raw, ACTIVE_STATUS)
-    if a then  -- as the claim wrote it: its fields stay text
-      st = {a = a, b = b, s = 'active', t = token, text = true}
-    else
-      st, why = read_status(raw)
-    end
-  end
-  if raw and not st then
+  local raw, id = raws[k], ids[k]
+  local s, a, b, e, t, f, d, x, m, l, u, suspect, c, kept
+  if raw then s, a, b, e, t, f, d, x, m, l, u, suspect, c, kept = decode_status(raw) end
+  if raw and not s then
     out[k] = 2
     if not seen[id] then
       seen[id] = true
       corrupt[#corrupt + 1] = id
-      fail_corrupt(status, KEYS[13], id, raw, why, now)
+      fail_corrupt(status, KEYS[13], id, raw, a, now)  -- a: why it cannot be read
     end
-  elseif not st or st.t ~= ARGV[p + 2] or seen[id] then
+  elseif not s or t ~= ARGV[p + 2] or seen[id] then
     out[k] = 0
     -- written already (the same call sent again after its reply was lost): the attempt the
     -- token names was closed by its worker with this outcome
-    local worker, n = string.match(ARGV[p + 2], '^(.*)/(%d+)$')
-    if st and not seen[id] and st.s ~= 'active' and tonumber(st.a) == tonumber(n) then
-      local ok, at = pcall(cjson.decode, rcall('HGET', attempts, id .. ':' .. n) or '')
+    local worker, n = match(ARGV[p + 2], '^(.*)/(%d+)$')
+    if s and not seen[id] and s ~= 'active' and a == tonumber(n) then
+      local number, w, _, _, _, _, o = decode_attempt(rcall('HGET', attempts, id .. ':' .. n) or '')
       local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
-      if ok and type(at) == 'table' and at.w == worker and at.o == outcome then out[k] = 1 end
+      if number and w == worker and o == outcome then out[k] = 1 end
     end
   else
     out[k] = 1
     seen[id] = true
     held[#held + 1] = p
-    statuses_held[#statuses_held + 1] = st
-    fields[#fields + 1] = id .. ':' .. (st.text and st.a or text(st.a))
+    attempts_of[#held], bands[#held] = a, b
+    if f or d or x or m or l or u or c or kept then rare[#held] = {f, d, x, m, l, u, c, kept} end
+    fields[#held] = id .. ':' .. text(a)
   end
 end
 
@@ -80,7 +77,10 @@ local index = {succeeded = {}, failed = {}, cancelled = {}}
 local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
 local finals = {}
 for k, p in ipairs(held) do
-  local id, st = ARGV[p + 1], statuses_held[k]
+  local id = ARGV[p + 1]
+  local a, b, f, d, x, m, l, u, c, kept = attempts_of[k], bands[k], nil, nil, nil, nil, nil,
+    nil, nil, nil
+  if rare[k] then f, d, x, m, l, u, c, kept = unpack(rare[k], 1, 8) end
   local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
   local result, ttl = nil, '-1'
   if ARGV[p] == 'S' then
@@ -89,22 +89,17 @@ for k, p in ipairs(held) do
     outcome, next_state, delay = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
     etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
   end
-  if st.c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
+  if c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
   unleased[k] = id
   closed[#closed + 1] = fields[k]
-  closed[#closed + 1] = closed_attempt(opened[k], st.a, now, outcome, etype, emsg, tb)
-  -- an end without an error, of a status written as text, is written as text: {"a", "b",
-  -- "s", "f"}; any other goes through cjson
-  local as_text = st.text and etype == '' and next_state ~= 'scheduled'
-  if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
-  st.t, st.e, st.s, st.k = nil, nil, next_state, nil  -- an attempt that ended clears suspicion
-  if outcome == 'rate_limited' then st.u = (st.u or st.l or 0) + 1 end  -- not a try
-  if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
+  closed[#closed + 1] = closed_attempt(opened[k], a, now, outcome, etype, emsg, tb)
+  if outcome == 'rate_limited' then u = (u or l or 0) + 1 end  -- not a try
+  if etype ~= '' then x, m = etype, emsg else x, m = nil, nil end
   if next_state == 'scheduled' then
-    st.d = now + delay
-    schedule(scheduled, KEYS[11], id, st.d)
+    d = now + delay
+    schedule(scheduled, KEYS[11], id, d)
   else
-    st.f = now
+    f = now
     local list = index[next_state]
     list[#list + 1] = now_text
     list[#list + 1] = id
@@ -118,13 +113,10 @@ for k, p in ipairs(held) do
     end
   end
   finals[k] = next_state ~= 'scheduled'
+  -- the attempt ended: no lease token or stream entry, and no suspicion
   statuses[#statuses + 1] = id
-  if as_text then
-    statuses[#statuses + 1] = '{"a":' .. st.a .. ',"b":' .. st.b .. ',"s":"' .. next_state
-      .. '","f":' .. now_text .. '}'
-  else
-    statuses[#statuses + 1] = cjson.encode(st)
-  end
+  statuses[#statuses + 1] = encode_status(next_state, a, b, nil, nil, f, d, x, m, l, u, nil,
+    c, kept)
   changes[#changes + 1] = change_json(id, next_state)
 end
 for _, id in ipairs(corrupt) do

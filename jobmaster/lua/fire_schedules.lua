@@ -27,12 +27,16 @@ while i <= #ARGV do
   local first_job = i + 7
   i = first_job + 3 * n
   local raw = rcall('HGET', states, name)
-  local st = raw and cjson.decode(raw)
+  local r, d, paused, last_tick, last_job
+  if raw then r, d, paused, last_tick, last_job = decode_schedule_state(raw) end
+  if raw and not r then
+    error({err = 'ERR the state of schedule ' .. name .. ' could not be read (' .. d .. ')'})
+  end
   local outcome = 1
-  if not st then
+  if not r then
     outcome = 0
   elseif next_due ~= -1 then
-    if st.r ~= rev or st.d ~= expected_due or st.p then
+    if r ~= rev or d ~= expected_due or paused then
       outcome = 0
     elseif n > 0 and tonumber(ARGV[first_job + 3 * n - 1]) > now then
       outcome = -1
@@ -46,18 +50,18 @@ while i <= #ARGV do
         if c then controls_created(c, line, KEYS[17], KEYS[18], KEYS[19], id) end
         rcall('HSET', jobs, id, ARGV[j + 1])
         local entry = add_entry(KEYS[7 + band], group, id)
-        rcall('HSET', status, id, cjson.encode({s = 'queued', a = 0, b = band, e = entry}))
+        rcall('HSET', status, id, encode_status('queued', 0, band, entry))
         rcall('ZADD', queued, entry_score(entry), id)
         changes[#changes + 1] = {id, 'queued'}
         created = created + 1
       end
-      st.l, st.j = tonumber(ARGV[j + 2]), id
+      last_tick, last_job = tonumber(ARGV[j + 2]), id
     end
     if next_due ~= -1 then
-      st.d = next_due
-      rcall('ZADD', due, next_due, name)
+      d = next_due
+      rcall('ZADD', due, text(d), name)
     end
-    rcall('HSET', states, name, cjson.encode(st))
+    rcall('HSET', states, name, encode_schedule_state(r, d, paused, last_tick, last_job))
   end
   out[#out + 1] = outcome
   out[#out + 1] = created

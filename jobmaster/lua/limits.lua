@@ -1,5 +1,5 @@
 -- Prelude of the scripts that take part in flow control (see jobmaster/limits.py), after
--- common.lua and integrity.lua: concurrency and rate limits, and unique keys.
+-- common.lua: concurrency and rate limits, and unique keys.
 --
 -- A job with controls has a line in its queue's `limits` hash (id -> line), written when it
 -- is enqueued: unique key, unique_for ms, limit key, max_running, rate count, rate window
@@ -218,9 +218,7 @@ local function sweep_units(limits, limit_keys, status, count)
     if #members > 0 then
       local raws = hmget_many(status, members)
       for k, id in ipairs(members) do
-        local ok, st = false, nil
-        if raws[k] then ok, st = pcall(cjson.decode, raws[k]) end
-        if not (ok and type(st) == 'table' and st.s == 'active') then
+        if not (raws[k] and decode_status(raws[k]) == 'active') then
           rcall('SREM', active, id)
         end
       end
@@ -250,10 +248,10 @@ end
 local function unique_live(status, holder, ufor, now)
   local raw = rcall('HGET', status, holder)
   if not raw then return false end  -- forgotten
-  local ok, st = pcall(cjson.decode, raw)
-  if not ok or type(st) ~= 'table' then return false end
-  if st.s ~= 'succeeded' and st.s ~= 'failed' and st.s ~= 'cancelled' then return true end
-  return ufor > 0 and type(st.f) == 'number' and now - st.f < ufor
+  local s, _, _, _, _, f = decode_status(raw)
+  if not s then return false end
+  if s ~= 'succeeded' and s ~= 'failed' and s ~= 'cancelled' then return true end
+  return ufor > 0 and f ~= nil and now - f < ufor
 end
 
 -- The id of the live job that holds the unique key of controls `c` (nil when none).

@@ -8,7 +8,7 @@ Returns: 1 when recorded, 0 when the lease is no longer held (nothing written). 
 local status, attempts = KEYS[1], KEYS[2]
 local id, token = ARGV[1], ARGV[2]
 local raw = rcall('HGET', status, id)
-local st = raw and cjson.decode(raw)
+local st = raw and read_status(raw)
 if not st or st.t ~= token then return 0 end
 write_even_when_full(status)
 close_attempt(attempts, id .. ':' .. st.a, st.a, now_ms(), 'timed_out', ARGV[3], ARGV[4], '')

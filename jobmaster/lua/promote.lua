@@ -23,7 +23,7 @@ for _, id in ipairs(due) do
   elseif st and st.s == 'scheduled' then
     st.s, st.d = 'queued', nil
     st.e = add_entry(KEYS[6 + st.b], group, id)
-    rcall('HSET', status, id, cjson.encode(st))
+    rcall('HSET', status, id, status_text(st))
     rcall('ZADD', queued, now, id)
     changes[#changes + 1] = {id, 'queued'}
   end

@@ -68,7 +68,7 @@ for _, job in ipairs(lost) do
     rcall('ZADD', queued, now, id)
     requeued[#requeued + 1] = id
   end
-  rcall('HSET', status, id, cjson.encode(st))
+  rcall('HSET', status, id, status_text(st))
   changes[#changes + 1] = {id, st.s}
   back[#back + 1] = {id, st.s ~= 'queued'}
 end

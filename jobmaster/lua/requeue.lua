@@ -34,7 +34,7 @@ for i = 4, #ARGV, 2 do
       st.e = add_entry(stream, group, id)
       rcall('ZADD', queued, now, id)
     end
-    rcall('HSET', status, id, cjson.encode(st))
+    rcall('HSET', status, id, status_text(st))
     changes[#changes + 1] = {id, st.s}
     back[#back + 1] = {id, st.s == 'cancelled'}
     out[#out + 1] = 1

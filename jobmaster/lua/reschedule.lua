@@ -10,7 +10,7 @@ local status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3]
 local id, delay, group, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local raw = rcall('HGET', status, id)
 if not raw then return 'missing' end
-local st = cjson.decode(raw)
+local st = must_read_status(raw, id)
 if st.s ~= 'queued' and st.s ~= 'scheduled' then return st.s end
 local now = now_ms()
 local stream = KEYS[6 + st.b]
@@ -30,6 +30,6 @@ else
   st.e = add_entry(stream, group, id)
   rcall('ZADD', queued, now, id)
 end
-rcall('HSET', status, id, cjson.encode(st))
+rcall('HSET', status, id, status_text(st))
 emit(KEYS[4], maxlen, {{id, st.s}})
 return st.s

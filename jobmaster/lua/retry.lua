@@ -8,7 +8,7 @@ local status, queued = KEYS[1], KEYS[2]
 local id, group, maxlen = ARGV[1], ARGV[2], ARGV[3]
 local raw = rcall('HGET', status, id)
 if not raw then return 'missing' end
-local st = cjson.decode(raw)
+local st = must_read_status(raw, id)
 if st.s ~= 'failed' and st.s ~= 'cancelled' then return 'refused:' .. st.s end
 rcall('ZREM', st.s == 'failed' and KEYS[3] or KEYS[4], id)
 local now = now_ms()
@@ -16,6 +16,6 @@ st.s, st.f, st.x, st.m, st.c, st.l = 'queued', nil, nil, nil, nil, nil
 st.u, st.k, st.raw = nil, nil, nil
 st.e = add_entry(KEYS[6 + st.b], group, id)
 rcall('ZADD', queued, now, id)
-rcall('HSET', status, id, cjson.encode(st))
+rcall('HSET', status, id, status_text(st))
 emit(KEYS[5], maxlen, {{id, 'queued'}})
 return 'queued'

@@ -11,25 +11,30 @@ local defs, states, due = KEYS[1], KEYS[2], KEYS[3]
 local name, mode, definition = ARGV[1], ARGV[2], ARGV[3]
 local expected, paused, next_due = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
 local raw = rcall('HGET', states, name)
-local st
+local r, d, _, last_tick, last_job
+if raw then
+  r, d, _, last_tick, last_job = decode_schedule_state(raw)
+  if not r then
+    error({err = 'ERR the state of schedule ' .. name .. ' could not be read (' .. d .. ')'})
+  end
+end
 if mode == 'create' then
-  if raw then return {0, cjson.decode(raw).r} end
-  st = {r = now_ms()}
+  if raw then return {0, r} end
+  r = now_ms()
 else
   if not raw then return {-1, 0} end
-  st = cjson.decode(raw)
-  if expected ~= -1 and st.r ~= expected then return {-2, st.r} end
-  st.r = st.r + 1
+  if expected ~= -1 and r ~= expected then return {-2, r} end
+  r = r + 1
 end
 if definition ~= '' then rcall('HSET', defs, name, definition) end
-if next_due ~= -1 then st.d = next_due end
+if next_due ~= -1 then d = next_due end
 if paused then
-  st.p, st.d = 1, nil
+  d = nil
   rcall('ZREM', due, name)
-else
-  st.p = nil
-  if st.d then rcall('ZADD', due, st.d, name) end
+elseif d then
+  rcall('ZADD', due, text(d), name)
 end
-rcall('HSET', states, name, cjson.encode(st))
+rcall('HSET', states, name, encode_schedule_state(r, d, paused and '1' or nil, last_tick,
+  last_job))
 rcall('XADD', KEYS[4], 'MAXLEN', '~', 16, '*', 'n', name)
-return {1, st.r}
+return {1, r}

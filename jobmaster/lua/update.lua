@@ -8,7 +8,7 @@ local jobs, status = KEYS[1], KEYS[2]
 local id, record, band, group, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local raw = rcall('HGET', status, id)
 if not raw then return 'missing' end
-local st = cjson.decode(raw)
+local st = must_read_status(raw, id)
 if st.s ~= 'queued' and st.s ~= 'scheduled' then return st.s end
 if record ~= '' then rcall('HSET', jobs, id, record) end
 if band >= 0 and band ~= st.b then
@@ -18,6 +18,6 @@ if band >= 0 and band ~= st.b then
   end
   st.b = band
 end
-rcall('HSET', status, id, cjson.encode(st))
+rcall('HSET', status, id, status_text(st))
 emit(KEYS[3], maxlen, {{id, st.s}})
 return st.s

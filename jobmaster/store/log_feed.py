@@ -17,7 +17,7 @@ from typing import Any
 from jobmaster.codec import load_json
 from jobmaster.keys import attempt_field
 from jobmaster.models import JobState
-from jobmaster.records import status_state
+from jobmaster.records import attempt_count, status_state
 from jobmaster.store.connection import StoreConnection
 
 
@@ -65,7 +65,7 @@ class LogFeed:
         position = FeedPosition(feed[0][0] if feed else b"0-0", events[0][0] if events else b"0-0")
         if not raw:
             return position, None, 0
-        return position, status_state(raw), int(load_json(raw).get("a", 0))
+        return position, status_state(raw), attempt_count(raw)
 
     async def unfollow(self, queue: str, job_id: str) -> None:
         """Stop listing ``job_id`` as followed."""
@@ -76,7 +76,7 @@ class LogFeed:
         raw: Any = await self._redis.hget(self._keys.queue(queue).status, job_id)  # type: ignore[misc]
         if not raw:
             return None, 0
-        return status_state(raw), int(load_json(raw).get("a", 0))
+        return status_state(raw), attempt_count(raw)
 
     async def lines(self, queue: str, job_id: str, attempt: int) -> bytes:
         """The log lines kept for one attempt (concatenated msgpack)."""
