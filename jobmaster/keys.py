@@ -50,11 +50,13 @@ they touch in ``KEYS`` and never build key names themselves::
                                              requested while it ran, raw: an unreadable
                                              status kept as text when the job was failed
                                              with CorruptStatus (edited by Lua)
-    <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> attempt record: n, w: worker,
-                                             h: host, p: pid, s: started ms, f: finished ms,
+    <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> attempt opening record,
+                                             written when it starts: n, w: worker, h: host,
+                                             p: pid, s: started ms; "<job id>:<n>:end" ->
+                                             attempt end record, written when it ends
+                                             (without reading the opening): f: finished ms,
                                              o: outcome | x, m, tb: error type, message,
-                                             traceback, raw: an unreadable record kept when
-                                             the attempt was closed
+                                             traceback
     <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
     <ns>:{<q>}:log_followers         zset    job id -> ms (follower's clock) until which
                                              `jobmaster logs -f` follows it; renewed while
@@ -338,5 +340,11 @@ class Keys:
 
 
 def attempt_field(job_id: str, number: int) -> str:
-    """The field of an attempt in the per-queue attempts, logs and progress hashes."""
+    """The field of an attempt in the per-queue attempts (its opening record), logs and
+    progress hashes."""
     return f"{job_id}:{number}"
+
+
+def attempt_end_field(job_id: str, number: int) -> str:
+    """The field of an attempt's end record in the per-queue attempts hash."""
+    return f"{job_id}:{number}:end"

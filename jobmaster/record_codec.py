@@ -1,4 +1,5 @@
-"""The one encoding of the records the Lua scripts edit: status, attempt and schedule state.
+"""The one encoding of the records the Lua scripts edit: status, attempt (its opening and its
+end) and schedule state.
 
 The same codec is written in Lua (the record codec of ``jobmaster/lua/common.lua``); the
 fields are described in ``keys.py``. A record is a stream of msgpack values, one per field
@@ -43,11 +44,13 @@ class Kind(Enum):
     """An integer >= 0, or absent."""
     TEXT = "text"
     """Any text, or absent."""
+    WORD = "word"
+    """Any text, always present."""
     FLAG = "flag"
     """1, or absent."""
 
 
-_REQUIRED = (Kind.STATE, Kind.COUNT, Kind.BAND)
+_REQUIRED = (Kind.STATE, Kind.COUNT, Kind.BAND, Kind.WORD)
 
 
 class RecordFormat:
@@ -121,7 +124,7 @@ def _holds(kind: Kind, value: Any) -> bool:
     """Whether a field of this kind may hold the value (None: absent)."""
     if value is None:
         return kind not in _REQUIRED
-    if kind is Kind.TEXT:
+    if kind in (Kind.TEXT, Kind.WORD):
         return isinstance(value, str)
     if kind is Kind.STATE:
         return value in STATES
@@ -164,16 +167,25 @@ ATTEMPT = RecordFormat(
         ("h", Kind.TEXT),
         ("p", Kind.NUMBER),
         ("s", Kind.NUMBER),
-        ("f", Kind.NUMBER),
-        ("o", Kind.TEXT),
+    ),
+    short=5,
+)
+"""The opening record of an attempt (``attempts`` hash, field ``<job id>:<n>``), written when
+it starts. A JSON record of an earlier version may hold the fields of its end too."""
+
+ATTEMPT_END = RecordFormat(
+    "attempt end",
+    (
+        ("f", Kind.COUNT),
+        ("o", Kind.WORD),
         ("x", Kind.TEXT),
         ("m", Kind.TEXT),
         ("tb", Kind.TEXT),
-        ("raw", Kind.TEXT),
     ),
-    short=7,
+    short=2,
 )
-"""An attempt of a job (``attempts`` hash)."""
+"""The end record of an attempt (``attempts`` hash, field ``<job id>:<n>:end``), written when
+it ends without reading the opening one."""
 
 SCHEDULE_STATE = RecordFormat(
     "schedule state",

@@ -9,7 +9,7 @@ from typing import Any
 
 from jobmaster.codec import DecodeError, load_record, pack, unpack, unpack_stream
 from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
-from jobmaster.record_codec import ATTEMPT, STATUS
+from jobmaster.record_codec import ATTEMPT, ATTEMPT_END, STATUS
 
 
 def from_ms(ms: float) -> datetime:
@@ -109,11 +109,27 @@ def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:
     return lines, truncated
 
 
-def decode_attempt(raw: bytes, logs: bytes | None = None, progress: bytes | None = None) -> Attempt:
-    at = ATTEMPT.decode(raw)
+def decode_attempt(
+    number: int,
+    raw: bytes | None,
+    end: bytes | None = None,
+    logs: bytes | None = None,
+    progress: bytes | None = None,
+) -> Attempt:
+    """Attempt ``number`` from its opening record and its end record (either may be missing;
+    an opening record that cannot be read counts as missing: its end is still shown)."""
+    at: dict[str, Any] = {}
+    if raw is not None:
+        try:
+            at = ATTEMPT.decode(raw)
+        except DecodeError:
+            if end is None:
+                raise
+    if end is not None:
+        at = {**at, **ATTEMPT_END.decode(end)}
     lines, truncated = decode_log(logs)
     return Attempt(
-        number=at["n"],
+        number=at.get("n", number),
         worker_id=at.get("w", ""),
         hostname=at.get("h", ""),
         pid=at.get("p", 0),

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from jobmaster import AttemptOutcome, JobState
 from jobmaster.codec import pack
-from jobmaster.record_codec import ATTEMPT, SCHEDULE_STATE, STATUS
+from jobmaster.record_codec import ATTEMPT, ATTEMPT_END, SCHEDULE_STATE, STATUS
 from jobmaster.records import job_record
 from jobmaster.store import Completion, Lease, NewJob, ScheduleFiring, Store, TickJob
 
@@ -101,13 +101,16 @@ async def test_every_record_the_scripts_write_is_in_the_one_encoding(store: Stor
     saved = await store.schedules.save_schedule("q", "tick", create=True, due_ms=1)
     firing = ScheduleFiring("tick", saved.revision, 1, 2, 0, [TickJob("tick@1", RECORD, 1)])
     await store.schedules.fire_schedules("q", [firing])
+    attempts = await store.redis.hgetall(q.attempts)
     written = {
         "status": (STATUS, await store.redis.hgetall(q.status)),
-        "attempts": (ATTEMPT, await store.redis.hgetall(q.attempts)),
+        "attempts": (ATTEMPT, {f: r for f, r in attempts.items() if not f.endswith(b":end")}),
+        "ends": (ATTEMPT_END, {f: r for f, r in attempts.items() if f.endswith(b":end")}),
         "schedule_state": (SCHEDULE_STATE, await store.redis.hgetall(q.schedule_state)),
     }
     assert len(written["status"][1]) == 9
     assert len(written["attempts"][1]) == 6
+    assert len(written["ends"][1]) == 6  # every attempt ended
     for fmt, records in written.values():
         for raw in records.values():
             assert raw[:1] != b"{", raw  # no JSON is written any more

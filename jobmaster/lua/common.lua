@@ -199,40 +199,50 @@ local function encode_status(s, a, b, e, t, f, d, x, m, l, u, k, c, kept)
     .. (kept and (heads[#kept] or head(#kept)) or NIL) .. (kept or '')
 end
 
--- An attempt record: number, worker, host, pid, started ms, finished ms, outcome; then error
--- type, error message, traceback, raw (an unreadable record kept when the attempt was
--- closed). Or nil and what is wrong with it.
+-- An attempt's opening record, written when it starts (field <job id>:<n>): number, worker,
+-- host, pid, started ms. Or nil and what is wrong with it. Its end is a record of its own
+-- (decode_attempt_end), so that ending an attempt writes without reading.
 local function decode_attempt(raw)
-  local ok, rest, n, w, h, p, s, f, o, x, m, tb, kept = pcall(unpack_limit, raw, 11)
+  local ok, rest, n, w, h, p, s = pcall(unpack_limit, raw, 5)
   if ok and rest == -1 and type(n) == 'number' and n >= 0 and n < 1e15 and n % 1 == 0
       and (w == nil or type(w) == 'string') and (h == nil or type(h) == 'string')
       and (p == nil or type(p) == 'number' and p >= 0 and p < 1e15)
-      and (s == nil or type(s) == 'number' and s >= 0 and s < 1e15)
-      and (f == nil or type(f) == 'number' and f >= 0 and f < 1e15)
-      and (o == nil or type(o) == 'string')
-      and (not (x or m or tb or kept) or kinds_ok('tttt', x, m, tb, kept)) then
-    return n, w, h, p, s, f, o, x, m, tb, kept
+      and (s == nil or type(s) == 'number' and s >= 0 and s < 1e15) then
+    return n, w, h, p, s
   end
   if sub(raw, 1, 1) ~= '{' then return nil, 'it is not an attempt record' end
-  local again, why = legacy_record(raw, {'n', 'w', 'h', 'p', 's', 'f', 'o', 'x', 'm', 'tb',
-    'raw'}, {})
+  local again, why = legacy_record(raw, {'n', 'w', 'h', 'p', 's'}, {})
   if not again then return nil, why end
-  n, w, h, p, s, f, o, x, m, tb, kept = decode_attempt(again)
+  n, w, h, p, s = decode_attempt(again)
   if not n then return nil, 'it lacks an attempt number' end
-  return n, w, h, p, s, f, o, x, m, tb, kept
+  return n, w, h, p, s
 end
 
--- An attempt record of these fields (see decode_attempt).
-local function encode_attempt(n, w, h, p, s, f, o, x, m, tb, kept)
-  local record = (ints[n] or int(n)) .. (w and (heads[#w] or head(#w)) or NIL) .. (w or '')
+-- An attempt's opening record of these fields (see decode_attempt).
+local function encode_attempt(n, w, h, p, s)
+  return (ints[n] or int(n)) .. (w and (heads[#w] or head(#w)) or NIL) .. (w or '')
     .. (h and (heads[#h] or head(#h)) or NIL) .. (h or '') .. (p and (ints[p] or int(p)) or NIL)
-    .. (s and (ints[s] or int(s)) or NIL) .. (f and (ints[f] or int(f)) or NIL)
-    .. (o and (heads[#o] or head(#o)) or NIL) .. (o or '')
-  if not (x or m or tb or kept) then return record end
+    .. (s and (ints[s] or int(s)) or NIL)
+end
+
+-- An attempt's end record, written when it ends (field <job id>:<n>:end): finished ms,
+-- outcome; then error type, error message, traceback. Or nil and what is wrong with it.
+local function decode_attempt_end(raw)
+  local ok, rest, f, o, x, m, tb = pcall(unpack_limit, raw, 5)
+  if ok and rest == -1 and type(f) == 'number' and f >= 0 and f < 1e15 and type(o) == 'string'
+      and (not (x or m or tb) or kinds_ok('ttt', x, m, tb)) then
+    return f, o, x, m, tb
+  end
+  return nil, 'it is not an attempt end record'
+end
+
+-- An attempt's end record of these fields (see decode_attempt_end).
+local function encode_attempt_end(f, o, x, m, tb)
+  local record = (ints[f] or int(f)) .. (heads[#o] or head(#o)) .. o
+  if not (x or m or tb) then return record end
   return record .. (x and (heads[#x] or head(#x)) or NIL) .. (x or '')
     .. (m and (heads[#m] or head(#m)) or NIL) .. (m or '')
     .. (tb and (heads[#tb] or head(#tb)) or NIL) .. (tb or '')
-    .. (kept and (heads[#kept] or head(#kept)) or NIL) .. (kept or '')
 end
 
 -- A schedule's state: revision, next due ms, paused flag, last tick ms, last job id. Or nil
@@ -383,21 +393,11 @@ local function printable(raw)
     function(c) return string.format('\\x%02x', c:byte()) end))
 end
 
--- An attempt record (false when missing) closed with an outcome and, optionally, an error
--- (etype '' for none; a traceback '' for none). One that cannot be read is replaced by a
--- new record that keeps it as printable text.
-local function closed_attempt(raw, number, now, outcome, etype, emsg, tb)
-  local n, w, h, pid, s, x, m, tbk, kept, _
-  if raw then n, w, h, pid, s, _, _, x, m, tbk, kept = decode_attempt(raw) end
-  if not n then  -- missing or unreadable: a new record
-    n, w, h, pid, s, x, m, tbk = number, nil, nil, nil, nil, nil, nil, nil
-    kept = raw and printable(raw) or nil
-  end
-  if etype ~= '' then
-    x, m = etype, emsg
-    if tb ~= '' then tbk = tb end
-  end
-  return encode_attempt(n, w, h, pid, s, now, outcome, x, m, tbk, kept)
+-- The end record of an attempt that ended with an outcome and, optionally, an error (etype
+-- '' for none; a traceback '' for none).
+local function attempt_end(now, outcome, etype, emsg, tb)
+  if etype == '' then return encode_attempt_end(now, outcome) end
+  return encode_attempt_end(now, outcome, etype, emsg, tb ~= '' and tb or nil)
 end
 
 -- End a job whose status cannot be read (decode_status said `why`): it is failed with error
@@ -414,10 +414,10 @@ local function fail_corrupt(status, failed, id, raw, why, now)
   rcall('ZADD', failed, now, id)
 end
 
--- Close an attempt record with an outcome and, optionally, an error.
-local function close_attempt(attempts, field, number, now, outcome, etype, emsg, tb)
-  local raw = rcall('HGET', attempts, field)
-  rcall('HSET', attempts, field, closed_attempt(raw, number, now, outcome, etype, emsg, tb))
+-- Record the end of attempt `field` (<job id>:<n>) with an outcome and, optionally, an
+-- error (see attempt_end); its opening record is left as it is.
+local function close_attempt(attempts, field, now, outcome, etype, emsg, tb)
+  rcall('HSET', attempts, field .. ':end', attempt_end(now, outcome, etype, emsg, tb))
 end
 
 -- The entries of an XREADGROUP reply on one stream ({{stream, entries}}; some Redis
@@ -441,7 +441,7 @@ local function forget(k, id, raw_status, idx)
   end
   for a = 1, n do
     local field = id .. ':' .. a
-    rcall('HDEL', k.attempts, field)
+    rcall('HDEL', k.attempts, field, field .. ':end')
     rcall('HDEL', k.logs, field)
     rcall('HDEL', k.progress, field)
   end

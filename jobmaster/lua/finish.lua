@@ -38,7 +38,7 @@ end
 
 -- the ends whose lease is held (a job named twice counts once), what their statuses hold
 -- (attempts and band; the other fields, which the hot path has none of, in `rare`) and
--- their attempt fields
+-- the fields of their attempts' end records (written without reading the opening ones)
 local out, held, attempts_of, bands, rare, fields, seen, corrupt = {}, {}, {}, {}, {}, {}, {}, {}
 local raws = hmget_many(status, ids)
 for k, p in ipairs(starts) do
@@ -58,7 +58,10 @@ for k, p in ipairs(starts) do
     -- token names was closed by its worker with this outcome
     local worker, n = match(ARGV[p + 2], '^(.*)/(%d+)$')
     if s and not seen[id] and s ~= 'active' and a == tonumber(n) then
-      local number, w, _, _, _, _, o = decode_attempt(rcall('HGET', attempts, id .. ':' .. n) or '')
+      local field = id .. ':' .. n
+      local ends = rcall('HMGET', attempts, field, field .. ':end')
+      local number, w = decode_attempt(ends[1] or '')
+      local _, o = decode_attempt_end(ends[2] or '')
       local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
       if number and w == worker and o == outcome then out[k] = 1 end
     end
@@ -68,11 +71,10 @@ for k, p in ipairs(starts) do
     held[#held + 1] = p
     attempts_of[#held], bands[#held] = a, b
     if f or d or x or m or l or u or c or kept then rare[#held] = {f, d, x, m, l, u, c, kept} end
-    fields[#held] = id .. ':' .. text(a)
+    fields[#held] = id .. ':' .. text(a) .. ':end'
   end
 end
 
-local opened = hmget_many(attempts, fields)
 local index = {succeeded = {}, failed = {}, cancelled = {}}
 local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
 local finals = {}
@@ -92,7 +94,7 @@ for k, p in ipairs(held) do
   if c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
   unleased[k] = id
   closed[#closed + 1] = fields[k]
-  closed[#closed + 1] = closed_attempt(opened[k], a, now, outcome, etype, emsg, tb)
+  closed[#closed + 1] = attempt_end(now, outcome, etype, emsg, tb)
   if outcome == 'rate_limited' then u = (u or l or 0) + 1 end  -- not a try
   if etype ~= '' then x, m = etype, emsg else x, m = nil, nil end
   if next_state == 'scheduled' then

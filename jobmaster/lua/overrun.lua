@@ -11,5 +11,5 @@ local raw = rcall('HGET', status, id)
 local st = raw and read_status(raw)
 if not st or st.t ~= token then return 0 end
 write_even_when_full(status)
-close_attempt(attempts, id .. ':' .. st.a, st.a, now_ms(), 'timed_out', ARGV[3], ARGV[4], '')
+close_attempt(attempts, id .. ':' .. st.a, now_ms(), 'timed_out', ARGV[3], ARGV[4], '')
 return 1

@@ -47,7 +47,7 @@ end
 for _, job in ipairs(lost) do
   local id, st, holder = job[1], job[2], job[3]
   local stream = KEYS[7 + st.b]
-  close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'LeaseExpired',
+  close_attempt(attempts, id .. ':' .. st.a, now, 'lost', 'LeaseExpired',
     'the worker holding this attempt stopped renewing its lease', '')
   if held[holder] == 1 or st.k then st.l = (st.l or 0) + 1 end
   st.u = (st.u or st.l or 0) + 1  -- attempts that do not count as tries

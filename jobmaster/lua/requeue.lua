@@ -22,7 +22,7 @@ for i = 4, #ARGV, 2 do
     out[#out + 1] = 0
   else
     local stream = KEYS[6 + st.b]
-    close_attempt(attempts, id .. ':' .. st.a, st.a, now, 'lost', 'WorkerShutdown', reason, '')
+    close_attempt(attempts, id .. ':' .. st.a, now, 'lost', 'WorkerShutdown', reason, '')
     st.t = nil
     st.u = (st.u or st.l or 0) + 1  -- attempts that do not count as tries
     rcall('ZREM', active, id)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobmaster.codec import load_json
-from jobmaster.keys import QueueKeys, attempt_field
+from jobmaster.keys import QueueKeys, attempt_end_field, attempt_field
 from jobmaster.models import Attempt, Job, JobState, JobSummary
 from jobmaster.records import (
     attempt_count,
@@ -70,18 +70,22 @@ class InspectionCommands:
     ) -> list[Attempt]:
         if count == 0:
             return []
-        fields = [attempt_field(job_id, n) for n in range(1, count + 1)]
+        numbers = range(1, count + 1)
+        fields = [attempt_field(job_id, n) for n in numbers]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(k.attempts, fields)
+            pipe.hmget(k.attempts, [attempt_end_field(job_id, n) for n in numbers])
             pipe.hmget(k.logs, fields) if with_logs else pipe.echo(b"")
             pipe.hmget(k.progress, fields)
-            raw_attempts, raw_logs, raw_progress = await pipe.execute()
+            opened, ended, raw_logs, raw_progress = await pipe.execute()
         if not with_logs:
             raw_logs = [None] * count
         return [
-            decode_attempt(a, logs, progress)
-            for a, logs, progress in zip(raw_attempts, raw_logs, raw_progress, strict=True)
-            if a is not None
+            decode_attempt(n, a, end, logs, progress)
+            for n, a, end, logs, progress in zip(
+                numbers, opened, ended, raw_logs, raw_progress, strict=True
+            )
+            if a is not None or end is not None
         ]
 
     async def result(self, queue: str, job_id: str) -> bytes | None:
