@@ -38,7 +38,9 @@ PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 
 _DEFINITION = re.compile(r"^local (?:function (\w+)|([\w, ]+?) =)", re.MULTILINE)
 _COMMENTS = re.compile(r"--\[\[.*?\]\]|--[^\n]*", re.DOTALL)
-_NAME = re.compile(r"[A-Za-z_]\w*")
+_NAME = re.compile(r"(?<![\w:])(?<![^.]\.)[A-Za-z_]\w*")
+"""A name a text refers to (not a field or a method: those follow one dot or a colon; two
+dots are a concatenation)."""
 
 
 @cache

@@ -48,7 +48,10 @@ if mode == 'encode' then
       values[n] = ARGV[i + 1] == 'n' and tonumber(ARGV[i + 2]) or ARGV[i + 2]
     end
   end
-  return encode(unpack(values, 1, n))
+  -- the first record of a call is packed whole, the next ones concatenated: alike
+  local first, again = encode(unpack(values, 1, n)), encode(unpack(values, 1, n))
+  if first ~= again then return redis.error_reply('the two encodings differ') end
+  return first
 end
 local values = {decode(ARGV[3])}
 if values[1] == nil then return redis.error_reply('refused: ' .. tostring(values[2])) end

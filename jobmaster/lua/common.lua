@@ -33,9 +33,10 @@ end
 -- field in a fixed order, nil (0xc0) for an absent one: numbers as integers, texts as str,
 -- flags as 1. The fields the hot paths use come first; the others are left out together
 -- when they are all absent. Any bytes round-trip, and nothing is escaped or scanned:
--- cmsgpack.unpack_limit decodes a record into its values in one call (no table), and a
--- record is written by one concatenation of its values' encodings, each made once per
--- script call (ints, heads).
+-- cmsgpack.unpack_limit decodes a record into its values in one call (no table). The first
+-- record a script call writes is packed by one msgpack.pack of its values (the cheapest for
+-- one record); the others by one concatenation of their values' encodings, each made once
+-- per call (ints, heads: the cheapest for many). Both write the same bytes.
 -- Decoders return the fields (numbers as numbers, absent ones as nil), or nil and what is
 -- wrong: a record must have its fields' kinds. JSON records (first byte '{') were written
 -- by earlier versions: they are read (legacy_record), never written.
@@ -103,8 +104,10 @@ local msgpack = cmsgpack or (function()
   return {pack = pack, unpack_limit = unpack_limit}
 end)()
 
-local NIL, unpack_limit = '\192', msgpack.unpack_limit
-local ints, heads = {}, {}
+local NIL, unpack_limit, mpack = '\192', msgpack.unpack_limit, msgpack.pack
+-- Whether no record was written yet in this call (cold); the encodings made so far in it
+-- of integers (ints[n]) and of str headers (heads[len]), from its second record on.
+local cold, ints, heads = true, nil, nil
 
 -- The msgpack of a non-negative integer (`ints[n] or int(n)`: the encoders look it up first).
 local function int(n)
@@ -187,10 +190,17 @@ end
 
 -- A status record of these fields (see decode_status).
 local function encode_status(s, a, b, e, t, f, d, x, m, l, u, k, c, kept)
+  local rare = d or x or m or l or u or k or c or kept
+  if cold then
+    cold = false
+    if not rare then return mpack(s, a, b, e, t, f) end
+    return mpack(s, a, b, e, t, f, d, x, m, l, u, k and 1 or nil, c and 1 or nil, kept)
+  end
+  if not ints then ints, heads = {}, {} end
   local record = (heads[#s] or head(#s)) .. s .. (ints[a] or int(a)) .. (ints[b] or int(b))
     .. (e and (heads[#e] or head(#e)) or NIL) .. (e or '')
     .. (t and (heads[#t] or head(#t)) or NIL) .. (t or '') .. (f and (ints[f] or int(f)) or NIL)
-  if not (d or x or m or l or u or k or c or kept) then return record end
+  if not rare then return record end
   return record .. (d and (ints[d] or int(d)) or NIL)
     .. (x and (heads[#x] or head(#x)) or NIL) .. (x or '')
     .. (m and (heads[#m] or head(#m)) or NIL) .. (m or '')
@@ -220,6 +230,11 @@ end
 
 -- An attempt's opening record of these fields (see decode_attempt).
 local function encode_attempt(n, w, h, p, s)
+  if cold then
+    cold = false
+    return mpack(n, w, h, p, s)
+  end
+  if not ints then ints, heads = {}, {} end
   return (ints[n] or int(n)) .. (w and (heads[#w] or head(#w)) or NIL) .. (w or '')
     .. (h and (heads[#h] or head(#h)) or NIL) .. (h or '') .. (p and (ints[p] or int(p)) or NIL)
     .. (s and (ints[s] or int(s)) or NIL)
@@ -238,6 +253,12 @@ end
 
 -- An attempt's end record of these fields (see decode_attempt_end).
 local function encode_attempt_end(f, o, x, m, tb)
+  if cold then
+    cold = false
+    if not (x or m or tb) then return mpack(f, o) end
+    return mpack(f, o, x, m, tb)
+  end
+  if not ints then ints, heads = {}, {} end
   local record = (ints[f] or int(f)) .. (heads[#o] or head(#o)) .. o
   if not (x or m or tb) then return record end
   return record .. (x and (heads[#x] or head(#x)) or NIL) .. (x or '')
@@ -263,6 +284,11 @@ end
 
 -- A schedule state record of these fields (see decode_schedule_state).
 local function encode_schedule_state(r, d, p, l, j)
+  if cold then
+    cold = false
+    return mpack(r, d, p and 1 or nil, l, j)
+  end
+  if not ints then ints, heads = {}, {} end
   return (ints[r] or int(r)) .. (d and (ints[d] or int(d)) or NIL) .. (p and '\1' or NIL)
     .. (l and (ints[l] or int(l)) or NIL) .. (j and (heads[#j] or head(#j)) or NIL) .. (j or '')
 end
