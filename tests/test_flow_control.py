@@ -3,6 +3,7 @@ paused queues, decided by the scripts, with real worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -387,3 +388,24 @@ def test_bad_resources_are_refused(registry: Registry, redis_url: str) -> None:
     bad = run_cli(redis_url, "worker", APP, "--resources", "gpu")
     assert bad.returncode == 2
     assert "expected name=amount" in bad.stderr
+
+
+async def test_an_idle_worker_held_back_by_a_rate_does_not_poll(
+    app: Registry, redis_url: str, raw_redis: Any
+) -> None:
+    from tests.apps.limitsapp import slow_paced
+    from tests.conftest import command_calls
+
+    first, second = await slow_paced.enqueue_many([(1,), (2,)])
+    with workers(redis_url, 1, "--queues", "slowpace"):
+        assert await first.result(timeout=20) == 1
+        wait_list = "jobmaster:{slowpace}:limit:wait:slow_paced"
+        await wait_until(lambda: raw_redis.llen(wait_list) == 1, timeout=10)
+        # held for about 3 s: the worker waits on a blocking read, it does not claim again
+        # and again (a claim reads each band's length: XLEN)
+        before = command_calls(raw_redis, "xlen")
+        await asyncio.sleep(2)
+        assert command_calls(raw_redis, "xlen") - before <= 10  # one blocking read's timeout
+        assert await second.result(timeout=10) == 2
+    starts = sorted(s for s, _ in await attempt_spans(app, "slowpace", [first.id, second.id]))
+    assert (starts[1] - starts[0]).total_seconds() >= 3
