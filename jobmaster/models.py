@@ -131,6 +131,9 @@ class Job(_Record):
     tags: list[str] = []
     scheduled_for: datetime | None = None
     """When a scheduled job becomes due."""
+    held_back: bool = False
+    """A queued job that a worker read but left waiting because its ``max_running`` or
+    ``rate_limit`` had no room; it starts once the limit has room again."""
     finished_at: datetime | None = None
     result: Any = None
     error: ErrorInfo | None = None
@@ -151,6 +154,8 @@ class JobSummary(_Record):
     tags: list[str] = []
     attempts: int
     error: ErrorInfo | None = None
+    held_back: bool = False
+    """Queued, and waiting for its ``max_running`` or ``rate_limit`` to have room."""
 
 
 class JobEvent(_Record):

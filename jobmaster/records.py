@@ -92,6 +92,11 @@ def _error(record: dict[str, Any]) -> ErrorInfo | None:
     return ErrorInfo(type=record["x"], message=record.get("m", ""), traceback=record.get("tb"))
 
 
+def _held_back(state: JobState, status: dict[str, Any]) -> bool:
+    """Whether a queued job waits on its limits (status field ``h``, set by the claim)."""
+    return state is JobState.QUEUED and bool(status.get("h"))
+
+
 def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:
     """Log lines of an attempt and whether some were dropped for the size limit."""
     if not data:
@@ -146,6 +151,7 @@ def decode_job(
         created_at=from_ms(record.get("c", 0)),
         tags=record.get("t", []),
         scheduled_for=from_ms(status["d"]) if "d" in status else None,
+        held_back=_held_back(state, status),
         finished_at=from_ms(status["f"]) if "f" in status else None,
         result=unpack(result_raw) if result_raw is not None else None,
         error=_error(status),
@@ -156,16 +162,18 @@ def decode_job(
 def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
     record, _ = _readable_record(record_raw)
     status = load_json(status_raw)
+    state = JobState(status["s"])
     return JobSummary(
         id=job_id,
         name=record.get("n", ""),
         queue=queue,
-        state=JobState(status["s"]),
+        state=state,
         priority=record.get("p", 0),
         created_at=from_ms(record.get("c", 0)),
         tags=record.get("t", []),
         attempts=status.get("a", 0),
         error=_error(status),
+        held_back=_held_back(state, status),
     )
 
 

@@ -3,6 +3,7 @@ paused queues, decided by the scripts, with real worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobmaster import ConfigError, JobState, Registry
-from tests.conftest import ROOT, start_worker, stop_process, wait_until
+from tests.conftest import ROOT, live_worker, start_worker, stop_process, wait_until
 
 APP = "apps.limitsapp:registry"
 
@@ -226,6 +227,38 @@ async def test_limits_are_visible(app: Registry) -> None:
         ("per_account:a", 1, 0, 0),
         ("per_account:b", 1, 0, 0),
     ]
+
+
+async def test_a_job_held_back_by_its_limit_says_so(registry: Registry) -> None:
+    gate = asyncio.Event()
+
+    @registry.job(queue="held", max_running=1)
+    async def one_at_a_time(n: int) -> int:
+        await gate.wait()
+        return n
+
+    first, second = await one_at_a_time.enqueue_many([(1,), (2,)])
+    async with live_worker(registry, queues=["held"], concurrency=2):
+
+        async def held() -> bool:
+            job = await registry.get_job(second.id, queue="held")
+            return job is not None and job.held_back
+
+        await wait_until(held, timeout=10)
+        job = await registry.get_job(second.id, queue="held")
+        assert job is not None
+        assert job.state is JobState.QUEUED
+        running = await registry.get_job(first.id, queue="held")
+        assert running is not None
+        assert not running.held_back
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.id == second.id
+        assert summary.held_back
+        gate.set()
+        assert await second.result(timeout=10) == 2
+    job = await registry.get_job(second.id, queue="held")
+    assert job is not None
+    assert not job.held_back
 
 
 def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
