@@ -14,7 +14,7 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobmaster import Job, JobmasterError, JobNotFound
+from jobmaster import AttemptOutcome, Job, JobmasterError, JobNotFound
 from jobmaster_dashboard.pages import registry_of
 from jobmaster_dashboard.rendering import render
 
@@ -45,13 +45,10 @@ def timeline(job: Job) -> list[Moment]:
             Moment(attempt.started_at, f"attempt {attempt.number} started on {where}", "active")
         )
         if attempt.finished_at is not None and attempt.outcome is not None:
-            moments.append(
-                Moment(
-                    attempt.finished_at,
-                    f"attempt {attempt.number} ended {attempt.outcome.value}",
-                    attempt.outcome.value,
-                )
-            )
+            ended = f"attempt {attempt.number} ended {attempt.outcome.value}"
+            if attempt.outcome is AttemptOutcome.RATE_LIMITED:
+                ended += " (sent back for later, not a try)"
+            moments.append(Moment(attempt.finished_at, ended, attempt.outcome.value))
     if job.finished_at is not None:
         moments.append(Moment(job.finished_at, f"finished {job.state.value}", job.state.value))
     return sorted(moments, key=lambda m: m.at)
