@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobmaster.flow_control import FlowControls, parse_rate
+from jobmaster.flow_control import FlowControls, parse_rate, parse_resources
 from jobmaster.ops.webhooks import Webhook
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
@@ -106,6 +106,9 @@ class JobDefinition(BaseModel):
             rate_limit count per value.
         rate_limit: starts allowed per window over all workers, ``"10/s"`` (also ``/m``,
             ``/h``, ``"5/10s"``): never more in any window of that length.
+        resources: what an attempt needs of a worker's advertised resources
+            (``{"gpu": 1, "mem": "8G"}``); a worker started with ``--resources`` claims only
+            the jobs that fit what it has free.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -128,6 +131,12 @@ class JobDefinition(BaseModel):
     max_running: int | None = Field(default=None, ge=1, le=1_000_000)
     limit_key: str | None = Field(default=None, min_length=1, max_length=500)
     rate_limit: str | None = None
+    resources: dict[str, float] | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources(cls, value: Any) -> Any:
+        return None if value is None else parse_resources(value)
 
     @field_validator("rate_limit")
     @classmethod
@@ -146,6 +155,7 @@ class JobDefinition(BaseModel):
             max_running=self.max_running,
             limit_key=self.limit_key,
             rate_limit=self.rate_limit,
+            resources=tuple(sorted((self.resources or {}).items())),
         )
 
     @field_validator("notify", mode="before")

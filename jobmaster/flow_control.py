@@ -44,6 +44,65 @@ def parse_rate(text: str) -> tuple[int, int]:
     return count, window
 
 
+RESOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]i?b?|b)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+MAX_RESOURCE = 1e18
+
+
+def resource_amount(name: str, value: Any) -> float:
+    """One resource's amount: a number, or a size such as ``"8G"`` (binary units)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"resource {name!r}: expected a number or a size like '8G', got {value!r}")
+    if isinstance(value, str):
+        match = SIZE.match(value)
+        if match is None:
+            raise ValueError(
+                f"resource {name!r}: expected a number or a size like '512M' or '8G', got {value!r}"
+            )
+        unit = (match[2] or "").lower().rstrip("b").rstrip("i")
+        value = float(match[1]) * SIZE_UNITS[unit]
+    amount = float(value)
+    if not 0 <= amount <= MAX_RESOURCE:  # NaN too
+        raise ValueError(f"resource {name!r}: {value!r} is not an amount from 0 to 1e18")
+    return amount
+
+
+def parse_resources(resources: Mapping[str, Any] | str | None) -> dict[str, float]:
+    """Resources as a job declares them (``{"gpu": 1, "mem": "8G"}``) or a worker advertises
+    them (``"cpu=8,gpu=2,mem=64G"``), checked: names of lowercase letters, digits and ``_``,
+    amounts from 0 to 1e18.
+
+    Raises:
+        ValueError: what is wrong.
+    """
+    if resources is None:
+        return {}
+    if isinstance(resources, str):
+        pairs = {}
+        for item in filter(None, (part.strip() for part in resources.split(","))):
+            name, sep, amount = item.partition("=")
+            if not sep:
+                raise ValueError(f"resources: expected name=amount, got {item!r}")
+            pairs[name.strip()] = amount.strip()
+        resources = pairs
+    if not isinstance(resources, Mapping):
+        raise ValueError(f"resources must be a mapping of name to amount, got {resources!r}")
+    parsed = {}
+    for name, value in resources.items():
+        if not isinstance(name, str) or not RESOURCE_NAME.match(name):
+            raise ValueError(
+                f"resource name {name!r}: lowercase letters, digits and _, starting with a letter"
+            )
+        parsed[name] = resource_amount(name, value)
+    return parsed
+
+
+def resources_text(resources: Mapping[str, float]) -> str:
+    """``{"gpu": 1.0, "mem": 8589934592.0}`` as the scripts read it: ``gpu=1,mem=8589934592``."""
+    return ",".join(f"{name}={amount:.17g}" for name, amount in sorted(resources.items()))
+
+
 def template_fields(template: str) -> list[str]:
     """The parameter names a key template uses (``"report:{account}"`` -> ``["account"]``).
 
@@ -101,6 +160,8 @@ class FlowControls:
         max_running: attempts of the job running at once over all workers (per limit key).
         limit_key: a template over the arguments: the limits apply per value.
         rate_limit: starts per window over all workers (``"10/s"``), per limit key.
+        resources: what one attempt needs of a worker's advertised resources, as (name,
+            amount) pairs.
     """
 
     name: str
@@ -110,11 +171,14 @@ class FlowControls:
     max_running: int | None = None
     limit_key: str | None = None
     rate_limit: str | None = None
+    resources: tuple[tuple[str, float], ...] = ()
 
     @property
     def active(self) -> bool:
         """Whether jobs of this definition have any control."""
-        return bool(self.unique or self.unique_key or self.max_running or self.rate_limit)
+        return bool(
+            self.unique or self.unique_key or self.max_running or self.rate_limit or self.resources
+        )
 
     @property
     def declared(self) -> bool:
@@ -158,7 +222,7 @@ class FlowControls:
     def line(self, packed_arguments: bytes) -> str:
         """The controls of one job with these (packed, validated) arguments, as the scripts
         read them: unique key, unique_for ms, limit key, max_running, rate count, rate
-        window ms, tab-separated (empty where not set)."""
+        window ms, resources, tab-separated (empty where not set)."""
         arguments: Mapping[str, Any] | None = None
         if self.unique_key is not None or self.limit_key is not None:
             unpacked = msgpack.unpackb(packed_arguments, raw=False)
@@ -182,5 +246,6 @@ class FlowControls:
             str(self.max_running) if limit and self.max_running else "",
             str(count) if limit and count else "",
             str(window) if limit and window else "",
+            resources_text(dict(self.resources)),
         )
         return "\t".join(values)

@@ -111,6 +111,10 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:limit:active:<L>      set     ids of the jobs of <L> running now
     <ns>:{<q>}:limit:starts:<L>      zset    "<id>:<attempt>" -> start ms, within the window
     <ns>:{<q>}:limit:wait:<L>        list    ids of the queued jobs held back by <L>'s limits
+    <ns>:{<q>}:resource_wait         list    ids of the queued jobs that needed more
+                                             resources than the worker that read them had
+    <ns>:{<q>}:resource_wake         stream  capped; an entry when a job is held back for
+                                             resources, so that idle workers claim again
 
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
@@ -249,6 +253,14 @@ class QueueKeys:
     @cached_property
     def limit_due(self) -> str:
         return f"{self._base}:limit_due"
+
+    @cached_property
+    def resource_wait(self) -> str:
+        return f"{self._base}:resource_wait"
+
+    @cached_property
+    def resource_wake(self) -> str:
+        return f"{self._base}:resource_wake"
 
     @cached_property
     def limit_prefix(self) -> str:

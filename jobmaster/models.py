@@ -252,6 +252,8 @@ class WorkerInfo(_Record):
     """The ids of the jobs it runs now."""
     telemetry: WorkerTelemetry | None = None
     """Its process's and host's figures (None from a worker that did not send any)."""
+    resources: dict[str, float] | None = None
+    """What it offers jobs that declare ``resources=`` (None: no limit, every job fits)."""
 
 
 class Schedule(_Record):

@@ -9,9 +9,10 @@ workers learn of a resumption at once (through the queue's control stream).
 from __future__ import annotations
 
 from jobmaster.errors import redis_errors
+from jobmaster.flow_control import parse_resources
 from jobmaster.options import check_queue
 from jobmaster.registry_view import RegistryView
-from jobmaster.store.types import LimitState
+from jobmaster.store.types import HeldForResources, LimitState
 
 
 class QueueControl:
@@ -49,3 +50,23 @@ class QueueControl:
         check_queue(queue)
         with redis_errors("reading the limits failed", self.settings.redis_url):
             return await self.connection().store.limits.limit_states(queue)
+
+    async def held_for_resources(self: RegistryView, queue: str) -> list[HeldForResources]:
+        """The jobs of ``queue`` waiting for a worker with enough free resources, each with
+        whether a live worker offers that much at all (a worker without ``--resources``
+        offers everything)."""
+        check_queue(queue)
+        with redis_errors("reading the held jobs failed", self.settings.redis_url):
+            store = self.connection().store
+            held = await store.limits.held_for_resources(queue)
+            workers = await store.workers.workers() if held else []
+        offers = [w.resources for w in workers if queue in w.queues]
+        jobs = []
+        for job_id, text in held:
+            needs = parse_resources(text) if text else {}
+            fits = any(
+                offer is None or all(offer.get(n, 0.0) >= a for n, a in needs.items())
+                for offer in offers
+            )
+            jobs.append(HeldForResources(job_id, needs, fits))
+        return jobs

@@ -7,7 +7,7 @@ import asyncio
 import json
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobmaster import ConfigError, JobState, Registry
-from tests.conftest import ROOT, live_worker, start_worker, stop_process, wait_until
+from tests.conftest import ROOT, live_worker, run_cli, start_worker, stop_process, wait_until
 
 APP = "apps.limitsapp:registry"
 
@@ -57,7 +57,7 @@ async def attempt_spans(
     return spans
 
 
-def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+def most_at_once(spans: Sequence[tuple[Any, Any]]) -> int:
     """The most spans open at the same instant (an end before a start at the same ms)."""
     points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     running = most = 0
@@ -357,3 +357,66 @@ async def test_rate_limited_sends_the_job_back_without_using_a_try(
     assert [a.outcome.value for a in job.attempts if a.outcome] == [
         "rate_limited", "rate_limited", "rate_limited", "failed", "succeeded",
     ]  # fmt: skip
+
+
+async def test_a_gpu_job_waits_for_a_worker_with_a_free_gpu_while_cpu_jobs_run(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import crunch, train
+
+    gpu_jobs = await train.enqueue_many([(n,) for n in range(3)])
+    cpu_jobs = await crunch.enqueue_many([(n,) for n in range(12)])
+    common = ("--queues", "hardware", "--concurrency", "4")
+    with (
+        workers(redis_url, 1, *common, "--resources", "cpu=2") as cpu_only,
+        workers(redis_url, 1, *common, "--resources", "gpu=1,mem=4G") as gpu_box,
+    ):
+        ids = [h.id for h in gpu_jobs + cpu_jobs]
+        await wait_until(lambda: all_succeeded(app, "hardware", ids), timeout=60)
+        listed = {w.pid: w for w in await app.workers()}
+        cpu_worker = listed[cpu_only[0].pid].id
+        gpu_worker = listed[gpu_box[0].pid].id
+        assert listed[gpu_box[0].pid].resources == {"gpu": 1.0, "mem": 4 * 1024**3}
+    for handles, where in ((gpu_jobs, gpu_worker), (cpu_jobs, cpu_worker)):
+        for handle in handles:
+            job = await app.get_job(handle.id, queue="hardware")
+            assert job is not None
+            assert {a.worker_id for a in job.attempts} == {where}
+    # the spans the handlers saw (an attempt's end is recorded a little after it ends)
+    gpu_spans = [tuple(await h.result(timeout=5)) for h in gpu_jobs]
+    cpu_spans = [tuple(await h.result(timeout=5)) for h in cpu_jobs]
+    assert most_at_once(gpu_spans) == 1  # one GPU
+    assert most_at_once(cpu_spans) == 2  # two CPUs
+    # the CPU jobs behind the GPU jobs did not wait for them
+    assert min(e for _, e in cpu_spans) < max(e for _, e in gpu_spans)
+
+
+async def test_a_job_no_live_worker_could_fit_is_shown_as_such(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import too_big
+
+    handle = await too_big.enqueue()
+    with workers(redis_url, 1, "--queues", "hardware", "--resources", "gpu=1"):
+        held = await wait_until(lambda: app.held_for_resources("hardware"), timeout=20)
+        assert [(h.job_id, h.needs, h.fits_a_live_worker) for h in held] == [
+            (handle.id, {"gpu": 8.0}, False)
+        ]
+        listing = run_cli(redis_url, "queues", "--app", APP)
+        assert f"need more than any live worker offers: {handle.id}" in listing.stdout
+    job = await app.get_job(handle.id, queue="hardware")
+    assert job is not None
+    assert job.state is JobState.QUEUED
+    # a worker that advertises no resources offers everything: it runs it
+    with workers(redis_url, 1, "--queues", "hardware"):
+        assert await handle.result(timeout=20) is None
+
+
+def test_bad_resources_are_refused(registry: Registry, redis_url: str) -> None:
+    with pytest.raises(ConfigError, match="size like"):
+        registry.job(resources={"mem": "lots"})(lambda: None)
+    with pytest.raises(ConfigError, match="resource name"):
+        registry.job(resources={"GPU": 1})(lambda: None)
+    bad = run_cli(redis_url, "worker", APP, "--resources", "gpu")
+    assert bad.returncode == 2
+    assert "expected name=amount" in bad.stderr

@@ -75,6 +75,14 @@ def show_queues(args: argparse.Namespace) -> int:
                         "queue": name,
                         "paused": name in paused,
                         "counts": {s.value: counts[s] for s in states},
+                        "held_for_resources": [
+                            {
+                                "id": h.job_id,
+                                "needs": h.needs,
+                                "fits_a_live_worker": h.fits_a_live_worker,
+                            }
+                            for h in await registry.held_for_resources(name)
+                        ],
                         "limits": [
                             {
                                 "key": limit.key,
@@ -101,6 +109,14 @@ def show_queues(args: argparse.Namespace) -> int:
             lines += [
                 f"  {name}: {_limit_text(limit)}" for limit in await registry.queue_limits(name)
             ]
+            held = await registry.held_for_resources(name)
+            if held:
+                unfit = [h.job_id for h in held if not h.fits_a_live_worker]
+                text = f"  {name}: held back for resources {len(held)}"
+                if unfit:
+                    text += f", of which {len(unfit)} need more than any live worker offers: "
+                    text += " ".join(unfit[:10]) + (" ..." if len(unfit) > 10 else "")
+                lines.append(text)
         console.print(table)
         if lines:
             console.print("limits:", *lines, sep="\n", highlight=False, markup=False, emoji=False)

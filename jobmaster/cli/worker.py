@@ -9,7 +9,15 @@ import threading
 
 from jobmaster import event_loop
 from jobmaster.cli.application import load_registry, say_which_redis
-from jobmaster.cli.arguments import Commands, port_number, positive_int, queues, seconds, size
+from jobmaster.cli.arguments import (
+    Commands,
+    port_number,
+    positive_int,
+    queues,
+    resources,
+    seconds,
+    size,
+)
 
 
 def add_parser(commands: Commands) -> None:
@@ -47,6 +55,14 @@ def add_parser(commands: Commands) -> None:
     )
     worker.add_argument(
         "--metrics-host", default="", help="the address to serve metrics on (default: all)"
+    )
+    worker.add_argument(
+        "--resources",
+        type=resources,
+        metavar="NAME=AMOUNT,...",
+        help="what this worker process offers jobs that declare resources=, e.g. "
+        "cpu=8,gpu=2,mem=64G (default: no limit; with --processes N, each process offers "
+        "them)",
     )
     # set by the supervisor in its children's command lines: its own pid
     worker.add_argument("--supervisor-pid", type=positive_int, help=argparse.SUPPRESS)
@@ -88,6 +104,7 @@ def run_worker(args: argparse.Namespace) -> int:
         supervisor=args.supervisor_pid,
         max_jobs=args.max_jobs,
         max_memory=args.max_memory,
+        resources=args.resources,
     )
     event_loop.run(worker.run(), args.loop)
     # a recycled worker tells its supervisor to start a new one; alone, it just ends
@@ -119,6 +136,8 @@ def child_arguments(args: argparse.Namespace) -> list[str]:
         child += ["--max-memory", str(args.max_memory)]
     if args.metrics_host:
         child += ["--metrics-host", args.metrics_host]
+    if args.resources is not None:
+        child += ["--resources", args.resources]
     if args.burst:
         child.append("--burst")
     return child

@@ -2,18 +2,22 @@
 KEYS[1] jobs  KEYS[2] status  KEYS[3] queued  KEYS[4] active  KEYS[5] attempts
 KEYS[6] events  KEYS[7] failed  KEYS[8..17] streams of bands 0..9
 KEYS[18] paused  KEYS[19] limits  KEYS[20] limit_due  KEYS[21] timers
-KEYS[22] the caller's claim memo (a string key of this queue and consumer)
+KEYS[22] resource_wait  KEYS[23] resource_wake
+KEYS[24] the caller's claim memo (a string key of this queue and consumer)
 (and the keys of the queue's limits, named after KEYS[19]: see limits.lua)
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
 ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
 ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
+ARGV[11] the caller's free resources ('gpu=1,mem=8589934592'), or '' for a worker that
+  advertises none (every job fits it)
 Returns: {claimed, newest, errors, deferred, suspects, paused, more}
   claimed: flat, four values per job: id, attempt number, job record, earlier attempts that
   do not count as tries (lost or handed back)
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
-  empty), from which a blocking XREAD waits for new work; otherwise empty.
+  empty), then of resource_wake, from which a blocking XREAD waits for new work;
+  otherwise empty.
   errors: what Redis answered when a band's stream could not be read (a missing consumer
   group is created again and the stream read; anything else is reported here and the other
   bands are still claimed). When nothing was claimed, these errors are raised instead.
@@ -26,6 +30,9 @@ Returns: {claimed, newest, errors, deferred, suspects, paused, more}
 A job over its concurrency or rate limit (limits.lua) is held back: it leaves its stream
 for its limit key's wait list, and a band whose read held jobs back is read again, so that
 jobs behind a limited one are claimed (up to MAX_HELD per call).
+A job that needs more resources than the caller has free is held back the same way, on the
+queue's resource_wait list, and resource_wake gets an entry so that idle workers claim
+again; a claim first starts the held jobs that fit its caller's free resources.
 Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
 MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
 a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
@@ -44,7 +51,8 @@ local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local memo, claim_id, suspects_left = KEYS[22], ARGV[8], tonumber(ARGV[9])
+local memo, claim_id, suspects_left = KEYS[24], ARGV[8], tonumber(ARGV[9])
+local free, resource_wait, resource_wake = parse_resources(ARGV[11]), KEYS[22], KEYS[23]
 local limits, limit_due, timers = KEYS[19], KEYS[20], KEYS[21]
 local prefix, held, MAX_HELD = limit_prefix(limits), 0, 1000
 local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
@@ -94,8 +102,19 @@ end
 local function held_back(line, id, a, b, st)
   local c = parse_limits(line)
   if not c then return false end
+  if not fits(c.r, free) then  -- on a worker with room: resource_wait
+    st = st or {a = tonumber(a), b = tonumber(b), s = 'queued'}
+    st.e, st.h = nil, 2
+    rcall('HSET', status, id, cjson.encode(st))
+    rcall('RPUSH', resource_wait, id)
+    rcall('XADD', resource_wake, 'MAXLEN', '~', 16, '*', 'id', id)
+    return true
+  end
   local go, due = limit_admits(c, prefix, now)
-  if go then return false end
+  if go then
+    take_resources(c.r, free)
+    return false
+  end
   st = st or {a = tonumber(a), b = tonumber(b), s = 'queued'}
   rcall('HSET', status, id, cjson.encode(limit_hold(c, prefix, id, st, due, limit_due, timers)))
   return true
@@ -124,6 +143,7 @@ local function start_band(band, entries)
       if not a then st, why = read_status(raw) end
       -- an entry superseded (its job was cancelled or moved) is left to the trim
       local current = (a and queued_entry == entry) or (st and st.s == 'queued' and st.e == entry)
+        or (entry == '' and st and st.s == 'queued' and st.h == 2)  -- held for resources
       if not a and not st then
         fail_corrupt(status, KEYS[7], id, raw, why, now)
         rcall('ZREM', queued, id)
@@ -148,7 +168,7 @@ local function start_band(band, entries)
           statuses[#statuses + 1] = '{"a":' .. number .. ',"b":' .. b .. ',"s":"active","t":"'
             .. token_json .. number .. '"}'
         else
-          st.s, st.a, st.t, st.e = 'active', n, consumer .. '/' .. number, nil
+          st.s, st.a, st.t, st.e, st.h = 'active', n, consumer .. '/' .. number, nil, nil
           statuses[#statuses + 1] = cjson.encode(st)
         end
         leases[#leases + 1] = lease_end
@@ -212,6 +232,25 @@ local function claim_band(band)
   return held > held_before and #entries == asked
 end
 
+-- Start the jobs held back for resources that fit the caller now (oldest first).
+if rcall('EXISTS', resource_wait) == 1 then
+  for _, id in ipairs(rcall('LRANGE', resource_wait, 0, 99)) do
+    if remaining <= 0 then break end
+    local raw = rcall('HGET', status, id)
+    local ok, st = false, nil
+    if raw then ok, st = pcall(cjson.decode, raw) end
+    if not (ok and type(st) == 'table' and st.s == 'queued' and st.h == 2) then
+      rcall('LREM', resource_wait, 1, id)  -- no longer held (cancelled, deleted...)
+    elseif fits(parse_resources(string.match(rcall('HGET', limits, id) or '', '([^\t]*)$')), free)
+        and type(st.b) == 'number' then
+      rcall('LREM', resource_wait, 1, id)
+      local before = #claimed
+      start_band(st.b, {{'', {'id', id}}})
+      remaining = remaining - (#claimed - before) / 4
+    end
+  end
+end
+
 for band = 9, 0, -1 do
   while remaining > 0 and held < MAX_HELD and claim_band(band) do end
 end
@@ -231,5 +270,7 @@ if #claimed == 0 then
     local last = rcall('XREVRANGE', KEYS[8 + band], '+', '-', 'COUNT', 1)
     newest[band + 1] = last[1] and last[1][1] or '0-0'
   end
+  local last = rcall('XREVRANGE', resource_wake, '+', '-', 'COUNT', 1)
+  newest[11] = last[1] and last[1][1] or '0-0'
 end
 return {claimed, newest, errors, deferred, suspects, 0, held >= MAX_HELD and 1 or 0}

@@ -15,15 +15,39 @@
 -- it gets a new entry at the end of its band (`release_held`).
 
 local LIMIT_GROUP = 'workers'  -- the consumer group (jobmaster.store.connection.GROUP)
-local LIMITS_LINE = '^([^\t]*)\t(%d*)\t([^\t]*)\t(%d*)\t(%d*)\t(%d*)$'
+local LIMITS_LINE = '^([^\t]*)\t(%d*)\t([^\t]*)\t(%d*)\t(%d*)\t(%d*)\t?([^\t]*)$'
+
+-- Resources as written in a line or by a worker, 'gpu=1,mem=8589934592', as a table (nil
+-- for none).
+local function parse_resources(text)
+  if not text or text == '' then return nil end
+  local r = {}
+  for name, amount in string.gmatch(text, '([%w_]+)=([%d.eE+-]+)') do r[name] = tonumber(amount) end
+  return next(r) and r or nil
+end
 
 -- The controls of a job from its line (nil for a line that cannot be read: no controls).
 local function parse_limits(line)
   if not line then return nil end
-  local u, ufor, l, max, rn, rms = string.match(line, LIMITS_LINE)
+  local u, ufor, l, max, rn, rms, r = string.match(line, LIMITS_LINE)
   if not u then return nil end
   return {u = u ~= '' and u or nil, ufor = tonumber(ufor) or 0, l = l ~= '' and l or nil,
-    max = tonumber(max), rn = tonumber(rn), rms = tonumber(rms)}
+    max = tonumber(max), rn = tonumber(rn), rms = tonumber(rms), r = parse_resources(r)}
+end
+
+-- Whether resources `needs` fit in `free` (nil: a worker without limits, where all fit).
+local function fits(needs, free)
+  if not needs or not free then return true end
+  for name, amount in pairs(needs) do
+    if amount > (free[name] or 0) then return false end
+  end
+  return true
+end
+
+-- Take `needs` out of `free` (a job starts on the worker).
+local function take_resources(needs, free)
+  if not needs or not free then return end
+  for name, amount in pairs(needs) do free[name] = (free[name] or 0) - amount end
 end
 
 -- The prefix of a queue's limit keys, from its `limits` key.
@@ -92,7 +116,7 @@ local function release_held(limits, status, l, count)
     local raw = rcall('HGET', status, id)
     local ok, st = false, nil
     if raw then ok, st = pcall(cjson.decode, raw) end
-    if ok and type(st) == 'table' and st.s == 'queued' and st.h and not st.e
+    if ok and type(st) == 'table' and st.s == 'queued' and st.h == 1 and not st.e
         and type(st.b) == 'number' then
       st.h = nil
       st.e = add_entry(band_stream(limits, st.b), LIMIT_GROUP, id)

@@ -32,7 +32,7 @@ class QueueKeyLists:
         self.streams = s
         self.claim = (
             k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
-            k.paused, k.limits, k.limit_due, k.timers,
+            k.paused, k.limits, k.limit_due, k.timers, k.resource_wait, k.resource_wake,
         )  # fmt: skip
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,

@@ -127,6 +127,7 @@ class JobCommands:
         claim_id: str | None = None,
         again: bool = False,
         suspects: int | None = None,
+        resources: str = "",
     ) -> Claim:
         """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
 
@@ -140,6 +141,8 @@ class JobCommands:
                 connection drops during the call, this method sends it again so itself.)
             suspects: how many suspect jobs (see claim.lua) the claim may take (default:
                 any number); a worker takes one at a time.
+            resources: the caller's free resources (``"gpu=1,mem=8589934592"``; empty: it
+                advertises none, and every job fits it).
 
         Raises:
             redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
@@ -150,6 +153,7 @@ class JobCommands:
             GROUP, consumer, count, lease_ms, hostname, pid, self._events_maxlen,
             claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
             1 if again or self._fast is None else 0,  # redis-py may send it again itself
+            resources,
         ]  # fmt: skip
         try:
             reply = await self._claim(keys, argv, resend=False)
@@ -252,7 +256,8 @@ class JobCommands:
         the path from an enqueue to an idle worker starting its job)."""
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
-            for band, stream in enumerate(self._keys.queue(queue).streams):
+            k = self._keys.queue(queue)
+            for band, stream in enumerate((*k.streams, k.resource_wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
         block_ms = max(1, timeout_ms)
         reader = self._conn.reader("entries")

@@ -85,3 +85,16 @@ class LimitCommands:
                 )
             )
         return states
+
+    async def held_for_resources(self, queue: str, limit: int = 1000) -> list[tuple[str, str]]:
+        """The jobs of a queue held back for resources (the oldest ``limit``): (id, what it
+        needs, as the scripts read it)."""
+        k = self._keys.queue(queue)
+        ids = [bytes(i).decode() for i in await self._redis.lrange(k.resource_wait, 0, limit - 1)]  # type: ignore[misc]
+        if not ids:
+            return []
+        lines: Any = await self._redis.hmget(k.limits, ids)  # type: ignore[misc]
+        return [
+            (job_id, bytes(line or b"").decode().rpartition("\t")[2])
+            for job_id, line in zip(ids, lines, strict=True)
+        ]

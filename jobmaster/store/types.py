@@ -211,3 +211,13 @@ class LimitState:
     """Attempts running now (counted when max_running is set)."""
     waiting: int
     """Queued jobs held back by the limits."""
+
+
+@dataclass(frozen=True)
+class HeldForResources:
+    """A queued job held back because the workers that read it had too little free."""
+
+    job_id: str
+    needs: dict[str, float]
+    fits_a_live_worker: bool
+    """Whether some live worker offers that much at all (False: none ever could run it)."""

@@ -15,6 +15,7 @@ from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import BLOCK_MS, RETRY_DELAYS, interruptible
 from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.remote_control import RemoteControl
+from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
 
 BURST_POLL = 0.1
@@ -46,6 +47,7 @@ class Fetcher:
         control: the remote control whose pause stops claiming (None: never paused).
         resumed: set when one of the queues is resumed (a queue paused by
             ``pause_queue``): a wait for work ends then.
+        resources: what the worker advertises and has free (None: it advertises none).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Fetcher:
         log: Any,
         control: RemoteControl | None = None,
         resumed: asyncio.Event | None = None,
+        resources: WorkerResources | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -89,6 +92,7 @@ class Fetcher:
         self._again = False
         """A claim held back as many limited jobs as one call may: claim again at once."""
         self._resumed = resumed or asyncio.Event()
+        self._resources = resources
         self._claims = 0
         """Claims made so far: the next claim's id, kept until a claim gets its reply."""
         self.recycled = False
@@ -160,7 +164,10 @@ class Fetcher:
             wait = self._store.jobs.wait_for_entries(newest, BLOCK_MS)
         else:  # every queue is paused: until one is resumed (checked again after BLOCK_MS)
             wait = asyncio.wait_for(self._resumed.wait(), BLOCK_MS / 1000)
-        await interruptible(wait, self._stopping, self._resumed)
+        wakes = [self._resumed]
+        if self._resources is not None:  # held jobs may fit once an attempt here ends
+            wakes.append(self._running.slot_freed)
+        await interruptible(wait, self._stopping, *wakes)
         return True
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
@@ -185,6 +192,9 @@ class Fetcher:
                     claim_id=str(self._claims),
                     again=self._failures > 0,
                     suspects=0 if self._running.suspects else 1,
+                    resources=""
+                    if self._resources is None
+                    else self._resources.free(self._running),
                 )
             except ResponseError as exc:  # this queue's keys: the other queues go on
                 self._claims += 1
@@ -194,6 +204,8 @@ class Fetcher:
             for error in claim.errors:
                 self._log.error("a stream of the queue could not be read", queue=queue, error=error)
             for claimed in claim.jobs:
+                if self._resources is not None:
+                    self._resources.claimed(queue, claimed)
                 self._start(queue, claimed)
             free -= len(claim.jobs)
             total += len(claim.jobs)
@@ -210,6 +222,10 @@ class Fetcher:
         if self._recycling is not None:
             self._recycling.started += total
         return total, newest, deferred
+
+    def _free_resources(self) -> str:
+        """What the worker has free, for the claim ("" when it advertises nothing)."""
+        return "" if self._resources is None else self._resources.free(self._running)
 
     async def _burst_continues(self) -> bool:
         """In burst mode, with nothing claimable: wait for what may still bring work."""

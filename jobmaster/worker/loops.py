@@ -58,17 +58,15 @@ async def pause(closed: asyncio.Event, seconds: float) -> None:
 
 
 async def interruptible(
-    wait: Coroutine[Any, Any, Any], stopping: asyncio.Event, wake: asyncio.Event | None = None
+    wait: Coroutine[Any, Any, Any], stopping: asyncio.Event, *wakes: asyncio.Event
 ) -> None:
-    """Wait on a blocking read, or until ``stopping`` (or ``wake``) is set.
+    """Wait on a blocking read, or until ``stopping`` (or one of ``wakes``) is set.
 
     The read is abandoned rather than awaited after a stop (nothing is lost: it only
     waits for work): cancelling a blocked read is not reliably prompt in redis-py.
     """
     read = asyncio.ensure_future(wait)
-    stops = {asyncio.ensure_future(stopping.wait())}
-    if wake is not None:
-        stops.add(asyncio.ensure_future(wake.wait()))
+    stops = {asyncio.ensure_future(event.wait()) for event in (stopping, *wakes)}
     done, _ = await asyncio.wait({read, *stops}, return_when=asyncio.FIRST_COMPLETED)
     for stop in stops:
         stop.cancel()

@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -44,6 +44,7 @@ from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.remote_control import RemoteControl
+from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
 from jobmaster.worker.startup import start_up
 from jobmaster.worker.telemetry import TelemetrySampler
@@ -95,6 +96,8 @@ class Worker:
         max_jobs: recycle the worker after it started this many jobs: take no more, finish
             those that run, and return from :meth:`run` with :attr:`recycled` set.
         max_memory: recycle the worker once its resident memory passes this many bytes.
+        resources: what it offers jobs that declare ``resources=`` (``"gpu=2,mem=64G"`` or
+            a mapping; None: no limit, every job fits).
     """
 
     def __init__(
@@ -113,8 +116,10 @@ class Worker:
         supervisor: int | None = None,
         max_jobs: int | None = None,
         max_memory: int | None = None,
+        resources: Mapping[str, Any] | str | None = None,
     ) -> None:
         self.registry = registry
+        self.resources = _worker_resources(registry, resources)
         self.queues = list(queues) if queues else registry.queues()
         self.concurrency = concurrency
         self.burst = burst
@@ -251,6 +256,7 @@ class Worker:
                 log=log,
                 control=self._remote,
                 resumed=self._resumed,
+                resources=self.resources,
             )
             self._fetch_task = loop.create_task(self._fetcher.run(), name="jobmaster-fetch")
             with contextlib.suppress(asyncio.CancelledError):
@@ -388,6 +394,7 @@ def _heartbeat_and_remote(
         closed=worker._closed,
         state=lambda: remote.state,
         telemetry=TelemetrySampler(),
+        resources=worker.resources.capacity if worker.resources is not None else None,
     )
     remote = RemoteControl(
         store,
@@ -400,3 +407,16 @@ def _heartbeat_and_remote(
         closed=worker._closed,
     )
     return heartbeat, remote
+
+
+def _worker_resources(
+    registry: Registry, resources: Mapping[str, Any] | str | None
+) -> WorkerResources | None:
+    def needs_of(name: str) -> dict[str, float]:
+        handler = registry.jobs.get(name)
+        return dict(handler.controls.resources) if handler is not None else {}
+
+    try:
+        return WorkerResources.of(resources, needs_of)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

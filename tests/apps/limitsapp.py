@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from jobmaster import Context, RateLimited, Registry, Retry
 
@@ -70,3 +71,21 @@ def calls_upstream_in_a_process(refusals: int, marker: str) -> int:
     if attempt == refusals + 1:
         raise ValueError("upstream error")
     return attempt
+
+
+@registry.job(queue="hardware", resources={"gpu": 1, "mem": "1G"})
+async def train(n: int) -> list[float]:
+    started = time.time()  # the attempt's own span: its end is recorded a little later
+    await asyncio.sleep(0.4)
+    return [started, time.time()]
+
+
+@registry.job(queue="hardware", resources={"cpu": 1})
+async def crunch(n: int) -> list[float]:
+    started = time.time()
+    await asyncio.sleep(0.05)
+    return [started, time.time()]
+
+
+@registry.job(queue="hardware", resources={"gpu": 8})
+async def too_big() -> None: ...
