@@ -42,7 +42,8 @@ they touch in ``KEYS`` and never build key names themselves::
                                              or handed back, or rate_limited), k: 1 while
                                              a suspect (lost, runs on a worker with no
                                              other suspect), h: 1 while held back by a
-                                             limit (no stream entry), raw:
+                                             limit, 2 while held for resources (no
+                                             stream entry), raw:
                                              an unreadable status kept as text when the job
                                              was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,

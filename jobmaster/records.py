@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobmaster.codec import DecodeError, load_json, load_record, pack, unpack, unpack_stream
-from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
+from jobmaster.models import (
+    Attempt,
+    AttemptOutcome,
+    ErrorInfo,
+    HeldBack,
+    Job,
+    JobState,
+    JobSummary,
+    LogLine,
+)
 
 
 def from_ms(ms: float) -> datetime:
@@ -92,9 +101,13 @@ def _error(record: dict[str, Any]) -> ErrorInfo | None:
     return ErrorInfo(type=record["x"], message=record.get("m", ""), traceback=record.get("tb"))
 
 
-def _held_back(state: JobState, status: dict[str, Any]) -> bool:
-    """Whether a queued job waits on its limits (status field ``h``, set by the claim)."""
-    return state is JobState.QUEUED and bool(status.get("h"))
+_HELD_BACK: dict[Any, HeldBack] = {1: "limit", 2: "resources"}
+"""Status field ``h`` (set by the claim) -> why the job is held back."""
+
+
+def _held_back(state: JobState, status: dict[str, Any]) -> HeldBack | None:
+    """Why a queued job waits off its stream, if it does."""
+    return _HELD_BACK.get(status.get("h")) if state is JobState.QUEUED else None
 
 
 def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:

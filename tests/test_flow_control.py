@@ -242,7 +242,7 @@ async def test_a_job_held_back_by_its_limit_says_so(registry: Registry) -> None:
 
         async def held() -> bool:
             job = await registry.get_job(second.id, queue="held")
-            return job is not None and job.held_back
+            return job is not None and job.held_back == "limit"
 
         await wait_until(held, timeout=10)
         job = await registry.get_job(second.id, queue="held")
@@ -250,15 +250,37 @@ async def test_a_job_held_back_by_its_limit_says_so(registry: Registry) -> None:
         assert job.state is JobState.QUEUED
         running = await registry.get_job(first.id, queue="held")
         assert running is not None
-        assert not running.held_back
+        assert running.held_back is None
         (summary,) = await registry.list_jobs("held", JobState.QUEUED)
         assert summary.id == second.id
-        assert summary.held_back
+        assert summary.held_back == "limit"
         gate.set()
         assert await second.result(timeout=10) == 2
     job = await registry.get_job(second.id, queue="held")
     assert job is not None
-    assert not job.held_back
+    assert job.held_back is None
+
+
+async def test_a_job_held_for_resources_says_so(registry: Registry) -> None:
+    @registry.job(queue="held", resources={"gpu": 1})
+    async def train(n: int) -> int:
+        return n
+
+    handle = await train.enqueue(1)
+    async with live_worker(registry, queues=["held"], resources="cpu=2"):
+
+        async def held() -> bool:
+            job = await registry.get_job(handle.id, queue="held")
+            return job is not None and job.held_back == "resources"
+
+        await wait_until(held, timeout=10)
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.held_back == "resources"
+    async with live_worker(registry, queues=["held"], resources="gpu=1"):
+        assert await handle.result(timeout=10) == 1
+    job = await registry.get_job(handle.id, queue="held")
+    assert job is not None
+    assert job.held_back is None
 
 
 def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
