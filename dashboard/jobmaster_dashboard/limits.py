@@ -1,20 +1,26 @@
 """The overview's Limits section: per queue and limit key (a job's name, or ``<name>:<value
 of its limit_key>``), the attempts running against ``max_running``, the rate, and the
-queued jobs the limits hold back now, read through ``registry.queue_limits``."""
+queued jobs the limits hold back now (``registry.queue_limits``); and the jobs waiting for a
+worker with enough free resources, those that no live worker could ever run first
+(``registry.held_for_resources``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from jobmaster import Registry
-from jobmaster.store.types import LimitState
+from jobmaster.store.types import HeldForResources, LimitState
 
 MAX_KEYS_SHOWN = 20
 """Limit keys listed per queue (those holding jobs back first); the rest are summed up."""
 
+MAX_UNFIT_SHOWN = 10
+"""Jobs that no live worker could run, named per queue."""
+
 _UNITS = ((3_600_000, "h"), (60_000, "min"), (1000, "s"), (1, "ms"))
+_SIZES = ((1024**4, "T"), (1024**3, "G"), (1024**2, "M"), (1024, "K"))
 
 
 @dataclass(frozen=True)
@@ -104,3 +110,50 @@ async def read_limits(registry: Registry, queues: Sequence[str]) -> list[QueueLi
         for queue, limits in zip(queues, found, strict=True)
         if limits
     ]
+
+
+@dataclass(frozen=True)
+class ResourceWait:
+    """The jobs of a queue waiting for a worker with enough free resources."""
+
+    queue: str
+    held: int
+    unfit: int
+    """How many need more than any live worker of the queue offers."""
+    unfit_shown: list[tuple[str, str]]
+    """(job id, what it needs) of the first :data:`MAX_UNFIT_SHOWN` of them."""
+
+
+def amount_text(amount: float) -> str:
+    """An amount as a job declares it: ``1``, ``0.5``, or a size such as ``8G``."""
+    for size, unit in _SIZES:
+        if amount >= size and amount % size == 0:
+            return f"{amount / size:g}{unit}"
+    return f"{amount:g}"
+
+
+def needs_text(needs: Mapping[str, float]) -> str:
+    """``gpu=1, mem=8G``."""
+    return ", ".join(f"{name}={amount_text(a)}" for name, a in sorted(needs.items())) or "-"
+
+
+def resource_wait(queue: str, held: Sequence[HeldForResources]) -> ResourceWait:
+    unfit = [h for h in held if not h.fits_a_live_worker]
+    return ResourceWait(
+        queue=queue,
+        held=len(held),
+        unfit=len(unfit),
+        unfit_shown=[(h.job_id, needs_text(h.needs)) for h in unfit[:MAX_UNFIT_SHOWN]],
+    )
+
+
+async def read_resource_waits(registry: Registry, queues: Sequence[str]) -> list[ResourceWait]:
+    """The queues among ``queues`` with jobs waiting for resources."""
+    found = await asyncio.gather(*(registry.held_for_resources(q) for q in queues))
+    return [resource_wait(q, held) for q, held in zip(queues, found, strict=True) if held]
+
+
+async def resource_hold(registry: Registry, queue: str, job_id: str) -> HeldForResources | None:
+    """What a job held for resources needs, and whether a live worker could run it."""
+    held = await registry.held_for_resources(queue)
+    return next((h for h in held if h.job_id == job_id), None)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from jobmaster import JobmasterError, JobState, QueueStats, Registry
 from jobmaster_dashboard.charts import Chart, throughput_chart
-from jobmaster_dashboard.limits import read_limits
+from jobmaster_dashboard.limits import read_limits, read_resource_waits
 from jobmaster_dashboard.rendering import redirect, render
 
 PAGE_SIZE = 50
@@ -58,7 +58,15 @@ async def overview(request: Request) -> Response:
         for s in stats
     ]
     limits = await read_limits(registry, queues)
-    return render(request, "overview.html", queues=views, workers=workers, limits=limits)
+    waits = await read_resource_waits(registry, queues)
+    return render(
+        request,
+        "overview.html",
+        queues=views,
+        workers=workers,
+        limits=limits,
+        resource_waits=waits,
+    )
 
 
 def _number(raw: str | None, default: int, lowest: int, highest: int) -> int:

@@ -11,7 +11,7 @@ from dashboard_support import client_for, csrf_of, declare_jobs
 from jobmaster import Context, JobState, RateLimited, Registry
 from jobmaster.store.types import LimitState
 from jobmaster.testing import run_jobs
-from jobmaster_dashboard.limits import MAX_KEYS_SHOWN, queue_view, rate_text
+from jobmaster_dashboard.limits import MAX_KEYS_SHOWN, amount_text, queue_view, rate_text
 from tests.conftest import live_worker, wait_until
 
 
@@ -96,7 +96,7 @@ async def test_limits_and_a_held_back_job_are_shown(registry: Registry) -> None:
 
         async def held() -> bool:
             job = await registry.get_job(second.id, queue="limited")
-            return job is not None and job.held_back
+            return job is not None and job.held_back == "limit"
 
         await wait_until(held, timeout=10)
         with client_for(registry) as client:
@@ -122,6 +122,49 @@ async def test_limits_and_a_held_back_job_are_shown(registry: Registry) -> None:
     with client_for(registry) as client:
         job_page = client.get("/job", params={"queue": "limited", "id": second.id}).text
         assert 'data-testid="held-back"' not in job_page
+
+
+async def test_jobs_waiting_for_resources_and_those_no_worker_could_run_are_shown(
+    registry: Registry,
+) -> None:
+    gate = asyncio.Event()
+
+    @registry.job(queue="hardware", resources={"gpu": 1})
+    async def train(n: int) -> int:
+        await gate.wait()
+        return n
+
+    @registry.job(queue="hardware", resources={"mem": "8G"})
+    async def big(n: int) -> int:
+        return n
+
+    _, second = await train.enqueue_many([(1,), (2,)])  # the first takes the GPU
+    too_big = await big.enqueue(1)
+    async with live_worker(registry, queues=["hardware"], resources="gpu=1,mem=4G"):
+
+        async def held() -> bool:
+            jobs = [await registry.get_job(h.id, queue="hardware") for h in (second, too_big)]
+            listed = await registry.workers()
+            return bool(listed) and all(j is not None and j.held_back == "resources" for j in jobs)
+
+        await wait_until(held, timeout=10)
+        with client_for(registry) as client:
+            page = client.get("/").text
+            row = page.split('<tr data-resource-queue="hardware">', 1)[1].split("</tr>", 1)[0]
+            assert '<td class="num">2</td>' in row
+            link = (
+                f'<a href="/job?queue=hardware&amp;id={too_big.id}"><code>{too_big.id}</code></a>'
+            )
+            assert f"1: {link} (mem=8G)" in row
+
+            waiting = client.get("/job", params={"queue": "hardware", "id": second.id}).text
+            assert "waiting for a worker with enough free resources (it needs gpu=1)" in waiting
+            assert "no live worker" not in waiting
+            stuck = client.get("/job", params={"queue": "hardware", "id": too_big.id}).text
+            assert "(it needs mem=8G)" in stuck
+            assert "no live worker of this queue offers that much" in stuck
+        gate.set()
+        assert await second.result(timeout=10) == 2
 
 
 async def test_an_attempt_sent_back_with_rate_limited_is_shown_as_such(
@@ -170,3 +213,11 @@ def test_rates_read_as_people_write_them() -> None:
     assert rate_text("3/500") == "3 per 500 ms"
     assert rate_text("2/90000") == "2 per 1.5 min"
     assert rate_text(None) == "-"
+
+
+def test_resource_amounts_read_as_jobs_declare_them() -> None:
+    assert amount_text(1.0) == "1"
+    assert amount_text(0.5) == "0.5"
+    assert amount_text(8 * 1024**3) == "8G"
+    assert amount_text(1536 * 1024**2) == "1536M"  # exact, in the largest whole unit
+    assert amount_text(1000.0) == "1000"
