@@ -43,6 +43,25 @@ class RedisFull(RedisUnavailable, redis.exceptions.ResponseError):
         self.handles = list(handles)
 
 
+class NotReplicated(RedisUnavailable):
+    """Redis wrote the call's data, but fewer replicas than ``min_replicas_acked``
+    acknowledged it within ``replicas_ack_timeout``: a failover now could lose it (Redis
+    replicates asynchronously).
+
+    Attributes:
+        acked: how many replicas acknowledged the write.
+        handles: for an enqueue, the JobHandle of every job asked for (all were written).
+            Enqueueing them again with their ids (``options(job_id=...)``) is safe: an id
+            that exists writes nothing.
+    """
+
+    def __init__(self, message: str, acked: int, created: Sequence[bool] = ()) -> None:
+        super().__init__(message)
+        self.acked = acked
+        self.created = list(created)
+        self.handles: list[Any] = []
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether Redis refused a write for lack of memory (an ``OOM`` error reply; redis-py
     makes it an OutOfMemoryError, the multiplexed connection a ResponseError)."""

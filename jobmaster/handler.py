@@ -11,7 +11,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.definition import JobDefinition
-from jobmaster.errors import ConfigError, InvalidArguments, RedisFull, full, redis_errors
+from jobmaster.errors import (
+    ConfigError,
+    InvalidArguments,
+    NotReplicated,
+    RedisFull,
+    full,
+    redis_errors,
+)
 from jobmaster.handle import JobHandle
 from jobmaster.ops.middleware import EnqueueRequest
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
@@ -106,6 +113,9 @@ class JobOptions(Generic[P, R]):
                     created = await store.jobs.enqueue_batches(self.queue, batches())
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        except NotReplicated as exc:
+            exc.handles = self._handles(jobs, exc.created)
+            raise
         if hooks is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
@@ -128,6 +138,9 @@ class JobOptions(Generic[P, R]):
                 created = producer.enqueue(self.queue, jobs)
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        except NotReplicated as exc:
+            exc.handles = self._handles(jobs, exc.created)
+            raise
         if hooks is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)

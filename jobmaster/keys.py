@@ -41,15 +41,19 @@ they touch in ``KEYS`` and never build key names themselves::
                                              max_lost, u: attempts that were not tries (lost
                                              or handed back, or rate_limited), k: 1 while
                                              a suspect (lost, runs on a worker with no
-                                             other suspect), h: 1 while held back by a
-                                             limit, 2 while held for resources (no
-                                             stream entry), raw:
+                                             other suspect), raw:
                                              an unreadable status kept as text when the job
                                              was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
                                              p: pid, s: started, f: finished, o: outcome,
                                              x/m/tb: error type, message, traceback}
     <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
+    <ns>:{<q>}:log_followers         zset    job id -> ms (follower's clock) until which
+                                             `jobmaster logs -f` follows it; renewed while
+                                             it follows, the key expires with the last one
+    <ns>:{<q>}:log_feed              stream  capped (~1000); what record_output.lua appends
+                                             to the attempts of followed jobs: f = attempt
+                                             field, o = byte offset, l = the lines
     <ns>:{<q>}:progress              hash    "<job id>:<n>" -> msgpack progress value
     <ns>:{<q>}:results               hash    job id -> msgpack result
     <ns>:{<q>}:result_expiry         zset    job id -> ms when its result is dropped
@@ -90,8 +94,8 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
                                              gap_to: the last stretch when none ran (ms)
 
-    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries), written by the worker
-    once a job's end is recorded:
+    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries): the outbox, written
+    by finish.lua in the call that records the job's end (webhook_outbox.lua):
 
     <ns>:{<q>}:webhook_due           zset    delivery id -> ms when it is next tried (a claim
                                              moves it one lease ahead)
@@ -110,12 +114,17 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:limit_due             zset    limit key -> ms when its rate has room again
                                              (while jobs wait on it)
     <ns>:{<q>}:limit:active:<L>      set     ids of the jobs of <L> running now
-    <ns>:{<q>}:limit:starts:<L>      zset    "<id>:<attempt>" -> start ms, within the window
+    <ns>:{<q>}:limit:starts:<L>      hash    bucket (a twentieth of the rate's window, by
+                                             number since the epoch) -> starts in it
     <ns>:{<q>}:limit:wait:<L>        list    ids of the queued jobs held back by <L>'s limits
+                                             (their status is left as it was: queued)
     <ns>:{<q>}:resource_wait         list    ids of the queued jobs that needed more
                                              resources than the worker that read them had
-    <ns>:{<q>}:resource_wake         stream  capped; an entry when a job is held back for
-                                             resources, so that idle workers claim again
+    <ns>:{<q>}:limit_ready           set     limit keys that may have room for a held job
+                                             (a unit was freed, or the rate has room)
+    <ns>:{<q>}:wake                  stream  capped; an entry when a limit key becomes ready
+                                             or a job is held back for resources, so that
+                                             idle workers claim again
 
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
@@ -167,6 +176,14 @@ class QueueKeys:
     @cached_property
     def logs(self) -> str:
         return f"{self._base}:logs"
+
+    @cached_property
+    def log_followers(self) -> str:
+        return f"{self._base}:log_followers"
+
+    @cached_property
+    def log_feed(self) -> str:
+        return f"{self._base}:log_feed"
 
     @cached_property
     def progress(self) -> str:
@@ -260,8 +277,12 @@ class QueueKeys:
         return f"{self._base}:resource_wait"
 
     @cached_property
-    def resource_wake(self) -> str:
-        return f"{self._base}:resource_wake"
+    def wake(self) -> str:
+        return f"{self._base}:wake"
+
+    @cached_property
+    def limit_ready(self) -> str:
+        return f"{self._base}:limit_ready"
 
     @cached_property
     def limit_prefix(self) -> str:

@@ -83,6 +83,14 @@ class LogLine(_Record):
     fields: dict[str, Any] = {}
 
 
+class JobLogLine(LogLine):
+    """A log line with the job and attempt that wrote it (from :meth:`Registry.logs` and
+    :meth:`Registry.search_logs`)."""
+
+    job_id: str
+    attempt: int
+
+
 class Attempt(_Record):
     """One execution of a job by one worker."""
 

@@ -36,6 +36,8 @@ LIMITING = frozenset(
 )
 """The scripts that take part in flow control: they get ``limits.lua`` (after
 ``integrity.lua``, which they need)."""
+PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
+"""Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
 
 @cache
@@ -45,6 +47,7 @@ def source(name: str) -> str:
     parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
     if name in LIMITING:
         parts.insert(-1, "limits")
+    parts[-1:-1] = PRELUDES.get(name, [])
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 

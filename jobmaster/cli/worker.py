@@ -78,7 +78,7 @@ def add_parser(commands: Commands) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     # The worker runtime is imported by this command only, not by the others.
     from jobmaster.worker import Worker
-    from jobmaster.worker.recycling import RECYCLED_EXIT_CODE
+    from jobmaster.worker.recycling import RECYCLED_EXIT_CODE, RETIRED_EXIT_CODE
     from jobmaster.worker.supervisor import Supervisor
 
     registry = say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
@@ -107,8 +107,13 @@ def run_worker(args: argparse.Namespace) -> int:
         resources=args.resources,
     )
     event_loop.run(worker.run(), args.loop)
-    # a recycled worker tells its supervisor to start a new one; alone, it just ends
-    code = RECYCLED_EXIT_CODE if worker.recycled and args.supervisor_pid else 0
+    # a recycled worker tells its supervisor to start a new one, a drained or remotely
+    # stopped one to start none; alone, it just ends
+    code = 0
+    if args.supervisor_pid and worker.recycled:
+        code = RECYCLED_EXIT_CODE
+    elif args.supervisor_pid and worker.retired:
+        code = RETIRED_EXIT_CODE
     sys.stdout.flush()
     sys.stderr.flush()
     if any(t.name.startswith("jobmaster-sync") and t.is_alive() for t in threading.enumerate()):

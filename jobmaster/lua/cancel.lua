@@ -26,7 +26,7 @@ if st.s == 'queued' then
 else
   rcall('ZREM', scheduled, id)
 end
-st.s, st.e, st.d, st.f, st.h = 'cancelled', nil, nil, now, nil
+st.s, st.e, st.d, st.f = 'cancelled', nil, nil, now
 st.x, st.m = 'Cancelled', reason
 rcall('HSET', status, id, cjson.encode(st))
 rcall('ZADD', KEYS[4], now, id)

@@ -9,12 +9,14 @@
 -- The keys of one limit key L share the queue's hash tag and a prefix derived from the
 -- `limits` key's name (`<ns>:{q}:limits` -> `<ns>:{q}:limit:`):
 --   limit:active:L  set   ids of L's jobs running now (a unit each, max_running)
---   limit:starts:L  zset  '<id>:<attempt>' -> start ms, the starts inside the rate's window
---   limit:wait:L    list  ids of queued jobs held back by L (status `h` = 1, no entry)
--- A held job has left its stream: it costs nothing until a unit or a token frees it, when
--- it gets a new entry at the end of its band (`release_held`).
+--   limit:starts:L  hash  bucket -> starts in it (see rate_window)
+--   limit:wait:L    list  ids of queued jobs held back by L, oldest first
+-- and the queue's `limit_ready` set lists the keys that may have room for a held job (a
+-- unit was freed, or the rate's window has room); `wake` gets an entry when a key becomes
+-- ready or a job is held back for resources, so that idle workers claim again.
+-- A held job keeps its status (queued) untouched and has no stream entry: it costs an
+-- RPUSH to hold and an LPOP to take, and the claim starts it straight from its wait list.
 
-local LIMIT_GROUP = 'workers'  -- the consumer group (jobmaster.store.connection.GROUP)
 local LIMITS_LINE = '^([^\t]*)\t(%d*)\t([^\t]*)\t(%d*)\t(%d*)\t(%d*)\t?([^\t]*)$'
 
 -- Resources as written in a line or by a worker, 'gpu=1,mem=8589934592', as a table (nil
@@ -55,10 +57,61 @@ local function limit_prefix(limits)
   return string.sub(limits, 1, -7) .. 'limit:'
 end
 
--- The band stream of a queue, from its `limits` key (the scripts that release held jobs
--- have no stream in KEYS; it shares the queue's hash tag).
-local function band_stream(limits, band)
-  return string.sub(limits, 1, -7) .. 'stream:' .. band
+-- Another key of the queue, from its `limits` key (the scripts that mark keys ready have
+-- no such key in KEYS; it shares the queue's hash tag).
+local function queue_key(limits, name)
+  return string.sub(limits, 1, -7) .. name
+end
+
+-- Rates: the starts of a key are counted in buckets of a twentieth of the window
+-- (limit:starts:L, a hash: bucket number -> starts, and `t` the starts of the buckets from
+-- number `f` on). A start is allowed while the buckets that overlap the window
+-- (now - w, now] hold fewer than N starts: every start inside the window is in one of
+-- them, so no window of length w, wherever it is placed, ever holds more than N starts (a
+-- bucket partly out of the window still counts whole: the rate may run up to a twentieth
+-- below N, never above). A start costs two HINCRBY and one HMGET of two fields, whatever N.
+local RATE_BUCKETS = 20
+
+-- The starts counted in key `c`'s window now (buckets that left it are taken out of `t`),
+-- the window's first bucket number, and the bucket width (ms).
+local function rate_window(c, prefix, now)
+  local key = prefix .. 'starts:' .. c.l
+  local width = math.max(1, math.ceil(c.rms / RATE_BUCKETS))
+  local first = math.floor((now - c.rms + 1) / width)
+  local tf = rcall('HMGET', key, 't', 'f')
+  local total, from = tonumber(tf[1]) or 0, tonumber(tf[2])
+  if not from or from < first then
+    if from and first - from <= RATE_BUCKETS then
+      local gone = {}
+      for b = from, first - 1 do gone[#gone + 1] = string.format('%d', b) end
+      local counts = rcall('HMGET', key, unpack(gone))
+      for k = 1, #counts do total = total - (tonumber(counts[k]) or 0) end
+      rcall('HDEL', key, unpack(gone))
+    elseif from then  -- idle for longer than a window: nothing counted is left in it
+      rcall('DEL', key)
+      total = 0
+    end
+    rcall('HSET', key, 't', string.format('%d', total), 'f', string.format('%d', first))
+    rcall('PEXPIRE', key, c.rms + width)
+  end
+  return total, first, width
+end
+
+-- How many more starts key `c`'s rate admits now, and, when none, the ms at which it
+-- admits one again.
+local function rate_room(c, prefix, now)
+  local total, first, width = rate_window(c, prefix, now)
+  local left = c.rn - total
+  if left > 0 then return left, nil end
+  -- the oldest buckets leave the window one by one: when enough have left, one more fits
+  local fields = {}
+  for b = first, first + RATE_BUCKETS do fields[#fields + 1] = string.format('%d', b) end
+  local counts = rcall('HMGET', prefix .. 'starts:' .. c.l, unpack(fields))
+  for k = 1, #counts do
+    total = total - (tonumber(counts[k]) or 0)
+    if total < c.rn then return 0, (first + k) * width + c.rms - 1 end
+  end
+  return 0, now + c.rms
 end
 
 -- Whether a job with controls `c` may start now. When it may not: false, and the ms at
@@ -67,72 +120,55 @@ local function limit_admits(c, prefix, now)
   if not c.l then return true end
   if c.max and rcall('SCARD', prefix .. 'active:' .. c.l) >= c.max then return false, nil end
   if c.rn then
-    local starts = prefix .. 'starts:' .. c.l
-    rcall('ZREMRANGEBYSCORE', starts, '-inf', now - c.rms)  -- the window is (now - w, now]
-    if rcall('ZCARD', starts) >= c.rn then
-      local oldest = rcall('ZRANGE', starts, 0, 0, 'WITHSCORES')
-      return false, tonumber(oldest[2]) + c.rms
-    end
+    local left, due = rate_room(c, prefix, now)
+    if left <= 0 then return false, due end
   end
   return true
 end
 
--- A job started under its limits: it takes a unit and a token.
+-- A job started under its limits: it takes a unit and a start.
 local function limit_take(c, prefix, id, number, now)
   if not c.l then return end
   if c.max then rcall('SADD', prefix .. 'active:' .. c.l, id) end
-  if c.rn then
+  if c.rn then  -- after limit_admits, whose rate_window brought `t` and `f` up to now
     local starts = prefix .. 'starts:' .. c.l
-    rcall('ZADD', starts, now, id .. ':' .. number)
-    rcall('PEXPIRE', starts, c.rms + 1000)
+    local width = math.max(1, math.ceil(c.rms / RATE_BUCKETS))
+    rcall('HINCRBY', starts, string.format('%d', math.floor(now / width)), 1)
+    rcall('HINCRBY', starts, 't', 1)
+  end
+end
+
+-- Limit key of controls `c` has room again for its rate at `due`: the promoter marks it
+-- ready then (woken through the timers stream when it is the earliest).
+local function limit_hold_due(c, due, limit_due, timers)
+  local first = rcall('ZRANGE', limit_due, 0, 0, 'WITHSCORES')
+  rcall('ZADD', limit_due, 'LT', string.format('%d', due), c.l)
+  if first[2] == nil or due < tonumber(first[2]) then
+    rcall('XADD', timers, 'MAXLEN', '~', 16, '*', 'due', string.format('%d', due))
   end
 end
 
 -- Hold a queued job back (its stream entry was read): it waits on its limit key's list;
--- when its rate has room again at `due`, the promoter is woken then.
--- st: its status (decoded); returns the status to write.
-local function limit_hold(c, prefix, id, st, due, limit_due, timers)
+-- when its rate has room again at `due`, the key is marked ready then.
+local function limit_hold(c, prefix, id, due, limit_due, timers)
   rcall('RPUSH', prefix .. 'wait:' .. c.l, id)
-  st.e, st.h = nil, 1
-  if due then
-    local first = rcall('ZRANGE', limit_due, 0, 0, 'WITHSCORES')
-    rcall('ZADD', limit_due, 'LT', string.format('%d', due), c.l)
-    if first[2] == nil or due < tonumber(first[2]) then
-      rcall('XADD', timers, 'MAXLEN', '~', 16, '*', 'due', string.format('%d', due))
-    end
-  end
-  return st
+  if due then limit_hold_due(c, due, limit_due, timers) end
 end
 
--- Give up to `count` jobs held back by limit key `l` a new entry at the end of their band
--- (the claim checks their limits again). Ids whose job is no longer held are dropped.
--- Returns how many were released.
-local function release_held(limits, status, l, count)
-  local wait = limit_prefix(limits) .. 'wait:' .. l
-  local released = 0
-  while released < count do
-    local id = rcall('LPOP', wait)
-    if not id then break end
-    local raw = rcall('HGET', status, id)
-    local ok, st = false, nil
-    if raw then ok, st = pcall(cjson.decode, raw) end
-    if ok and type(st) == 'table' and st.s == 'queued' and st.h == 1 and not st.e
-        and type(st.b) == 'number' then
-      st.h = nil
-      st.e = add_entry(band_stream(limits, st.b), LIMIT_GROUP, id)
-      rcall('HSET', status, id, cjson.encode(st))
-      released = released + 1
-    end
+-- Limit key `l` may have room for a held job: list it as ready (when jobs wait on it) and,
+-- when it was not listed yet, wake idle workers.
+local function mark_ready(limits, l)
+  if rcall('LLEN', limit_prefix(limits) .. 'wait:' .. l) == 0 then return end
+  if rcall('SADD', queue_key(limits, 'limit_ready'), l) == 1 then
+    rcall('XADD', queue_key(limits, 'wake'), 'MAXLEN', '~', 16, '*', 'l', l)
   end
-  return released
 end
 
--- A job's attempt ended (or was taken back): its unit is free, and one job held back by
--- its limit key may go.
-local function limit_free(c, limits, status, id)
+-- A job's attempt ended (or was taken back): its unit is free.
+local function limit_free(c, limits, id)
   if not (c and c.l and c.max) then return end
   if rcall('SREM', limit_prefix(limits) .. 'active:' .. c.l, id) == 1 then
-    release_held(limits, status, c.l, 1)
+    mark_ready(limits, c.l)
   end
 end
 
@@ -153,7 +189,7 @@ end
 
 -- Attempts that ended outside finish.lua (handed back, taken back, failed): `ended` lists
 -- {id, final} pairs, final when the job reached a final state (its unique key is freed).
-local function free_units(limits, unique, status, ended)
+local function free_units(limits, unique, ended)
   if #ended == 0 then return end
   local ids = {}
   for k, e in ipairs(ended) do ids[k] = e[1] end
@@ -162,15 +198,16 @@ local function free_units(limits, unique, status, ended)
   for k, e in ipairs(ended) do
     local c = parse_limits(controls[k])
     if c then
-      limit_free(c, limits, status, e[1])
+      limit_free(c, limits, e[1])
       if e[2] then unique_free(c, unique, e[1]) end
     end
   end
 end
 
 -- Check `count` limit keys chosen at random: a unit held by a job that is no longer active
--- (an end no script saw: a job deleted, or a status edited by hand) is freed, and a job
--- its limit held back goes. Nothing is done for a queue without limits.
+-- (an end no script saw: a job deleted, or a status edited by hand) is freed, and a key
+-- whose jobs wait is marked ready again (in case a wake-up was lost). Nothing is done for
+-- a queue without limits.
 local function sweep_units(limits, limit_keys, status, count)
   local keys = rcall('HRANDFIELD', limit_keys, count)
   if #keys == 0 then return end
@@ -185,37 +222,27 @@ local function sweep_units(limits, limit_keys, status, count)
         if raws[k] then ok, st = pcall(cjson.decode, raws[k]) end
         if not (ok and type(st) == 'table' and st.s == 'active') then
           rcall('SREM', active, id)
-          release_held(limits, status, l, 1)
         end
       end
     end
+    mark_ready(limits, l)
   end
 end
 
--- Release the jobs held back by limit keys whose rate has room again (due by now): as many
--- as there are free starts in the window; the key is due again while jobs still wait.
--- Returns how many jobs were released.
-local function release_due(limits, limit_keys, limit_due, status, now)
+-- Limit keys whose rate has room again by now (due): marked ready. Returns how many.
+local function release_due(limits, limit_due, now)
   local due = rcall('ZRANGEBYSCORE', limit_due, '-inf', now, 'LIMIT', 0, 100)
-  if #due == 0 then return 0 end
-  local prefix, released = limit_prefix(limits), 0
   for _, l in ipairs(due) do
     rcall('ZREM', limit_due, l)
-    local rn, rms = string.match(rcall('HGET', limit_keys, l) or '', '\t(%d+)/(%d+)$')
-    rn, rms = tonumber(rn), tonumber(rms)
-    local room, starts = 1, prefix .. 'starts:' .. l
-    if rn then
-      rcall('ZREMRANGEBYSCORE', starts, '-inf', now - rms)
-      room = rn - rcall('ZCARD', starts)
-    end
-    if room > 0 then released = released + release_held(limits, status, l, room) end
-    if rn and rcall('LLEN', prefix .. 'wait:' .. l) > 0 then
-      local oldest = rcall('ZRANGE', starts, 0, 0, 'WITHSCORES')
-      local next_due = oldest[2] and tonumber(oldest[2]) + rms or now + rms
-      rcall('ZADD', limit_due, string.format('%d', math.max(next_due, now + 1)), l)
-    end
+    mark_ready(limits, l)
   end
-  return released
+  return #due
+end
+
+-- The limits of limit key `l` as its queue lists them (limit_keys: "max<TAB>count/ms").
+local function key_limits(limit_keys, l)
+  local max, rn, rms = string.match(rcall('HGET', limit_keys, l) or '', '^(%d*)\t(%d*)/?(%d*)$')
+  return {l = l, max = tonumber(max), rn = tonumber(rn), rms = tonumber(rms)}
 end
 
 -- Whether the job `holder` still holds its unique key: it has not ended, or it ended less

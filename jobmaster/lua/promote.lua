@@ -5,7 +5,7 @@ KEYS[19] limit_due (and the keys of the queue's limits: see limits.lua)
 ARGV[1] limit  ARGV[2] consumer group  ARGV[3] events maxlen
 Returns: {promoted, ms until the next due job (-1 when none), newest timers entry id
 ('0-0' when none)}
-Jobs held back by a rate limit whose window has room again are released too (counted as
+Limit keys whose rate has room again by now are marked ready for the claims (counted as
 promoted), and the next such time counts as a due time.
 A job whose status cannot be read is failed (CorruptStatus); the others are promoted. ]]
 local status, scheduled, queued = KEYS[1], KEYS[2], KEYS[3]
@@ -29,7 +29,7 @@ for _, id in ipairs(due) do
   end
 end
 emit(KEYS[4], maxlen, changes)
-local released = release_due(KEYS[17], KEYS[18], KEYS[19], status, now)
+local released = release_due(KEYS[17], KEYS[19], now)
 local first = rcall('ZRANGE', scheduled, 0, 0, 'WITHSCORES')
 local next_due = first[2] and tonumber(first[2])
 local limit = rcall('ZRANGE', KEYS[19], 0, 0, 'WITHSCORES')

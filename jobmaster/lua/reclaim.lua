@@ -73,7 +73,7 @@ for _, job in ipairs(lost) do
   back[#back + 1] = {id, st.s ~= 'queued'}
 end
 emit(KEYS[5], maxlen, changes)
-free_units(KEYS[18], KEYS[19], status, back)
+free_units(KEYS[18], KEYS[19], back)
 sweep_units(KEYS[18], KEYS[20], status, 10)
 local first = rcall('ZRANGE', active, 0, 0, 'WITHSCORES')
 return {requeued, failed, first[2] and math.max(0, tonumber(first[2]) - now) or -1}

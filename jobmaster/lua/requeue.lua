@@ -41,5 +41,5 @@ for i = 4, #ARGV, 2 do
   end
 end
 emit(KEYS[5], maxlen, changes)
-free_units(KEYS[17], KEYS[18], status, back)
+free_units(KEYS[17], KEYS[18], back)
 return out

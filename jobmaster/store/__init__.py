@@ -16,6 +16,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
 - ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
 - ``store.limits`` (:mod:`.limits`): paused queues, jobs with unique keys or limits.
+- ``store.log_feed`` (:mod:`.log_feed`): log lines of followed jobs, as they are written.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -35,6 +36,8 @@ from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
 from jobmaster.store.limits import LimitCommands
+from jobmaster.store.log_feed import LogFeed
+from jobmaster.store.replication import Replication
 from jobmaster.store.replies import (
     Fired,
     Firing,
@@ -81,6 +84,7 @@ class Store:
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
         blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         conn = StoreConnection(
             redis,
@@ -89,6 +93,7 @@ class Store:
             log_bytes=log_bytes,
             fast=fast,
             blocking_reads=blocking_reads,
+            replication=replication,
         )
         self.connection = conn
         self.redis = conn.redis
@@ -106,6 +111,7 @@ class Store:
         self.fleet = FleetCommands(conn)
         self.webhooks = WebhookDeliveries(conn)
         self.limits = LimitCommands(conn)
+        self.log_feed = LogFeed(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""
@@ -131,6 +137,7 @@ __all__ = [
     "Promotion",
     "Reclaim",
     "Recorded",
+    "Replication",
     "Saved",
     "ScheduleFiring",
     "ScheduleRecord",

@@ -17,6 +17,7 @@ from jobmaster.keys import Keys
 from jobmaster.scripts import source
 from jobmaster.store.connection import ENQUEUE_CHUNK, QueueKeyLists
 from jobmaster.store.enqueueing import created_flags, enqueue_command
+from jobmaster.store.replication import Replication
 from jobmaster.store.types import NewJob
 from jobmaster.transport.blocking import ThreadConnections
 
@@ -25,9 +26,17 @@ class BlockingProducer:
     """Creates jobs from any thread, each thread on a connection of its own."""
 
     def __init__(
-        self, url: str, namespace: str, *, events_maxlen: int, timeout: float, spin: float = 0.0
+        self,
+        url: str,
+        namespace: str,
+        *,
+        events_maxlen: int,
+        timeout: float,
+        spin: float = 0.0,
+        replication: Replication | None = None,
     ) -> None:
         self.url = url
+        self.replication = replication
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self._script = source("enqueue")
@@ -66,6 +75,9 @@ class BlockingProducer:
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
         created = created_flags(sizes, replies)
         self._known_queues.add(queue)
+        if self.replication is not None:  # on the thread's connection, after the writes
+            acked = conn.pipeline([self.replication.command()])[0]
+            self.replication.check(acked, "enqueue", created)
         return created
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
 from jobmaster.scripts import Script
+from jobmaster.store.replication import Replication
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
 GROUP = "workers"
@@ -32,12 +33,13 @@ class QueueKeyLists:
         self.streams = s
         self.claim = (
             k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
-            k.paused, k.limits, k.limit_due, k.timers, k.resource_wait, k.resource_wake,
+            k.paused, k.limits, k.limit_due, k.timers, k.resource_wait, k.wake, k.limit_ready,
+            k.limit_keys,
         )  # fmt: skip
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"), k.limits, k.unique,
+            idx("cancelled"), k.webhook_due, k.webhook_deliveries, k.limits, k.unique,
         )  # fmt: skip
         self.promote = (
             k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
@@ -65,7 +67,7 @@ class QueueKeyLists:
             idx("succeeded"), idx("failed"), idx("cancelled"), k.limits,
         )  # fmt: skip
         self.delete = self.prune  # a job's records and the final-state indexes
-        self.record_output = (k.logs, k.progress)
+        self.record_output = (k.logs, k.progress, k.log_followers, k.log_feed)
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
@@ -93,6 +95,8 @@ class StoreConnection:
         log_bytes: the most log bytes kept per attempt.
         fast: the multiplexed connection of the hot path's scripts (None: redis-py).
         blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
+        replication: replicas that must acknowledge enqueues and attempt ends (None: none
+            waited for).
     """
 
     def __init__(
@@ -104,8 +108,10 @@ class StoreConnection:
         log_bytes: int = 256 * 1024,
         fast: MultiplexedConnection | None = None,
         blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.redis = redis
+        self.replication = replication
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes

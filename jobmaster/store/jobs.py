@@ -10,11 +10,16 @@ from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
-from jobmaster.transport.resp import encode_completion
+from jobmaster.store.webhooks import NewDelivery, outbox_arguments
+from jobmaster.transport.resp import encode_completion, encode_values
+
+CLAIM_AGAIN = 9
+"""Where claim.lua's ARGV holds its "sent before" flag (ARGV[10], 0-based here)."""
 
 
 class JobCommands:
@@ -33,6 +38,7 @@ class JobCommands:
         self._finish_script = conn.script("finish")
         self._promote = conn.script("promote")
         self._prune = conn.script("prune")
+        self._replication = conn.replication
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see transport.resp.encode_evalsha
 
@@ -70,13 +76,16 @@ class JobCommands:
                     replies[number] = exc
         created = created_flags([len(p[0]) for p in pending], replies)
         self._known_queues.add(queue)
+        if self._replication is not None and pending:
+            acked = await fast.execute(*self._replication.command())
+            self._replication.check(acked, "enqueue", created)
         return created
 
     async def _enqueue_pipelined(
         self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
     ) -> list[bool]:
-        script = self._enqueue
-        if len(batches) == 1 and queue in self._known_queues:
+        script, replication = self._enqueue, self._replication
+        if len(batches) == 1 and queue in self._known_queues and replication is None:
             return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
         async with self._redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
@@ -85,9 +94,14 @@ class JobCommands:
             for batch in batches:
                 await script(*self._enqueue_call(lists, batch), client=pipe)
                 sizes.append(len(batch))
+            if replication is not None:  # on the connection of the writes
+                pipe.execute_command(*replication.command())
             replies = await pipe.execute(raise_on_error=False)
+        acked = replies.pop() if replication is not None else None
         created = created_flags(sizes, replies)
         self._known_queues.add(queue)
+        if replication is not None and batches:
+            replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_call(
@@ -99,6 +113,13 @@ class JobCommands:
         """A job's record (name, arguments, priority, creation time) as written."""
         raw: Any = await self._redis.hget(self._keys.queue(queue).jobs, job_id)  # type: ignore[misc]
         return None if raw is None else bytes(raw)
+
+    async def names(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """The names of jobs ("" for a job whose record is gone or unreadable)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(self._keys.queue(queue).jobs, list(job_ids))  # type: ignore[misc]
+        return [_name_of(raw) for raw in raws]
 
     # -- the worker's hot path ---------------------------------------------------------------
 
@@ -116,19 +137,10 @@ class JobCommands:
         self._known_queues.add(queue)
 
     async def claim(
-        self,
-        queue: str,
-        consumer: str,
-        count: int,
-        lease_ms: int,
-        hostname: str,
-        pid: int,
-        *,
-        claim_id: str | None = None,
-        again: bool = False,
-        suspects: int | None = None,
+        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int, *,
+        claim_id: str | None = None, again: bool = False, suspects: int | None = None,
         resources: str = "",
-    ) -> Claim:
+    ) -> Claim:  # fmt: skip
         """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
 
         Args:
@@ -158,12 +170,16 @@ class JobCommands:
         try:
             reply = await self._claim(keys, argv, resend=False)
         except ConnectionError:  # it may have run: sent again, it answers as it did
-            argv[-1] = 1
+            argv[CLAIM_AGAIN] = 1
             reply = await self._claim(keys, argv)
         return claim_reply(reply)
 
     async def finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         """Record ended attempts: a :class:`Recorded` value for each (compare them with its
         members: they come back as plain integers).
@@ -173,17 +189,27 @@ class JobCommands:
         about the call, not about the server's state: a script error, a value over
         ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
         refuses is written as a failure that says why (``UnrecordableEnd``): one bad
-        completion does not hold back the others."""
+        completion does not hold back the others.
+
+        ``outbox``: webhook deliveries of these ends, each written in the same script call
+        as its job's end (if that end is recorded now, with the state it is for)."""
         try:
-            return await self._finish(queue, completions, retention_ms)
+            return await self._finish(queue, completions, retention_ms, outbox)
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
-        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+        return [await self._finish_alone(queue, c, retention_ms, outbox) for c in completions]
 
-    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+    async def _finish_alone(
+        self,
+        queue: str,
+        completion: Completion,
+        retention_ms: int,
+        outbox: Sequence[NewDelivery],
+    ) -> int:
+        own = [d for d in outbox if d.delivery.job_id == completion.job_id]
         try:
-            return (await self._finish(queue, [completion], retention_ms))[0]
+            return (await self._finish(queue, [completion], retention_ms, own))[0]
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
@@ -206,17 +232,34 @@ class JobCommands:
         return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
 
     async def _finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
-    ) -> list[int]:
-        keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
+        self, queue: str, completions: Sequence[Completion], retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
+    ) -> list[int]:  # fmt: skip
+        keys = self._lists(queue).finish
+        argv: list[Any] = [retention_ms, self._events_maxlen]
+        replication = self._replication
+        deliveries = outbox_arguments(outbox)
         if self._fast is not None:
             parts = [encode_completion(completion) for completion in completions]
+            if deliveries:
+                parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
-        else:
-            for completion in completions:
-                argv += completion.argv()
-            recorded = await self._finish_script(keys, argv)
+            if replication is not None:
+                replication.check(await self._fast.execute(*replication.command()), "finish")
+            return finish_reply(recorded)
+        for completion in completions:
+            argv += completion.argv()
+        argv += deliveries
+        if replication is None:
+            return finish_reply(await self._finish_script(keys, argv))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._finish_script(keys, argv, client=pipe)
+            pipe.execute_command(*replication.command())
+            recorded, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(recorded, BaseException):
+            raise recorded
+        replication.check(acked, "finish")
         return finish_reply(recorded)
 
     async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:
@@ -257,7 +300,7 @@ class JobCommands:
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
             k = self._keys.queue(queue)
-            for band, stream in enumerate((*k.streams, k.resource_wake)):
+            for band, stream in enumerate((*k.streams, k.wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
         block_ms = max(1, timeout_ms)
         reader = self._conn.reader("entries")
@@ -277,6 +320,14 @@ class JobCommands:
             return bool(await self._redis.xread(streams, count=1, block=block_ms))
         command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
         return bool(await reader.execute_blocking(block_ms / 1000, *command))
+
+
+def _name_of(raw: bytes | None) -> str:
+    try:
+        name = load_record(raw).get("n", "") if raw else ""
+    except Exception:  # an unreadable record: the job is failed by the claim, not here
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def _refused_call(exc: ResponseError) -> bool:

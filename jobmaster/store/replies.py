@@ -93,8 +93,8 @@ def delete_reply(raw: bytes) -> JobOperation:
 
 def claim_reply(reply: Any) -> Claim:
     """claim.lua: {claimed (four values per job), newest ids, errors, deferred, suspects,
-    paused, more}."""
-    claimed, newest, errors, deferred, suspect_ids, paused, more = reply
+    paused, more, held}."""
+    claimed, newest, errors, deferred, suspect_ids, paused, more, held = reply
     jobs = [
         ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
         for i in range(0, len(claimed), 4)
@@ -102,9 +102,11 @@ def claim_reply(reply: Any) -> Claim:
     if suspect_ids:  # rare: jobs lost before
         named = {s.decode() for s in suspect_ids}
         jobs = [job._replace(suspect=job.id in named) for job in jobs]
-    if errors or paused or more:
+    if errors or paused or more or held:
         decoded = [e.decode(errors="replace") for e in errors]
-        return Claim(jobs, newest, decoded, deferred, paused=bool(paused), more=bool(more))
+        return Claim(
+            jobs, newest, decoded, deferred, paused=bool(paused), more=bool(more), held=held
+        )
     return Claim(jobs, newest, deferred=deferred)
 
 

@@ -47,6 +47,8 @@ class Claim:
     more: bool = False
     """The claim held back as many jobs over their limits as one call may: claim again
     at once, there may be more to claim."""
+    held: int = 0
+    """Jobs the claim held back (over a limit, or needing more resources than free)."""
 
 
 class Recorded(IntEnum):

@@ -75,6 +75,9 @@ class RunningJob:
     hooked: AttemptInfo | None = None
     """The attempt as the middleware saw it start (None without middleware)."""
     hooked_end: AttemptEnd | None = None
+    ended: float = 0.0
+    """When the attempt ended (``time.monotonic()``), read by the worker's metrics (0.0:
+    not noted, the worker has none)."""
 
     @property
     def last_activity(self) -> float:

@@ -91,6 +91,9 @@ class Fetcher:
         self._failures = 0
         self._again = False
         """A claim held back as many limited jobs as one call may: claim again at once."""
+        self._held = False
+        """The last claims held jobs back: the next waits for the ends being written (they
+        free units of the limits), so as not to hold back again jobs that would fit."""
         self._resumed = resumed or asyncio.Event()
         self._resources = resources
         self._claims = 0
@@ -144,6 +147,10 @@ class Fetcher:
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
+        if self._held and self._writer.unrecorded:
+            self._writer.recorded.clear()
+            await interruptible(self._writer.recorded.wait(), self._stopping)
+        self._held = False
         if self._control is None:
             claimed, newest, deferred = await self._claim(free)
         else:
@@ -211,6 +218,7 @@ class Fetcher:
             total += len(claim.jobs)
             deferred += claim.deferred
             self._again = self._again or claim.more
+            self._held = self._held or claim.held > 0
             if not claim.jobs and not claim.paused:
                 newest[queue] = claim.newest
         if refused and not total and not newest:  # every queue refused: back off

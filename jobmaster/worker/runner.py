@@ -28,8 +28,9 @@ import structlog
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
-from jobmaster.ops.deliveries import Notifier, new_notifier, worker_hooks
+from jobmaster.ops.deliveries import Notifier, new_notifier
 from jobmaster.ops.middleware import Hooks
+from jobmaster.ops.recorder import worker_recorder
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import Store
@@ -96,8 +97,7 @@ class Worker:
         max_jobs: recycle the worker after it started this many jobs: take no more, finish
             those that run, and return from :meth:`run` with :attr:`recycled` set.
         max_memory: recycle the worker once its resident memory passes this many bytes.
-        resources: what it offers jobs that declare ``resources=`` (``"gpu=2,mem=64G"`` or
-            a mapping; None: no limit, every job fits).
+        resources: what it offers jobs that declare ``resources=`` (``"gpu=2,mem=64G"``).
     """
 
     def __init__(
@@ -176,17 +176,25 @@ class Worker:
         """Whether the worker stopped because it reached max_jobs or max_memory."""
         return self._fetcher is not None and self._fetcher.recycled
 
+    @property
+    def retired(self) -> bool:
+        """Whether the worker stopped because it was drained or stopped remotely."""
+        return self._remote is not None and self._remote.state == "draining"
+
     async def run(self) -> None:
         """Run until stopped (or, in burst mode, until there is nothing left to do)."""
         self.registry.check_config()
         store = self._store = self.registry.new_store()
         running, log, closed = self._running, self.log, self._closed
         notifier = self._notifier = new_notifier(self.registry, store, self.queues, log, closed)
-        hooks = self._hooks = worker_hooks(self.registry.hooks, notifier)
+        hooks = self._hooks = self.registry.hooks
         writer = CompletionWriter(
-            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks
-        )
+            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks,
+            outbox=notifier,
+        )  # fmt: skip
         self._writer = writer
+        loop = asyncio.get_running_loop()
+        writer.recorder = worker_recorder(self.registry.hooks, running, writer.held, loop)
         executors = Executors(
             self.registry,
             store,
@@ -198,8 +206,8 @@ class Worker:
             log=log,
             closed=closed,
             hooks=hooks,
+            recorder=writer.recorder,
         )
-        loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
@@ -266,9 +274,6 @@ class Worker:
             await self._stop_upkeep(upkeep, writer)
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
-                if notifier is not None:  # the deliveries of the ends just written
-                    with contextlib.suppress(Exception):
-                        await notifier.flush()
                 with contextlib.suppress(Exception):
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
