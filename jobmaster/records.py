@@ -7,16 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobmaster.codec import DecodeError, load_json, load_record, pack, unpack, unpack_stream
-from jobmaster.models import (
-    Attempt,
-    AttemptOutcome,
-    ErrorInfo,
-    HeldBack,
-    Job,
-    JobState,
-    JobSummary,
-    LogLine,
-)
+from jobmaster.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, JobSummary, LogLine
 
 
 def from_ms(ms: float) -> datetime:
@@ -101,15 +92,6 @@ def _error(record: dict[str, Any]) -> ErrorInfo | None:
     return ErrorInfo(type=record["x"], message=record.get("m", ""), traceback=record.get("tb"))
 
 
-_HELD_BACK: dict[Any, HeldBack] = {1: "limit", 2: "resources"}
-"""Status field ``h`` (set by the claim) -> why the job is held back."""
-
-
-def _held_back(state: JobState, status: dict[str, Any]) -> HeldBack | None:
-    """Why a queued job waits off its stream, if it does."""
-    return _HELD_BACK.get(status.get("h")) if state is JobState.QUEUED else None
-
-
 def decode_log(data: bytes | None) -> tuple[list[LogLine], bool]:
     """Log lines of an attempt and whether some were dropped for the size limit."""
     if not data:
@@ -164,7 +146,6 @@ def decode_job(
         created_at=from_ms(record.get("c", 0)),
         tags=record.get("t", []),
         scheduled_for=from_ms(status["d"]) if "d" in status else None,
-        held_back=_held_back(state, status),
         finished_at=from_ms(status["f"]) if "f" in status else None,
         result=unpack(result_raw) if result_raw is not None else None,
         error=_error(status),
@@ -175,18 +156,16 @@ def decode_job(
 def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
     record, _ = _readable_record(record_raw)
     status = load_json(status_raw)
-    state = JobState(status["s"])
     return JobSummary(
         id=job_id,
         name=record.get("n", ""),
         queue=queue,
-        state=state,
+        state=JobState(status["s"]),
         priority=record.get("p", 0),
         created_at=from_ms(record.get("c", 0)),
         tags=record.get("t", []),
         attempts=status.get("a", 0),
         error=_error(status),
-        held_back=_held_back(state, status),
     )
 
 
