@@ -12,6 +12,10 @@ from typing import Any
 from jobmaster.keys import QueueKeys
 from jobmaster.models import HeldBack
 
+SEARCHED = 1000
+"""Ids looked at from each end of a wait list: a job held deeper in a longer list reads as
+not held back (the answer is for display; the lookup must never block Redis for long)."""
+
 
 def hold_lists(k: QueueKeys, line: bytes | None) -> list[tuple[HeldBack, str]]:
     """The lists a job with this ``limits`` line may be held on (why, list key), the limit
@@ -30,19 +34,20 @@ def hold_lists(k: QueueKeys, line: bytes | None) -> list[tuple[HeldBack, str]]:
 async def held_back(
     redis: Any, k: QueueKeys, jobs: Sequence[tuple[str, bytes | None]]
 ) -> dict[str, HeldBack]:
-    """Which of these queued jobs (id, its ``limits`` line) are held back, and why: one
-    pipelined ``LPOS`` per list a job may be on (searching from the newest end), none for
-    jobs without a line."""
+    """Which of these queued jobs (id, its ``limits`` line) are held back, and why: two
+    pipelined ``LPOS`` per list a job may be on (among the ``SEARCHED`` oldest and newest
+    ids), none for jobs without a line."""
     lookups = [(job_id, why, key) for job_id, line in jobs for why, key in hold_lists(k, line)]
     if not lookups:
         return {}
     async with redis.pipeline(transaction=False) as pipe:
-        for job_id, _, key in lookups:
-            pipe.lpos(key, job_id, rank=-1)
+        for job_id, _, key in lookups:  # bounded: a wait list may hold millions
+            pipe.lpos(key, job_id, rank=1, maxlen=SEARCHED)
+            pipe.lpos(key, job_id, rank=-1, maxlen=SEARCHED)
         found = await pipe.execute()
     out: dict[str, HeldBack] = {}
-    for (job_id, why, _), position in zip(lookups, found, strict=True):
-        if position is not None:
+    for n, (job_id, why, _) in enumerate(lookups):
+        if found[2 * n] is not None or found[2 * n + 1] is not None:
             out.setdefault(job_id, why)
     return out
 
