@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from jobmaster import ConfigError, JobState, Registry
-from tests.conftest import ROOT, run_cli, start_worker, stop_process, wait_until
+from tests.conftest import (
+    ROOT,
+    command_calls,
+    live_worker,
+    run_cli,
+    start_worker,
+    stop_process,
+    wait_until,
+)
 
 APP = "apps.limitsapp:registry"
 
@@ -227,6 +235,83 @@ async def test_limits_are_visible(app: Registry) -> None:
         ("per_account:a", 1, 0, 0),
         ("per_account:b", 1, 0, 0),
     ]
+
+
+async def test_a_job_held_back_by_its_limit_says_so(registry: Registry) -> None:
+    gate = asyncio.Event()
+
+    @registry.job(queue="held", max_running=1)
+    async def one_at_a_time(n: int) -> int:
+        await gate.wait()
+        return n
+
+    first, second = await one_at_a_time.enqueue_many([(1,), (2,)])
+    waiting = await registry.get_job(second.id, queue="held")
+    assert waiting is not None
+    assert waiting.held_back is None  # no worker read it yet: it is on its stream
+    async with live_worker(registry, queues=["held"], concurrency=2):
+
+        async def held() -> bool:
+            job = await registry.get_job(second.id, queue="held")
+            return job is not None and job.held_back == "limit"
+
+        await wait_until(held, timeout=10)
+        job = await registry.get_job(second.id, queue="held")
+        assert job is not None
+        assert job.state is JobState.QUEUED
+        running = await registry.get_job(first.id, queue="held")
+        assert running is not None
+        assert running.held_back is None
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.id == second.id
+        assert summary.held_back == "limit"
+        (found,) = await registry.list_jobs("held", JobState.QUEUED, name="one_at_a_time")
+        assert found.held_back == "limit"
+        gate.set()
+        assert await second.result(timeout=10) == 2
+    job = await registry.get_job(second.id, queue="held")
+    assert job is not None
+    assert job.held_back is None
+
+
+async def test_a_job_held_for_resources_says_so(registry: Registry) -> None:
+    @registry.job(queue="held", resources={"gpu": 1})
+    async def train(n: int) -> int:
+        return n
+
+    handle = await train.enqueue(1)
+    async with live_worker(registry, queues=["held"], resources="cpu=2"):
+
+        async def held() -> bool:
+            job = await registry.get_job(handle.id, queue="held")
+            return job is not None and job.held_back == "resources"
+
+        await wait_until(held, timeout=10)
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.held_back == "resources"
+    async with live_worker(registry, queues=["held"], resources="gpu=1"):
+        assert await handle.result(timeout=10) == 1
+    job = await registry.get_job(handle.id, queue="held")
+    assert job is not None
+    assert job.held_back is None
+
+
+async def test_reading_jobs_without_controls_looks_in_no_wait_list(
+    registry: Registry, raw_redis: Any
+) -> None:
+    @registry.job(queue="plain")
+    async def plain(n: int) -> int:
+        return n
+
+    handles = await plain.enqueue_many([(n,) for n in range(20)])
+    before = command_calls(raw_redis, "lpos")
+    listed = await registry.list_jobs("plain", JobState.QUEUED)
+    job = await registry.get_job(handles[0].id, queue="plain")
+    assert len(listed) == 20
+    assert all(summary.held_back is None for summary in listed)
+    assert job is not None
+    assert job.held_back is None
+    assert command_calls(raw_redis, "lpos") == before
 
 
 def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
