@@ -210,18 +210,22 @@ class ScheduleExists(JobmasterError):
     """A schedule with that name exists already (use update_schedule to change it)."""
 
 
+def _delay(what: str, seconds: float) -> float:
+    """A delay a handler asks for, checked: from 0 to ``MAX_DELAY`` seconds."""
+    if not 0 <= seconds <= MAX_DELAY:  # NaN too
+        raise ValueError(
+            f"{what} must be from 0 to {MAX_DELAY:,} seconds (about ten years), got {seconds}"
+        )
+    return seconds
+
+
 class RateLimited(Exception):
     """Raised by a handler when what it calls refuses it for now (an API's HTTP 429): the
     job runs again after ``retry_after`` seconds, and this attempt does not count towards
     ``Retry.max_attempts`` (it is recorded with outcome ``rate_limited``)."""
 
     def __init__(self, retry_after: float = 1.0, reason: str = "") -> None:
-        if not 0 <= retry_after <= MAX_DELAY:  # NaN too
-            raise ValueError(
-                f"RateLimited retry_after must be from 0 to {MAX_DELAY:,} seconds, got "
-                f"{retry_after}"
-            )
-        self.retry_after = retry_after
+        self.retry_after = _delay("RateLimited retry_after", retry_after)
         super().__init__(reason or f"rate limited; running again in {retry_after:g}s")
 
 
@@ -232,10 +236,5 @@ class RetryLater(Exception):
     """
 
     def __init__(self, delay: float = 0.0, reason: str = "") -> None:
-        if not 0 <= delay <= MAX_DELAY:  # NaN too
-            raise ValueError(
-                f"RetryLater delay must be from 0 to {MAX_DELAY:,} seconds (about ten years), "
-                f"got {delay}"
-            )
-        self.delay = delay
+        self.delay = _delay("RetryLater delay", delay)
         super().__init__(reason or f"retry requested in {delay:g}s")

@@ -301,6 +301,12 @@ class QueueKeys:
         ``starts:<L>`` and ``wait:<L>``)."""
         return f"{self._base}:limit:"
 
+    def limit_active(self, limit_key: str) -> str:
+        return f"{self.limit_prefix}active:{limit_key}"
+
+    def limit_wait(self, limit_key: str) -> str:
+        return f"{self.limit_prefix}wait:{limit_key}"
+
 
 @dataclass(frozen=True)
 class Keys:

@@ -126,6 +126,10 @@ class Notification(_Record):
     """No other try of this delivery follows (it succeeded, or it was given up)."""
 
 
+HeldBack = Literal["limit", "resources"]
+"""Why a queued job is held back (see :attr:`Job.held_back`)."""
+
+
 class Job(_Record):
     """One request to run a job definition, with its state and every attempt so far."""
 
@@ -139,6 +143,11 @@ class Job(_Record):
     tags: list[str] = []
     scheduled_for: datetime | None = None
     """When a scheduled job becomes due."""
+    held_back: HeldBack | None = None
+    """Why a queued job that a worker read waits off its stream: ``"limit"`` (its
+    ``max_running`` or ``rate_limit`` had no room; it starts once they have) or
+    ``"resources"`` (it needs more ``resources=`` than the worker had free; a worker with
+    room starts it). None otherwise."""
     finished_at: datetime | None = None
     result: Any = None
     error: ErrorInfo | None = None
@@ -159,6 +168,8 @@ class JobSummary(_Record):
     tags: list[str] = []
     attempts: int
     error: ErrorInfo | None = None
+    held_back: HeldBack | None = None
+    """As :attr:`Job.held_back`: ``"limit"``, ``"resources"`` or None."""
 
 
 class JobEvent(_Record):

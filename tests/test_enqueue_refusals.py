@@ -14,7 +14,15 @@ import pytest
 import redis
 from pydantic import AllowInfNan, Field, ValidationError
 
-from jobmaster import InvalidArguments, JobHandler, JobState, Registry, Retry, RetryLater
+from jobmaster import (
+    InvalidArguments,
+    JobHandler,
+    JobState,
+    RateLimited,
+    Registry,
+    Retry,
+    RetryLater,
+)
 from jobmaster.testing import run_jobs
 
 Door = Callable[[Registry, JobHandler[Any, Any], tuple[Any, ...]], Awaitable[Any]]
@@ -200,4 +208,7 @@ def test_retry_delays_beyond_ten_years_are_refused() -> None:
     for delay in (1e30, math.inf, math.nan, -1):
         with pytest.raises(ValueError, match="RetryLater delay must be from 0 to 315,360,000"):
             RetryLater(delay)
+        with pytest.raises(ValueError, match="RateLimited retry_after must be from 0 to 315,360"):
+            RateLimited(delay)
     assert RetryLater(86400).delay == 86400
+    assert RateLimited(30).retry_after == 30

@@ -3,6 +3,7 @@ paused queues, decided by the scripts, with real worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -14,7 +15,15 @@ from typing import Any
 import pytest
 
 from jobmaster import ConfigError, JobState, Registry
-from tests.conftest import ROOT, run_cli, start_worker, stop_process, wait_until
+from tests.conftest import (
+    ROOT,
+    command_calls,
+    live_worker,
+    run_cli,
+    start_worker,
+    stop_process,
+    wait_until,
+)
 
 APP = "apps.limitsapp:registry"
 
@@ -228,6 +237,83 @@ async def test_limits_are_visible(app: Registry) -> None:
     ]
 
 
+async def test_a_job_held_back_by_its_limit_says_so(registry: Registry) -> None:
+    gate = asyncio.Event()
+
+    @registry.job(queue="held", max_running=1)
+    async def one_at_a_time(n: int) -> int:
+        await gate.wait()
+        return n
+
+    first, second = await one_at_a_time.enqueue_many([(1,), (2,)])
+    waiting = await registry.get_job(second.id, queue="held")
+    assert waiting is not None
+    assert waiting.held_back is None  # no worker read it yet: it is on its stream
+    async with live_worker(registry, queues=["held"], concurrency=2):
+
+        async def held() -> bool:
+            job = await registry.get_job(second.id, queue="held")
+            return job is not None and job.held_back == "limit"
+
+        await wait_until(held, timeout=10)
+        job = await registry.get_job(second.id, queue="held")
+        assert job is not None
+        assert job.state is JobState.QUEUED
+        running = await registry.get_job(first.id, queue="held")
+        assert running is not None
+        assert running.held_back is None
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.id == second.id
+        assert summary.held_back == "limit"
+        (found,) = await registry.list_jobs("held", JobState.QUEUED, name="one_at_a_time")
+        assert found.held_back == "limit"
+        gate.set()
+        assert await second.result(timeout=10) == 2
+    job = await registry.get_job(second.id, queue="held")
+    assert job is not None
+    assert job.held_back is None
+
+
+async def test_a_job_held_for_resources_says_so(registry: Registry) -> None:
+    @registry.job(queue="held", resources={"gpu": 1})
+    async def train(n: int) -> int:
+        return n
+
+    handle = await train.enqueue(1)
+    async with live_worker(registry, queues=["held"], resources="cpu=2"):
+
+        async def held() -> bool:
+            job = await registry.get_job(handle.id, queue="held")
+            return job is not None and job.held_back == "resources"
+
+        await wait_until(held, timeout=10)
+        (summary,) = await registry.list_jobs("held", JobState.QUEUED)
+        assert summary.held_back == "resources"
+    async with live_worker(registry, queues=["held"], resources="gpu=1"):
+        assert await handle.result(timeout=10) == 1
+    job = await registry.get_job(handle.id, queue="held")
+    assert job is not None
+    assert job.held_back is None
+
+
+async def test_reading_jobs_without_controls_looks_in_no_wait_list(
+    registry: Registry, raw_redis: Any
+) -> None:
+    @registry.job(queue="plain")
+    async def plain(n: int) -> int:
+        return n
+
+    handles = await plain.enqueue_many([(n,) for n in range(20)])
+    before = command_calls(raw_redis, "lpos")
+    listed = await registry.list_jobs("plain", JobState.QUEUED)
+    job = await registry.get_job(handles[0].id, queue="plain")
+    assert len(listed) == 20
+    assert all(summary.held_back is None for summary in listed)
+    assert job is not None
+    assert job.held_back is None
+    assert command_calls(raw_redis, "lpos") == before
+
+
 def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
     with pytest.raises(ConfigError, match="rate_limit must look like"):
         registry.job(rate_limit="fast")(lambda: None)
@@ -387,3 +473,24 @@ def test_bad_resources_are_refused(registry: Registry, redis_url: str) -> None:
     bad = run_cli(redis_url, "worker", APP, "--resources", "gpu")
     assert bad.returncode == 2
     assert "expected name=amount" in bad.stderr
+
+
+async def test_an_idle_worker_held_back_by_a_rate_does_not_poll(
+    app: Registry, redis_url: str, raw_redis: Any
+) -> None:
+    from tests.apps.limitsapp import slow_paced
+    from tests.conftest import command_calls
+
+    first, second = await slow_paced.enqueue_many([(1,), (2,)])
+    with workers(redis_url, 1, "--queues", "slowpace"):
+        assert await first.result(timeout=20) == 1
+        wait_list = "jobmaster:{slowpace}:limit:wait:slow_paced"
+        await wait_until(lambda: raw_redis.llen(wait_list) == 1, timeout=10)
+        # held for about 3 s: the worker waits on a blocking read, it does not claim again
+        # and again (a claim reads each band's length: XLEN)
+        before = command_calls(raw_redis, "xlen")
+        await asyncio.sleep(2)
+        assert command_calls(raw_redis, "xlen") - before <= 10  # one blocking read's timeout
+        assert await second.result(timeout=10) == 2
+    starts = sorted(s for s, _ in await attempt_spans(app, "slowpace", [first.id, second.id]))
+    assert (starts[1] - starts[0]).total_seconds() >= 3

@@ -24,6 +24,7 @@ from jobmaster_dashboard import (
     live,
     metrics,
     pages,
+    queue_actions,
     schedule_forms,
     worker_actions,
 )
@@ -96,6 +97,8 @@ def create_app(
 
     routes = [
         Route("/", pages.overview, name="overview"),
+        Route("/queues/pause", queue_actions.pause, methods=["POST"]),
+        Route("/queues/resume", queue_actions.resume, methods=["POST"]),
         Route("/jobs", pages.jobs, name="jobs"),
         Route("/job", job_page.job, name="job"),
         Route("/job/live", job_page.job_live, name="job_live"),

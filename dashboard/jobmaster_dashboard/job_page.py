@@ -10,11 +10,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobmaster import Job, JobmasterError, JobNotFound
+from jobmaster import AttemptOutcome, Job, JobmasterError, JobNotFound
+from jobmaster.store.types import HeldForResources
+from jobmaster_dashboard.limits import needs_text, resource_hold
 from jobmaster_dashboard.pages import registry_of
 from jobmaster_dashboard.rendering import render
 
@@ -45,13 +48,10 @@ def timeline(job: Job) -> list[Moment]:
             Moment(attempt.started_at, f"attempt {attempt.number} started on {where}", "active")
         )
         if attempt.finished_at is not None and attempt.outcome is not None:
-            moments.append(
-                Moment(
-                    attempt.finished_at,
-                    f"attempt {attempt.number} ended {attempt.outcome.value}",
-                    attempt.outcome.value,
-                )
-            )
+            ended = f"attempt {attempt.number} ended {attempt.outcome.value}"
+            if attempt.outcome is AttemptOutcome.RATE_LIMITED:
+                ended += " (sent back for later, not a try)"
+            moments.append(Moment(attempt.finished_at, ended, attempt.outcome.value))
     if job.finished_at is not None:
         moments.append(Moment(job.finished_at, f"finished {job.state.value}", job.state.value))
     return sorted(moments, key=lambda m: m.at)
@@ -70,6 +70,7 @@ def render_job(
     status_code: int = 200,
     errors: Mapping[str, str] | None = None,
     values: Mapping[str, str] | None = None,
+    hold: HeldForResources | None = None,
 ) -> Response:
     """The job page; after a refused change, with the messages and the user's input."""
     return render(
@@ -78,6 +79,7 @@ def render_job(
         status_code=status_code,
         job=job,
         timeline=timeline(job),
+        **_hold_context(hold),
         errors=errors or {},
         values=values or form_values(job),
         can_change_arguments=job.name in registry_of(request).jobs,
@@ -99,9 +101,24 @@ async def _read_job(request: Request) -> Job | Response:
         return render(request, "error.html", status_code=400, message=str(exc))
 
 
+def _hold_context(hold: HeldForResources | None) -> dict[str, Any]:
+    """What the page says of a job held for resources."""
+    if hold is None:
+        return {"needs": None, "fits": True}
+    return {"needs": needs_text(hold.needs), "fits": hold.fits_a_live_worker}
+
+
+async def _hold(request: Request, job: Job) -> HeldForResources | None:
+    if job.held_back != "resources":
+        return None
+    return await resource_hold(registry_of(request), job.queue, job.id)
+
+
 async def job(request: Request) -> Response:
     found = await _read_job(request)
-    return found if isinstance(found, Response) else render_job(request, found)
+    if isinstance(found, Response):
+        return found
+    return render_job(request, found, hold=await _hold(request, found))
 
 
 async def job_live(request: Request) -> Response:
@@ -109,4 +126,10 @@ async def job_live(request: Request) -> Response:
     found = await _read_job(request)
     if isinstance(found, Response):
         return found
-    return render(request, "job_live.html", job=found, timeline=timeline(found))
+    return render(
+        request,
+        "job_live.html",
+        job=found,
+        timeline=timeline(found),
+        **_hold_context(await _hold(request, found)),
+    )

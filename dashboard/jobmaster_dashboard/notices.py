@@ -26,6 +26,13 @@ MESSAGES = {
     "worker-resume": ("Resumed {n} {workers}.", "did not answer"),
     "worker-drain": ("Draining {n} {workers}: they exit once their jobs end.", "did not answer"),
     "worker-stop": ("Stopping {n} {workers}.", "did not answer"),
+    "queue-paused": (
+        "Paused the queue: workers claim nothing from it until it is resumed; running jobs go on.",
+        "",
+    ),
+    "queue-pause-unchanged": ("The queue was paused already.", ""),
+    "queue-resumed": ("Resumed the queue: workers claim from it again.", ""),
+    "queue-resume-unchanged": ("The queue was not paused.", ""),
 }
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from jobmaster import JobmasterError, JobState, QueueStats, Registry
 from jobmaster_dashboard.charts import Chart, throughput_chart
+from jobmaster_dashboard.limits import read_limits, read_resource_waits
 from jobmaster_dashboard.rendering import redirect, render
 
 PAGE_SIZE = 50
@@ -25,25 +26,47 @@ def registry_of(request: Request) -> Registry:
     return registry
 
 
+async def queue_names(registry: Registry) -> list[str]:
+    """The queues that have had a job, and those the application's jobs go to."""
+    return sorted(set(await registry.known_queues()) | set(registry.queues()))
+
+
 @dataclass(frozen=True)
 class QueueView:
-    """A queue on the overview: its statistics, chart and the workers that consume it."""
+    """A queue on the overview: its statistics, chart, the workers that consume it, and
+    whether it is paused."""
 
     stats: QueueStats
     chart: Chart
     workers: int
+    paused: bool
 
 
 async def overview(request: Request) -> Response:
     registry = registry_of(request)
-    queues = await registry.known_queues()
+    queues = await queue_names(registry)
     stats = await asyncio.gather(*(registry.queue_stats(q) for q in queues))
     workers = await registry.workers()
+    paused = set(await registry.paused_queues()) if queues else set()
     views = [
-        QueueView(s, throughput_chart(s), sum(1 for w in workers if s.queue in w.queues))
+        QueueView(
+            s,
+            throughput_chart(s),
+            sum(1 for w in workers if s.queue in w.queues),
+            s.queue in paused,
+        )
         for s in stats
     ]
-    return render(request, "overview.html", queues=views, workers=workers)
+    limits = await read_limits(registry, queues)
+    waits = await read_resource_waits(registry, queues)
+    return render(
+        request,
+        "overview.html",
+        queues=views,
+        workers=workers,
+        limits=limits,
+        resource_waits=waits,
+    )
 
 
 def _number(raw: str | None, default: int, lowest: int, highest: int) -> int:

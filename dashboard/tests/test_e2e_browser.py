@@ -278,6 +278,27 @@ def test_pausing_a_schedule(page: Page, app: Registry) -> None:
     assert not app.run_sync(app.get_schedule("ledger-sync")).paused
 
 
+def test_pausing_and_resuming_a_queue(page: Page, app: Registry) -> None:
+    app.run_sync(app.enqueue("send_email", {"to": "ana@example.com", "subject": "Welcome"}))
+    log_in(page)
+    row = page.locator('tr[data-queue="emails"]')
+    expect(row.locator(".badge")).to_have_count(0)
+    row.get_by_role("button", name="Pause").click()
+
+    expect(page.locator("#notice")).to_contain_text("Paused the queue")
+    expect(row.locator(".badge")).to_have_text("paused")
+    expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    assert app.run_sync(app.paused_queues()) == ["emails"]
+    other = page.locator('tr[data-queue="reports"]')
+    expect(other.get_by_role("button", name="Pause")).to_be_visible()
+
+    row.get_by_role("button", name="Resume").click()
+    expect(page.locator("#notice")).to_contain_text("Resumed the queue")
+    expect(row.locator(".badge")).to_have_count(0)
+    expect(row.get_by_role("button", name="Pause")).to_be_visible()
+    assert app.run_sync(app.paused_queues()) == []
+
+
 def test_a_hostile_payload_is_shown_as_text(page: Page, app: Registry, redis_url: str) -> None:
     hostile = f"{HOSTILE_SCRIPT}{HOSTILE_IMG}"
     job_id = app.run_sync(app.enqueue("send_email", {"to": hostile, "subject": HOSTILE_IMG})).id

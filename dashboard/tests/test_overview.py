@@ -27,7 +27,7 @@ async def test_overview_shows_counts_waiting_age_workers_and_a_chart(registry: R
     dash = page.split('<tr data-queue="dash">', 1)[1].split("</tr>", 1)[0]
     assert '<a data-count="succeeded" href="/jobs?queue=dash&amp;state=succeeded">3</a>' in dash
     assert '<a data-count="failed" href="/jobs?queue=dash&amp;state=failed">1</a>' in dash
-    assert dash.endswith('<td class="num" title="-">-</td>\n    <td class="num">1</td>\n  ')
+    assert '<td class="num" title="-">-</td>\n    <td class="num">1</td>\n' in dash
     idle = page.split('<tr data-queue="idle">', 1)[1].split("</tr>", 1)[0]
     assert '<a data-count="queued" href="/jobs?queue=idle&amp;state=queued">1</a>' in idle
     assert re.search(r'<td class="num" title="[^"]+ UTC">\d+ s</td>\s*<td class="num">0</td>', idle)

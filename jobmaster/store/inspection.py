@@ -17,6 +17,7 @@ from jobmaster.records import (
     status_state,
 )
 from jobmaster.store.connection import ASCENDING_STATES, StoreConnection
+from jobmaster.store.holds import held_back, held_back_of_page
 from jobmaster.store.types import Event
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
@@ -57,13 +58,18 @@ class InspectionCommands:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(k.jobs, job_id)
             pipe.hget(k.status, job_id)
+            pipe.hget(k.limits, job_id)
             self._queue_result(pipe, k, job_id)
-            record_raw, status_raw, *result_replies = await pipe.execute()
+            record_raw, status_raw, line, *result_replies = await pipe.execute()
         if record_raw is None or status_raw is None:
             return None
         result_raw = _live_result(*result_replies)
         attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
-        return decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
+        job = decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
+        if line is not None and job.state is JobState.QUEUED:
+            why = (await held_back(self.redis, k, [(job_id, line)])).get(job_id)
+            job = job.model_copy(update={"held_back": why})
+        return job
 
     async def _attempts(
         self, k: QueueKeys, job_id: str, count: int, with_logs: bool
@@ -131,7 +137,8 @@ class InspectionCommands:
         chunks and filtered; ``offset`` and ``limit`` then count matching jobs.
         """
         if name is None and tag is None:
-            return await self._page(queue, state, offset, offset + limit - 1)
+            page = await self._page(queue, state, offset, offset + limit - 1)
+            return await self._with_held_back(queue, page)
         matches: list[JobSummary] = []
         skipped = 0
         chunk = 500
@@ -144,10 +151,21 @@ class InspectionCommands:
                         continue
                     matches.append(job)
                     if len(matches) == limit:
-                        return matches
+                        return await self._with_held_back(queue, matches)
             if len(page) < chunk:
                 break
-        return matches
+        return await self._with_held_back(queue, matches)
+
+    async def _with_held_back(self, queue: str, page: list[JobSummary]) -> list[JobSummary]:
+        """The page with ``held_back`` set on its queued jobs that wait off their stream."""
+        queued = [job.id for job in page if job.state is JobState.QUEUED]
+        held = await held_back_of_page(self.redis, self.keys.queue(queue), queued)
+        if not held:
+            return page
+        return [
+            job.model_copy(update={"held_back": held[job.id]}) if job.id in held else job
+            for job in page
+        ]
 
     async def _page(self, queue: str, state: JobState, start: int, stop: int) -> list[JobSummary]:
         k = self.keys.queue(queue)

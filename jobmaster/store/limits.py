@@ -69,8 +69,8 @@ class LimitCommands:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.scard(f"{k.limit_prefix}active:{name}")
-                pipe.llen(f"{k.limit_prefix}wait:{name}")
+                pipe.scard(k.limit_active(name))
+                pipe.llen(k.limit_wait(name))
             counts = await pipe.execute()
         states = []
         for i, name in enumerate(names):

@@ -89,3 +89,8 @@ async def crunch(n: int) -> list[float]:
 
 @registry.job(queue="hardware", resources={"gpu": 8})
 async def too_big() -> None: ...
+
+
+@registry.job(queue="slowpace", rate_limit="1/3s")
+async def slow_paced(n: int) -> int:
+    return n
