@@ -14,6 +14,7 @@ from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, Stor
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
+from jobmaster.transport.cluster import is_cluster_refusal
 from jobmaster.transport.resp import encode_completion
 
 
@@ -50,20 +51,22 @@ class JobCommands:
         lists = self._lists(queue)
         if self._fast is None:
             return await self._enqueue_pipelined(queue, lists, [b for b in batches if b])
-        fast, script = self._fast, self._enqueue
+        script = self._enqueue
+        fast = await self._fast.node_for(lists.enqueue[0])  # on a cluster, the queue's master
         await fast.connect()
         pending: list[tuple[Sequence[NewJob], asyncio.Future[Any]]] = []
         for batch in batches:
             if batch:
                 if not pending and queue not in self._known_queues:
-                    await fast.execute("SADD", self._keys.queues, queue)
+                    await self._fast.execute("SADD", self._keys.queues, queue)
                 command = enqueue_command(
                     self._heads, script.sha, lists, batch, self._events_maxlen
                 )
                 pending.append((batch, fast.submit(command)))
         replies = await asyncio.gather(*(p[1] for p in pending), return_exceptions=True)
         for number, ((batch, _), flags) in enumerate(zip(pending, replies, strict=True)):
-            if isinstance(flags, NoScriptError | ConnectionError):  # repeatable: fixed ids
+            if isinstance(flags, NoScriptError | ConnectionError) or is_cluster_refusal(flags):
+                # repeatable (fixed ids), routed again on a cluster
                 try:
                     replies[number] = await script(*self._enqueue_call(lists, batch))
                 except ResponseError as exc:
@@ -78,6 +81,17 @@ class JobCommands:
         script = self._enqueue
         if len(batches) == 1 and queue in self._known_queues:
             return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
+        if self._conn.cluster:  # a cluster pipeline takes no scripts: one call per batch
+            if queue not in self._known_queues:
+                await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
+            replies: list[Any] = []
+            for batch in batches:
+                try:
+                    replies.append(await script(*self._enqueue_call(lists, batch)))
+                except ResponseError as exc:
+                    replies.append(exc)
+            self._known_queues.add(queue)
+            return created_flags([len(b) for b in batches], replies)
         async with self._redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
                 pipe.sadd(self._keys.queues, queue)
@@ -254,24 +268,16 @@ class JobCommands:
         for queue, ids in newest.items():
             for band, stream in enumerate(self._keys.queue(queue).streams):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
-        block_ms = max(1, timeout_ms)
         reader = self._conn.reader("entries")
-        if reader is None:
-            return bool(await self._redis.xread(streams, count=1, block=block_ms))
-        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-        return bool(await reader.execute_blocking(block_ms / 1000, *command))
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
 
     async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
         """Block until a job becomes due earlier than expected on one of the queues."""
         streams: dict[Any, Any] = {
             self._keys.queue(queue).timers: last for queue, last in newest.items()
         }
-        block_ms = max(1, timeout_ms)
         reader = self._conn.reader("timers")  # a cancelled wait ends at once there
-        if reader is None:
-            return bool(await self._redis.xread(streams, count=1, block=block_ms))
-        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-        return bool(await reader.execute_blocking(block_ms / 1000, *command))
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
 
 
 def _refused_call(exc: ResponseError) -> bool:

@@ -138,5 +138,5 @@ class ScheduleCommands:
         streams: dict[Any, Any] = {
             self.keys.queue(queue).schedule_wake: last for queue, last in newest.items()
         }
-        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
-        return bool(reply)
+        reader = self._conn.reader("schedules")
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))

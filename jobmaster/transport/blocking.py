@@ -62,9 +62,14 @@ class BlockingConnection:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0, spin: float = 0.0
+        self,
+        url: str | Address,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        spin: float = 0.0,
     ) -> None:
-        self.address = Address.parse(url)
+        self.address = url if isinstance(url, Address) else Address.parse(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.spin = spin if spin > 0 and can_spin() else 0.0

@@ -1,12 +1,24 @@
-"""The Redis clients jobmaster makes from a URL: redis-py's, and its own fast path's."""
+"""The Redis clients jobmaster makes from a URL: redis-py's, and its own fast path's.
+
+A ``redis+cluster://`` URL gives redis-py's cluster clients (typed here as the single-server
+ones, whose commands they share: the store sends them only commands of one slot each) and
+a :class:`ClusterConnection` for the fast path."""
 
 from __future__ import annotations
 
-import redis
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import Any, cast
 
-from jobmaster.transport.address import supports
+import redis
+import redis.cluster
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from jobmaster.transport.address import ClusterSeeds, is_cluster, supports
+from jobmaster.transport.cluster import ClusterConnection
 from jobmaster.transport.multiplexed import MultiplexedConnection
+
+FastConnection = MultiplexedConnection | ClusterConnection
+"""The fast path's connection: to one server, or to the masters of a cluster."""
 
 SOCKET_TIMEOUT = 30.0
 """Seconds a connection waits for a reply; blocking reads wait up to 5 s, so it outlasts them."""
@@ -20,7 +32,20 @@ CONNECT_TIMEOUT = 5.0
 
 
 def async_client(url: str) -> Redis:
-    """redis-py's client of an event loop, on a pool of at most ``MAX_CONNECTIONS``."""
+    """redis-py's client of an event loop, on a pool of at most ``MAX_CONNECTIONS`` (per
+    node of a cluster)."""
+    if is_cluster(url):
+        seeds = ClusterSeeds.parse(url)
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in seeds.nodes],
+            username=seeds.username,
+            password=seeds.password,
+            ssl=seeds.tls,
+            max_connections=MAX_CONNECTIONS,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+        )
+        return cast(Redis, cluster)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
@@ -33,14 +58,28 @@ def async_client(url: str) -> Redis:
 
 def sync_client(url: str, socket_timeout: float) -> redis.Redis:
     """redis-py's synchronous client, for a thread of its own."""
+    if is_cluster(url):
+        seeds = ClusterSeeds.parse(url)
+        options: dict[str, Any] = {"ssl": seeds.tls}
+        cluster = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in seeds.nodes],  # type: ignore[no-untyped-call]
+            username=seeds.username,
+            password=seeds.password,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            **options,
+        )
+        return cast(redis.Redis, cluster)
     return redis.Redis.from_url(
         url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT
     )
 
 
-def fast_connection(url: str) -> MultiplexedConnection:
-    """A multiplexed connection (the hot path's, or one for blocking reads); the URL must
-    be one it :func:`~jobmaster.transport.address.supports`."""
+def fast_connection(url: str) -> FastConnection:
+    """A multiplexed connection (the hot path's, or one for blocking reads), routed by slot
+    on a cluster; the URL must be one it :func:`~jobmaster.transport.address.supports`."""
+    if is_cluster(url):
+        return ClusterConnection(url, timeout=SOCKET_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
     return MultiplexedConnection(url, timeout=SOCKET_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
 
 
@@ -48,8 +87,10 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "MAX_CONNECTIONS",
     "SOCKET_TIMEOUT",
+    "FastConnection",
     "async_client",
     "fast_connection",
+    "is_cluster",
     "supports",
     "sync_client",
 ]
