@@ -37,9 +37,7 @@ async def test_queues_spread_over_masters_and_one_worker_runs_them_all(
     async def double(x: int) -> int:
         return 2 * x
 
-    handles = [
-        await double.options(queue=queue).enqueue(n) for n, queue in enumerate(QUEUES * 5)
-    ]
+    handles = [await double.options(queue=queue).enqueue(n) for n, queue in enumerate(QUEUES * 5)]
     async with live_worker(registry, queues=QUEUES, concurrency=10):
         results = [await h.result(timeout=10) for h in handles]
     assert results == [2 * n for n in range(len(handles))]
@@ -67,4 +65,6 @@ async def test_enqueue_many_and_sync_enqueue(registry: Registry, tmp_path: Path)
     one = await asyncio.to_thread(square.options(queue="gamma").enqueue_sync, 7)
     async with live_worker(registry, queues=["beta", "gamma"], concurrency=20):
         assert await one.result(timeout=10) == 49
-        assert [await h.result(timeout=10) for h in many[::100]] == [n * n for n in range(0, 600, 100)]
+        assert [await h.result(timeout=10) for h in many[::100]] == [
+            n * n for n in range(0, 600, 100)
+        ]

@@ -31,7 +31,11 @@ class InspectionCommands:
 
     async def queues(self) -> list[str]:
         """The names of the queues that ever had a job or a schedule, sorted."""
-        names: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
+        names: Any
+        if self._conn.fast is not None:  # cancelled (a feed that stops), it ends at once
+            names = await self._conn.fast.execute("SMEMBERS", self.keys.queues)
+        else:
+            names = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
         return sorted(n.decode() for n in names)
 
     async def locate(self, job_id: str) -> list[str]:
@@ -202,8 +206,15 @@ class InspectionCommands:
         return counts, oldest_ms, now, done[:buckets], done[buckets:]
 
     async def server_time_ms(self) -> int:
-        """The server's clock (ms)."""
-        seconds, micros = await self.redis.time()
+        """The server's clock (ms); on a cluster, the clock of the master of the list of
+        queues (over the multiplexed connection where there is one: cancelled, its wait
+        ends at once)."""
+        fast = self._conn.fast
+        if fast is not None:
+            node = await fast.node_for(self.keys.queues)
+            seconds, micros = await node.execute("TIME")
+        else:
+            seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:

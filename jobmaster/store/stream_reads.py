@@ -67,16 +67,17 @@ class StreamReader:
         futures = {self._start(slot, part, count, block_ms): slot for slot, part in by_slot.items()}
         pending = set(futures)
         replies: StreamReply = []
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                self._in_flight.pop(futures[future], None)
-                replies.extend(future.result() or [])
-            if replies:
-                break
-        for future in [f for f in futures if f.done() and f in pending]:
-            self._in_flight.pop(futures[future], None)
-            replies.extend(future.result() or [])
+        try:
+            while pending and not replies:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    self._in_flight.pop(futures[future], None)
+                    replies.extend(future.result() or [])
+        finally:
+            if self._new_connection is None:  # redis-py's reads go with their caller
+                for future in pending:
+                    self._in_flight.pop(futures[future], None)
+                    future.cancel()
         return replies
 
     async def _read(
@@ -86,7 +87,12 @@ class StreamReader:
         try:
             reply = await asyncio.shield(future)
         except asyncio.CancelledError:
-            raise  # the read stays in flight: the next call asking the same takes it up
+            # On a connection of its own the read stays in flight (the next call asking
+            # the same takes it up); redis-py's is cancelled with its caller.
+            if self._new_connection is None:
+                self._in_flight.pop(slot, None)
+                future.cancel()
+            raise
         self._in_flight.pop(slot, None)
         return reply
 
@@ -135,12 +141,15 @@ class StreamReader:
 
     async def close(self) -> None:
         """Close the connections (reads in flight fail)."""
-        for _, future in self._in_flight.values():
-            future.cancel()
+        futures = [future for _, future in self._in_flight.values()]
         self._in_flight.clear()
+        for future in futures:
+            future.cancel()
         connections, self._connections = list(self._connections.values()), {}
         for conn in connections:
             await conn.close()
+        if futures:
+            await asyncio.wait(futures, timeout=1.0)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
