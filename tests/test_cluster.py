@@ -4,14 +4,17 @@ sends a command that touches two slots."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jobmaster import Registry
+from jobmaster import CancelOutcome, JobHandle, JobState, Registry, Retry
 from jobmaster.embedded_cluster import EmbeddedCluster
 from jobmaster.transport.cluster import slot_of
-from tests.conftest import live_worker
+from tests.conftest import PROCAPP, finish, live_worker, run_cli, start_worker, wait_until
 
 pytestmark = pytest.mark.parametrize("deployment", ["cluster"], indirect=True)
 
@@ -65,6 +68,44 @@ async def test_enqueue_many_and_sync_enqueue(registry: Registry, tmp_path: Path)
     one = await asyncio.to_thread(square.options(queue="gamma").enqueue_sync, 7)
     async with live_worker(registry, queues=["beta", "gamma"], concurrency=20):
         assert await one.result(timeout=10) == 49
-        assert [await h.result(timeout=10) for h in many[::100]] == [
-            n * n for n in range(0, 600, 100)
-        ]
+        results = [await h.result(timeout=10) for h in many[::100]]
+    assert results == [n * n for n in range(0, 600, 100)]
+
+
+async def test_a_worker_process_over_several_masters_runs_lists_and_cancels(
+    registry: Registry, redis_url: str, redis_cluster: EmbeddedCluster
+) -> None:
+    queues = ["alpha", "beta", "delta"]  # one on each master
+    assert len(masters_of(redis_cluster, queues)) == 3
+
+    @registry.job()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @registry.job(retry=Retry(max_attempts=1))
+    async def sleepy(seconds: float) -> float:
+        return seconds
+
+    worker = start_worker(PROCAPP, redis_url, "--queues", ",".join(queues), log_level="warning")
+    try:
+        for queue in reversed(queues):  # an idle worker wakes for each queue
+            handle = await add.options(queue=queue).enqueue(1, 2)
+            assert await handle.result(timeout=10) == 3
+        (info,) = await wait_until(registry.workers, timeout=10)
+        assert info.queues == queues
+        running = await sleepy.options(queue="delta").enqueue(60)
+        await wait_until(lambda: in_state(running, JobState.ACTIVE), timeout=10)
+        assert await running.cancel() is CancelOutcome.REQUESTED
+        await wait_until(lambda: in_state(running, JobState.CANCELLED), timeout=10)
+        listing = run_cli(redis_url, "queues", "--json")
+        assert listing.returncode == 0, listing.stderr
+        assert {q["queue"] for q in json.loads(listing.stdout)} >= set(queues)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code, out = finish(worker)
+    assert code == 0, out
+    assert "failed" not in out, out  # no fetch, control or timer read ever failed
+
+
+async def in_state(handle: JobHandle[Any], state: JobState) -> bool:
+    return (await handle.info()).state == state
