@@ -178,6 +178,45 @@ class EmbeddedCluster:
     def node_of_port(self, port: int) -> ClusterNode:
         return next(n for n in self.nodes if n.port == port)
 
+    def master_of(self, slot: int) -> ClusterNode:
+        """The master that serves a slot now (as the first live node sees it)."""
+        live = next(n for n in self.nodes if n.process is not None)
+        for start, end, master, *_ in live.command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return self.node_of_port(int(master[1]))
+        raise EmbeddedRedisError(f"no master serves slot {slot}")
+
+    def masters_now(self) -> list[ClusterNode]:
+        live = next(n for n in self.nodes if n.process is not None)
+        ports = {int(m[1]) for _, _, m, *_ in live.command("CLUSTER", "SLOTS")}
+        return [n for n in self.nodes if n.port in ports]
+
+    def move_slot(
+        self, slot: int, target: ClusterNode, batch: int = 10, pause: float = 0.0
+    ) -> int:
+        """Move one slot to another master, keys ``batch`` at a time with a ``pause``
+        between batches (as ``redis-cli --cluster reshard`` does it: IMPORTING, MIGRATING,
+        MIGRATE, then the new owner told to every master); how many keys moved."""
+        source = self.master_of(slot)
+        if source is target:
+            return 0
+        target_id = target.command("CLUSTER", "MYID").decode()
+        source_id = source.command("CLUSTER", "MYID").decode()
+        _ok(target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id))
+        _ok(source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id))
+        moved = 0
+        while True:
+            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            _ok(source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys))
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        for node in self.masters_now():
+            _ok(node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id))
+        return moved
+
     def flushall(self) -> None:
         """Empty every master (replicas follow)."""
         for node in self.nodes:
@@ -200,6 +239,11 @@ class EmbeddedCluster:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _ok(reply: Any) -> None:
+    if reply not in (b"OK", b"NOKEY"):
+        raise EmbeddedRedisError(f"the cluster refused: {reply!r}")
 
 
 def _free_ports(count: int) -> list[int]:

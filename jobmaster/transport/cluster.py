@@ -18,6 +18,8 @@ retry (the worker's loops, a producer's own retry) then reach the new master.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -30,7 +32,11 @@ from jobmaster.transport.resp import encode_command, encode_evalsha
 
 SLOTS = 16384
 MAX_REDIRECTS = 16
-"""Redirections and cluster-wide refusals a command follows before its error is raised."""
+"""Redirections a command follows at once; past them, it pauses before each."""
+
+REFUSAL_WINDOW = 10.0
+"""Seconds a command is sent again while the cluster refuses it (``TRYAGAIN``,
+``CLUSTERDOWN``, redirections) before the refusal is raised."""
 
 RETRY_PAUSES = (0.01, 0.05, 0.1, 0.25, 0.5)
 """Seconds to wait before sending again a command refused with ``TRYAGAIN`` or
@@ -166,8 +172,12 @@ class ClusterConnection:
         call: Callable[[MultiplexedConnection], Awaitable[T]],
         asking: Callable[[MultiplexedConnection], Awaitable[T]],
     ) -> T:
-        """``call`` on the node of ``key``'s slot, following redirections."""
-        for attempt in range(MAX_REDIRECTS):
+        """``call`` on the node of ``key``'s slot, following redirections, and sending it
+        again after a pause while the cluster refuses it for a while (``TRYAGAIN`` while a
+        slot's keys are split between two nodes, ``CLUSTERDOWN`` during an election), up to
+        :data:`REFUSAL_WINDOW` seconds."""
+        deadline = time.monotonic() + REFUSAL_WINDOW
+        for attempt in itertools.count():
             node = await self.node_for(key)
             try:
                 return await call(node)
@@ -175,21 +185,20 @@ class ClusterConnection:
                 self._slots = None  # a master may have died: read the map again next time
                 raise
             except ResponseError as exc:
-                if attempt == MAX_REDIRECTS - 1 or not is_cluster_refusal(exc):
-                    raise
-                moved = redirection(exc)
-                if moved is None:  # TRYAGAIN, CLUSTERDOWN
-                    await asyncio.sleep(RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)])
-                    await self.refresh()
-                elif moved[0] == "ASK":
-                    try:
-                        return await asking(self._node(moved[1]))
-                    except ResponseError as again:
-                        if not is_cluster_refusal(again):
-                            raise
-                        await self.refresh()
-                else:
-                    await self.refresh()
+                refusal: ResponseError = exc
+            moved = redirection(refusal)
+            if moved is not None and moved[0] == "ASK":
+                try:
+                    return await asking(self._node(moved[1]))
+                except ResponseError as again:
+                    refusal = again
+            if not is_cluster_refusal(refusal) or time.monotonic() > deadline:
+                raise refusal
+            if redirection(refusal) is None:  # TRYAGAIN, CLUSTERDOWN: they pass
+                await asyncio.sleep(RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)])
+            if attempt >= MAX_REDIRECTS:  # redirected round and round: slow down
+                await asyncio.sleep(RETRY_PAUSES[-1])
+            await self.refresh()
         raise AssertionError("unreachable")
 
     # -- the calls of MultiplexedConnection --------------------------------------------------
