@@ -191,9 +191,7 @@ class EmbeddedCluster:
         ports = {int(m[1]) for _, _, m, *_ in live.command("CLUSTER", "SLOTS")}
         return [n for n in self.nodes if n.port in ports]
 
-    def move_slot(
-        self, slot: int, target: ClusterNode, batch: int = 10, pause: float = 0.0
-    ) -> int:
+    def move_slot(self, slot: int, target: ClusterNode, batch: int = 10, pause: float = 0.0) -> int:
         """Move one slot to another master, keys ``batch`` at a time with a ``pause``
         between batches (as ``redis-cli --cluster reshard`` does it: IMPORTING, MIGRATING,
         MIGRATE, then the new owner told to every master); how many keys moved."""
