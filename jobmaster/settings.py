@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobmaster.errors import ConfigError
+from jobmaster.transport.address import ClusterSeeds, is_cluster
 
 ENV_PREFIX = "JOBMASTER_"
 JOBS_ENV_PREFIX = "JOBMASTER_JOBS__"
@@ -80,6 +81,11 @@ class Settings(BaseModel):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError(f"invalid settings: {_explain(exc)}") from None
+        if is_cluster(settings.redis_url):
+            try:
+                ClusterSeeds.parse(settings.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"invalid redis_url: {exc}") from None
         if settings.heartbeat is not None and settings.heartbeat >= settings.lease:
             raise ConfigError(
                 f"heartbeat ({settings.heartbeat:g}s) must be shorter than the lease "

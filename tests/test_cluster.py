@@ -11,12 +11,17 @@ from typing import Any
 
 import pytest
 
-from jobmaster import CancelOutcome, JobHandle, JobState, Registry, Retry
+from jobmaster import CancelOutcome, ConfigError, JobHandle, JobState, Registry, Retry
 from jobmaster.embedded_cluster import EmbeddedCluster
 from jobmaster.transport.cluster import slot_of
 from tests.conftest import PROCAPP, finish, live_worker, run_cli, start_worker, wait_until
 
-pytestmark = pytest.mark.parametrize("deployment", ["cluster"], indirect=True)
+
+@pytest.fixture
+def deployment() -> str:
+    """Every test here runs on the session's 3-master cluster."""
+    return "cluster"
+
 
 QUEUES = ["alpha", "beta", "gamma", "delta"]
 
@@ -109,3 +114,18 @@ async def test_a_worker_process_over_several_masters_runs_lists_and_cancels(
 
 async def in_state(handle: JobHandle[Any], state: JobState) -> bool:
     return (await handle.info()).state == state
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+cluster://127.0.0.1:7000/3", "only database 0"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:x", "bad node"),
+        ("redis+cluster://:7000", "bad node"),
+    ],
+)
+def test_a_bad_cluster_url_is_refused_when_the_registry_is_made(
+    url: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Registry(url, config_dir=tmp_path, environ={})
