@@ -129,3 +129,20 @@ def test_a_bad_cluster_url_is_refused_when_the_registry_is_made(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Registry(url, config_dir=tmp_path, environ={})
+
+
+async def test_remote_control_of_a_worker_on_the_cluster(registry: Registry) -> None:
+    @registry.job()
+    async def echo(x: str) -> str:
+        return x
+
+    async with live_worker(registry, queues=["alpha", "delta"]) as worker:
+        await wait_until(registry.workers, timeout=10)
+        (paused,) = await registry.pause_worker(worker.id, timeout=5)
+        assert paused.delivered and paused.state == "paused"
+        handle = await echo.options(queue="delta").enqueue("x")
+        await asyncio.sleep(0.3)
+        assert (await handle.info()).state == JobState.QUEUED  # paused: nothing claimed
+        (resumed,) = await registry.resume_worker(worker.id, timeout=5)
+        assert resumed.delivered and resumed.state == "running"
+        assert await handle.result(timeout=5) == "x"

@@ -16,9 +16,6 @@ from jobmaster.models import WorkerInfo
 from tests.conftest import PROCAPP as APP
 from tests.conftest import finish, run_cli, start_worker, stop_process, wait_until
 
-pytestmark = pytest.mark.deployments
-
-
 FAST = ("--heartbeat", "0.2", "--lease", "2", "--concurrency", "4")
 
 

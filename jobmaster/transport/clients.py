@@ -32,8 +32,8 @@ CONNECT_TIMEOUT = 5.0
 
 
 def async_client(url: str) -> Redis:
-    """redis-py's client of an event loop, on a pool of at most ``MAX_CONNECTIONS`` (per
-    node of a cluster)."""
+    """redis-py's client of an event loop, on a pool of at most ``MAX_CONNECTIONS`` (on a
+    cluster, redis-py's pool per node, which opens a connection per concurrent call)."""
     if is_cluster(url):
         seeds = ClusterSeeds.parse(url)
         cluster = RedisCluster(
@@ -41,7 +41,7 @@ def async_client(url: str) -> Redis:
             username=seeds.username,
             password=seeds.password,
             ssl=seeds.tls,
-            max_connections=MAX_CONNECTIONS,
+            # no cap: redis-py's cluster client fails a call past it rather than waiting
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
         )
