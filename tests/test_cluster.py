@@ -139,10 +139,12 @@ async def test_remote_control_of_a_worker_on_the_cluster(registry: Registry) -> 
     async with live_worker(registry, queues=["alpha", "delta"]) as worker:
         await wait_until(registry.workers, timeout=10)
         (paused,) = await registry.pause_worker(worker.id, timeout=5)
-        assert paused.delivered and paused.state == "paused"
+        assert paused.delivered
+        assert paused.state == "paused"
         handle = await echo.options(queue="delta").enqueue("x")
         await asyncio.sleep(0.3)
         assert (await handle.info()).state == JobState.QUEUED  # paused: nothing claimed
         (resumed,) = await registry.resume_worker(worker.id, timeout=5)
-        assert resumed.delivered and resumed.state == "running"
+        assert resumed.delivered
+        assert resumed.state == "running"
         assert await handle.result(timeout=5) == "x"
