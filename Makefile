@@ -1,10 +1,14 @@
-.PHONY: demo test lint bench bench-peers bench-dashboard screenshots
+.PHONY: demo test test-valkey lint bench bench-peers bench-dashboard screenshots
 
 demo:
 	scripts/demo
 
 test:
 	scripts/test
+
+# A representative part of the suite on Valkey (the whole suite: JOBMASTER_EMBEDDED_SERVER=valkey scripts/test)
+test-valkey:
+	scripts/setup && scripts/test-valkey
 
 lint:
 	scripts/setup && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy --strict jobmaster dashboard/jobmaster_dashboard

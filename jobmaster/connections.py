@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from jobmaster.settings import Settings
-from jobmaster.store import Store
+from jobmaster.store import Replication, Store
 from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
 from jobmaster.transport import clients
@@ -72,6 +72,16 @@ class Connections:
             log_bytes=settings.log_bytes,
             fast=fast,
             blocking_reads=reader,
+            replication=self.replication(),
+        )
+
+    def replication(self) -> Replication | None:
+        """The acknowledgements that writes wait for (``min_replicas_acked``), if any."""
+        settings = self.settings
+        if not settings.min_replicas_acked:
+            return None
+        return Replication(
+            settings.min_replicas_acked, max(1, int(settings.replicas_ack_timeout * 1000))
         )
 
     def uses_default_client(self) -> bool:
@@ -105,6 +115,7 @@ class Connections:
                         events_maxlen=settings.events_maxlen,
                         timeout=clients.SOCKET_TIMEOUT,
                         spin=settings.reply_spin,
+                        replication=self.replication(),
                     )
         return self.blocking
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jobmaster.flow_control import FlowControls, parse_rate, parse_resources
 from jobmaster.ops.webhooks import Webhook
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
@@ -92,6 +93,22 @@ class JobDefinition(BaseModel):
         tags: labels every job of this definition carries (up to 16, 1-64 characters
             of letters, digits and ``_.:/=+-``), to find jobs by in listings.
         notify: a :class:`Webhook` (or several) told when a job ends (set in code only).
+        unique: while a job with the same arguments is scheduled, queued, blocked or
+            active, enqueueing another writes nothing and returns that job's handle
+            (``created`` False); the key is free again once the job ends.
+        unique_key: what makes jobs the same instead of all their arguments: a template
+            over the arguments, ``"report:{account}"`` (implies unique).
+        unique_for: seconds the unique key stays taken after the job ended (a debounce).
+        max_running: attempts of this job running at once over all workers (per
+            ``limit_key`` value when given); the others wait in the queue, without holding
+            back other jobs.
+        limit_key: a template over the arguments (``"{account}"``): max_running and
+            rate_limit count per value.
+        rate_limit: starts allowed per window over all workers, ``"10/s"`` (also ``/m``,
+            ``/h``, ``"5/10s"``): never more in any window of that length.
+        resources: what an attempt needs of a worker's advertised resources
+            (``{"gpu": 1, "mem": "8G"}``); a worker started with ``--resources`` claims only
+            the jobs that fit what it has free.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -108,6 +125,38 @@ class JobDefinition(BaseModel):
         default=(), max_length=MAX_TAGS
     )
     notify: tuple[Webhook, ...] = ()
+    unique: bool = False
+    unique_key: str | None = Field(default=None, min_length=1, max_length=500)
+    unique_for: float = Field(default=0.0, ge=0, le=MAX_DELAY)
+    max_running: int | None = Field(default=None, ge=1, le=1_000_000)
+    limit_key: str | None = Field(default=None, min_length=1, max_length=500)
+    rate_limit: str | None = None
+    resources: dict[str, float] | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources(cls, value: Any) -> Any:
+        return None if value is None else parse_resources(value)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+    def controls(self) -> FlowControls:
+        """The flow controls of this job (unique keys, limits)."""
+        return FlowControls(
+            self.name,
+            unique=self.unique,
+            unique_key=self.unique_key,
+            unique_for=self.unique_for,
+            max_running=self.max_running,
+            limit_key=self.limit_key,
+            rate_limit=self.rate_limit,
+            resources=tuple(sorted((self.resources or {}).items())),
+        )
 
     @field_validator("notify", mode="before")
     @classmethod

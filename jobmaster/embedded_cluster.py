@@ -3,8 +3,9 @@
 Three masters by default (and optionally one replica each), each a ``redis-server
 --cluster-enabled yes`` in a temporary directory, joined by ``redis-cli --cluster create``.
 Nothing is written outside the temporary directory, and the servers go away with the object.
-It needs the ``redis-server`` and ``redis-cli`` binaries (Debian: ``apt install
-redis-server``).
+It runs the server binary that :class:`~jobmaster.embedded.EmbeddedRedis` would (redis-server,
+else valkey-server, else the packaged Valkey of ``jobmaster[embedded]``, which brings its
+``valkey-cli``) and the command line client next to it (``valkey-cli`` for Valkey).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import hiredis
 
 from jobmaster.embedded import EmbeddedRedisError, free_port
+from jobmaster.server_binaries import ServerNotFound, find_server, server_kind
 from jobmaster.transport.resp import encode_command
 
 
@@ -100,20 +102,24 @@ class EmbeddedCluster:
     Args:
         masters: how many masters (at least 3: Redis Cluster's minimum).
         replicas: replicas per master (for failover tests).
-        binary: path of redis-server; default: found on PATH. redis-cli is looked up next
-            to it, then on PATH.
+        binary: ``redis``, ``valkey`` or the path of a server binary; default: as
+            :class:`~jobmaster.embedded.EmbeddedRedis` (``$JOBMASTER_EMBEDDED_SERVER``, else
+            redis-server, valkey-server, the packaged Valkey). Its command line client
+            (redis-cli or valkey-cli) is looked up next to it, then on PATH.
     """
 
     def __init__(self, *, masters: int = 3, replicas: int = 0, binary: str | None = None) -> None:
         if masters < 3:
             raise ValueError("a Redis Cluster needs at least 3 masters")
-        server = binary or shutil.which("redis-server")
-        cli = shutil.which("redis-cli", path=str(Path(server).parent)) if server else None
-        cli = cli or shutil.which("redis-cli")
-        if server is None or cli is None:
+        try:
+            server = find_server(binary)
+        except ServerNotFound as exc:
+            raise EmbeddedRedisError(str(exc)) from None
+        client = "valkey-cli" if server_kind(server) == "valkey" else "redis-cli"
+        cli = shutil.which(client, path=str(Path(server).parent)) or shutil.which(client)
+        if cli is None:
             raise EmbeddedRedisError(
-                "redis-server and redis-cli were not found on PATH; install them "
-                "(Debian/Ubuntu: `apt install redis-server`, macOS: `brew install redis`)"
+                f"{client} was not found next to {server} nor on PATH; it creates the cluster"
             )
         self.cli = cli
         self.masters = masters
@@ -138,9 +144,9 @@ class EmbeddedCluster:
             while not node.answers():
                 if node.process is not None and node.process.poll() is not None:
                     log = (node.directory / "redis.log").read_text(errors="replace")[-2000:]
-                    raise EmbeddedRedisError(f"redis-server exited at start:\n{log}")
+                    raise EmbeddedRedisError(f"{node.binary} exited at start:\n{log}")
                 if time.monotonic() > deadline:
-                    raise EmbeddedRedisError(f"redis-server did not answer on {node.address}")
+                    raise EmbeddedRedisError(f"{node.binary} did not answer on {node.address}")
                 time.sleep(0.01)
         create = [self.cli, "--cluster", "create", *(n.address for n in self.nodes)]
         create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
@@ -151,7 +157,7 @@ class EmbeddedCluster:
             timeout=timeout,
         )
         if created.returncode != 0:
-            raise EmbeddedRedisError(f"redis-cli --cluster create failed:\n{created.stdout}")
+            raise EmbeddedRedisError(f"{self.cli} --cluster create failed:\n{created.stdout}")
         self.wait_ok(deadline - time.monotonic())
 
     def wait_ok(self, timeout: float = 30.0) -> None:
@@ -170,7 +176,8 @@ class EmbeddedCluster:
             time.sleep(0.05)
 
     def run_cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """``redis-cli`` with these arguments (``--cluster reshard ...`` and the like)."""
+        """``redis-cli`` (or ``valkey-cli``) with these arguments (``--cluster reshard ...``
+        and the like)."""
         return subprocess.run(
             [self.cli, *args], capture_output=True, text=True, timeout=timeout, check=False
         )

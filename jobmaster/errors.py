@@ -43,6 +43,25 @@ class RedisFull(RedisUnavailable, redis.exceptions.ResponseError):
         self.handles = list(handles)
 
 
+class NotReplicated(RedisUnavailable):
+    """Redis wrote the call's data, but fewer replicas than ``min_replicas_acked``
+    acknowledged it within ``replicas_ack_timeout``: a failover now could lose it (Redis
+    replicates asynchronously).
+
+    Attributes:
+        acked: how many replicas acknowledged the write.
+        handles: for an enqueue, the JobHandle of every job asked for (all were written).
+            Enqueueing them again with their ids (``options(job_id=...)``) is safe: an id
+            that exists writes nothing.
+    """
+
+    def __init__(self, message: str, acked: int, created: Sequence[bool] = ()) -> None:
+        super().__init__(message)
+        self.acked = acked
+        self.created = list(created)
+        self.handles: list[Any] = []
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether Redis refused a write for lack of memory (an ``OOM`` error reply; redis-py
     makes it an OutOfMemoryError, the multiplexed connection a ResponseError)."""
@@ -189,6 +208,21 @@ class ScheduleNotFound(JobmasterError, LookupError):
 
 class ScheduleExists(JobmasterError):
     """A schedule with that name exists already (use update_schedule to change it)."""
+
+
+class RateLimited(Exception):
+    """Raised by a handler when what it calls refuses it for now (an API's HTTP 429): the
+    job runs again after ``retry_after`` seconds, and this attempt does not count towards
+    ``Retry.max_attempts`` (it is recorded with outcome ``rate_limited``)."""
+
+    def __init__(self, retry_after: float = 1.0, reason: str = "") -> None:
+        if not 0 <= retry_after <= MAX_DELAY:  # NaN too
+            raise ValueError(
+                f"RateLimited retry_after must be from 0 to {MAX_DELAY:,} seconds, got "
+                f"{retry_after}"
+            )
+        self.retry_after = retry_after
+        super().__init__(reason or f"rate limited; running again in {retry_after:g}s")
 
 
 class RetryLater(Exception):

@@ -11,7 +11,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from jobmaster.definition import JobDefinition
-from jobmaster.errors import ConfigError, InvalidArguments, RedisFull, full, redis_errors
+from jobmaster.errors import (
+    ConfigError,
+    InvalidArguments,
+    NotReplicated,
+    RedisFull,
+    full,
+    redis_errors,
+)
 from jobmaster.handle import JobHandle
 from jobmaster.ops.middleware import EnqueueRequest
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
@@ -92,13 +99,23 @@ class JobOptions(Generic[P, R]):
                 jobs.extend(batch)
                 yield batch
 
+        controls = self.handler.controls
+        created: Sequence[bool | str]
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
-                created = await registry.connection().store.jobs.enqueue_batches(
-                    self.queue, batches()
-                )
+                store = registry.connection().store
+                if controls.active:  # unique keys and limits: see flow_control.py
+                    lines = [controls.line(packed) for packed in arguments]
+                    for _ in batches():  # builds `jobs`
+                        pass
+                    created = await store.limits.enqueue(self.queue, jobs, lines)
+                else:
+                    created = await store.jobs.enqueue_batches(self.queue, batches())
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        except NotReplicated as exc:
+            exc.handles = self._handles(jobs, exc.created)
+            raise
         if hooks is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
@@ -107,7 +124,7 @@ class JobOptions(Generic[P, R]):
         """:meth:`_enqueue` on the calling thread's blocking connection, when there is one."""
         registry = self.handler.registry
         producer = registry.blocking_producer()
-        if producer is None:
+        if producer is None or self.handler.controls.active:
             return registry.run_sync(self._enqueue(arguments, job_id))
         hooks = registry.hooks
         headers = None
@@ -121,6 +138,9 @@ class JobOptions(Generic[P, R]):
                 created = producer.enqueue(self.queue, jobs)
         except RedisFull as exc:
             raise self._refused(jobs, len(arguments), exc) from exc.__cause__
+        except NotReplicated as exc:
+            exc.handles = self._handles(jobs, exc.created)
+            raise
         if hooks is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
@@ -210,10 +230,18 @@ class JobOptions(Generic[P, R]):
             )
         return RedisFull(f"enqueue refused: {full(registry.settings.redis_url)}; {what}", handles)
 
-    def _handles(self, jobs: list[NewJob], created: list[bool]) -> list[JobHandle[R]]:
+    def _handles(self, jobs: list[NewJob], created: Sequence[bool | str]) -> list[JobHandle[R]]:
+        """Each job's handle; where a live job held its unique key (its id in ``created``),
+        that job's."""
         registry, signature = self.handler.registry, self.handler.signature
         return [
-            JobHandle(registry, job.id, self.queue, created=c, signature=signature)
+            JobHandle(
+                registry,
+                c if isinstance(c, str) else job.id,
+                self.queue,
+                created=c is True,
+                signature=signature,
+            )
             for job, c in zip(jobs, created, strict=True)
         ]
 
@@ -264,6 +292,12 @@ class JobHandler(Generic[P, R]):
         self.fn = fn
         self.definition = definition
         self.signature = HandlerSignature(fn, definition.name)
+        self.controls = definition.controls()
+        if self.controls.declared:
+            try:
+                self.controls.check(self.signature.names)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         self.is_async = inspect.iscoroutinefunction(fn)
         if definition.executor == "process":
             _check_process_handler(fn, self)

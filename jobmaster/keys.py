@@ -39,14 +39,21 @@ they touch in ``KEYS`` and never build key names themselves::
                                              d: due ms, f: finished ms, x: error type,
                                              m: error message, l: losses counted towards
                                              max_lost, u: attempts that were not tries (lost
-                                             or handed back), k: 1 while a suspect (lost,
-                                             runs on a worker with no other suspect), raw:
+                                             or handed back, or rate_limited), k: 1 while
+                                             a suspect (lost, runs on a worker with no
+                                             other suspect), raw:
                                              an unreadable status kept as text when the job
                                              was failed with CorruptStatus} (edited by Lua)
     <ns>:{<q>}:attempts              hash    "<job id>:<n>" -> JSON {n, w: worker, h: host,
                                              p: pid, s: started, f: finished, o: outcome,
                                              x/m/tb: error type, message, traceback}
     <ns>:{<q>}:logs                  hash    "<job id>:<n>" -> concatenated msgpack lines
+    <ns>:{<q>}:log_followers         zset    job id -> ms (follower's clock) until which
+                                             `jobmaster logs -f` follows it; renewed while
+                                             it follows, the key expires with the last one
+    <ns>:{<q>}:log_feed              stream  capped (~1000); what record_output.lua appends
+                                             to the attempts of followed jobs: f = attempt
+                                             field, o = byte offset, l = the lines
     <ns>:{<q>}:progress              hash    "<job id>:<n>" -> msgpack progress value
     <ns>:{<q>}:results               hash    job id -> msgpack result
     <ns>:{<q>}:result_expiry         zset    job id -> ms when its result is dropped
@@ -87,13 +94,38 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:scheduler             hash    seen: ms a leader last held the lease; gap_from,
                                              gap_to: the last stretch when none ran (ms)
 
-    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries), written by the worker
-    once a job's end is recorded:
+    Webhook deliveries of the queue's jobs (jobmaster.ops.deliveries): the outbox, written
+    by finish.lua in the call that records the job's end (webhook_outbox.lua):
 
     <ns>:{<q>}:webhook_due           zset    delivery id -> ms when it is next tried (a claim
                                              moves it one lease ahead)
     <ns>:{<q>}:webhook_deliveries    hash    delivery id -> JSON {webhook: key, url, tries,
                                              body: the request's JSON}
+    Flow control (jobmaster.limits): paused queues, unique jobs, concurrency and rate limits.
+    <L> is a limit key: the job's name, or ``<name>:<value of its limit_key template>``:
+
+    <ns>:{<q>}:paused                string  present while the queue is paused
+    <ns>:{<q>}:unique                hash    unique key -> id of the job that holds it
+    <ns>:{<q>}:limits                hash    job id -> its controls, tab-separated: unique
+                                             key, unique_for ms, limit key, max_running,
+                                             rate count, rate window ms (empty: none); only
+                                             jobs with controls have one
+    <ns>:{<q>}:limit_keys            hash    limit key -> "max_running<TAB>count/window ms"
+    <ns>:{<q>}:limit_due             zset    limit key -> ms when its rate has room again
+                                             (while jobs wait on it)
+    <ns>:{<q>}:limit:active:<L>      set     ids of the jobs of <L> running now
+    <ns>:{<q>}:limit:starts:<L>      hash    bucket (a twentieth of the rate's window, by
+                                             number since the epoch) -> starts in it
+    <ns>:{<q>}:limit:wait:<L>        list    ids of the queued jobs held back by <L>'s limits
+                                             (their status is left as it was: queued)
+    <ns>:{<q>}:resource_wait         list    ids of the queued jobs that needed more
+                                             resources than the worker that read them had
+    <ns>:{<q>}:limit_ready           set     limit keys that may have room for a held job
+                                             (a unit was freed, or the rate has room)
+    <ns>:{<q>}:wake                  stream  capped; an entry when a limit key becomes ready
+                                             or a job is held back for resources, so that
+                                             idle workers claim again
+
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
                                              with the retention)
@@ -144,6 +176,14 @@ class QueueKeys:
     @cached_property
     def logs(self) -> str:
         return f"{self._base}:logs"
+
+    @cached_property
+    def log_followers(self) -> str:
+        return f"{self._base}:log_followers"
+
+    @cached_property
+    def log_feed(self) -> str:
+        return f"{self._base}:log_feed"
 
     @cached_property
     def progress(self) -> str:
@@ -211,6 +251,44 @@ class QueueKeys:
 
     def notifications(self, job_id: str) -> str:
         return f"{self._base}:notifications:{job_id}"
+
+    @cached_property
+    def paused(self) -> str:
+        return f"{self._base}:paused"
+
+    @cached_property
+    def limits(self) -> str:
+        return f"{self._base}:limits"
+
+    @cached_property
+    def unique(self) -> str:
+        return f"{self._base}:unique"
+
+    @cached_property
+    def limit_keys(self) -> str:
+        return f"{self._base}:limit_keys"
+
+    @cached_property
+    def limit_due(self) -> str:
+        return f"{self._base}:limit_due"
+
+    @cached_property
+    def resource_wait(self) -> str:
+        return f"{self._base}:resource_wait"
+
+    @cached_property
+    def wake(self) -> str:
+        return f"{self._base}:wake"
+
+    @cached_property
+    def limit_ready(self) -> str:
+        return f"{self._base}:limit_ready"
+
+    @cached_property
+    def limit_prefix(self) -> str:
+        """What the keys of one limit key value start with (the scripts add ``active:<L>``,
+        ``starts:<L>`` and ``wait:<L>``)."""
+        return f"{self._base}:limit:"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     """Its worker died, shut down, or lost its lease before the attempt ended."""
+    RATE_LIMITED = "rate_limited"
+    """The handler raised :class:`~jobmaster.RateLimited`: the job runs again later, and
+    this attempt does not count as a try."""
 
 
 # Most processes never read a record, so their validators are built on first use where
@@ -78,6 +81,14 @@ class LogLine(_Record):
     level: str
     event: str
     fields: dict[str, Any] = {}
+
+
+class JobLogLine(LogLine):
+    """A log line with the job and attempt that wrote it (from :meth:`Registry.logs` and
+    :meth:`Registry.search_logs`)."""
+
+    job_id: str
+    attempt: int
 
 
 class Attempt(_Record):
@@ -244,6 +255,8 @@ class WorkerInfo(_Record):
     """The ids of the jobs it runs now."""
     telemetry: WorkerTelemetry | None = None
     """Its process's and host's figures (None from a worker that did not send any)."""
+    resources: dict[str, float] | None = None
+    """What it offers jobs that declare ``resources=`` (None: no limit, every job fits)."""
 
 
 class Schedule(_Record):

@@ -31,6 +31,7 @@ from jobmaster.errors import (
 from jobmaster.fleet import WorkerControl
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, split_arguments
+from jobmaster.job_logs import JobLogs
 from jobmaster.models import (
     Job,
     JobEvent,
@@ -43,6 +44,7 @@ from jobmaster.models import (
 from jobmaster.ops.middleware import Hooks, Middleware, check_middleware
 from jobmaster.overrides import JobConfig
 from jobmaster.queries import Queries
+from jobmaster.queue_control import QueueControl
 from jobmaster.schedule_operations import ScheduleOperations
 from jobmaster.settings import Settings
 from jobmaster.store import Store
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Registry(WorkerControl):
+class Registry(WorkerControl, QueueControl, JobLogs):
     """The set of jobs of an application and where their data lives.
 
     Args:
@@ -70,8 +72,8 @@ class Registry(WorkerControl):
         max_payload: most bytes a job's arguments may take, packed (default 2 MiB); a
             larger call raises InvalidArguments.
         scheduler_lease: seconds a worker's scheduler leads a queue's schedules (default 5).
-        reply_spin: seconds ``enqueue*_sync`` polls for Redis's reply before it sleeps
-            (default 0.0001; 0 never polls).
+        reply_spin: seconds ``enqueue*_sync`` polls for a reply before it sleeps (0.0001).
+        min_replicas_acked: replicas that must acknowledge each write (WAIT; default 0).
         config_dir: where to look for pyproject.toml / jobmaster.toml job overrides
             (default: the working directory and its parents).
         environ: the environment to read JOBMASTER_* variables from (default: os.environ).
@@ -83,14 +85,14 @@ class Registry(WorkerControl):
         heartbeat: float | None = None, max_lost: int | None = None,
         events_maxlen: int | None = None, log_bytes: int | None = None,
         max_payload: int | None = None, scheduler_lease: float | None = None,
-        reply_spin: float | None = None, config_dir: str | Path | None = None,
-        environ: Mapping[str, str] | None = None,
+        reply_spin: float | None = None, min_replicas_acked: int | None = None,
+        config_dir: str | Path | None = None, environ: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.settings = Settings.load(
             environ, redis_url=redis_url, namespace=namespace, retention=retention, lease=lease,
             heartbeat=heartbeat, max_lost=max_lost, events_maxlen=events_maxlen,
             log_bytes=log_bytes, max_payload=max_payload, scheduler_lease=scheduler_lease,
-            reply_spin=reply_spin,
+            reply_spin=reply_spin, min_replicas_acked=min_replicas_acked,
         )  # fmt: skip
         self.job_config = JobConfig.discover(
             Path(config_dir) if config_dir is not None else None, environ

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from jobmaster.connections import Connection
     from jobmaster.definition import JobDefinition
+    from jobmaster.flow_control import FlowControls
     from jobmaster.ops.middleware import Hooks
     from jobmaster.settings import Settings
     from jobmaster.signature import HandlerSignature
@@ -29,6 +30,9 @@ class DefinedJob(Protocol):
 
     @property
     def signature(self) -> HandlerSignature: ...
+
+    @property
+    def controls(self) -> FlowControls: ...
 
 
 class RegistryView(Protocol):
@@ -47,6 +51,10 @@ class RegistryView(Protocol):
 
     def get(self, name: str) -> DefinedJob:
         """The job declared under ``name`` (:class:`UnknownJob` if none)."""
+        ...
+
+    def queues(self) -> list[str]:
+        """The queues the registry's jobs go to by default."""
         ...
 
     def connection(self) -> Connection:

@@ -27,7 +27,7 @@ from jobmaster.codec import DecodeError
 from jobmaster.cron import plan_ticks
 from jobmaster.errors import describe
 from jobmaster.schedule_definition import ScheduleDefinition, ScheduleState
-from jobmaster.schedules import ScheduleBook
+from jobmaster.schedules import ScheduleBook, controls_of
 from jobmaster.store import ScheduleFiring, ScheduleRecord, SchedulerLease, Store, TickJob
 
 if TYPE_CHECKING:
@@ -195,7 +195,13 @@ class Scheduler:
                 firing=len(jobs),
             )
         return ScheduleFiring(
-            definition.name, state.revision, state.due, plan.next_due, definition.priority, jobs
+            definition.name,
+            state.revision,
+            state.due,
+            plan.next_due,
+            definition.priority,
+            jobs,
+            controls_of(self.registry.jobs, definition),
         )
 
     async def _sleep(self, seconds: float) -> None:

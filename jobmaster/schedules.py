@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobmaster.codec import DecodeError
+from jobmaster.codec import DecodeError, pack
 from jobmaster.errors import ConfigError, JobmasterError, ScheduleExists, ScheduleNotFound
 from jobmaster.handle import JobHandle
 from jobmaster.models import Schedule
@@ -220,7 +220,8 @@ class ScheduleBook:
         job = TickJob(
             f"{name}@run-{uuid.uuid4().hex[:12]}", definition.job_record(created_ms), created_ms
         )
-        firing = ScheduleFiring(name, -1, -1, -1, definition.priority, [job])
+        controls = controls_of(self.registry.jobs, definition)
+        firing = ScheduleFiring(name, -1, -1, -1, definition.priority, [job], controls)
         results, _ = await self.store.schedules.fire_schedules(record.queue, [firing])
         if results[0].outcome is not Fired.FIRED:
             raise ScheduleNotFound(f"no schedule named {name!r}")
@@ -283,3 +284,13 @@ def _definition_of(record: ScheduleRecord) -> ScheduleDefinition | None:
         return ScheduleDefinition.decode(record.definition)
     except DecodeError:
         return None
+
+
+def controls_of(jobs: Mapping[str, DefinedJob], definition: ScheduleDefinition) -> str:
+    """The flow controls' line of a schedule's jobs (see flow_control.py), when its job is
+    declared here with controls; else empty."""
+    handler = jobs.get(definition.job)
+    controls = handler.controls if handler is not None else None
+    if controls is None or not controls.active:
+        return ""
+    return controls.line(pack(definition.args))

@@ -1,5 +1,6 @@
 """Loading of the Lua scripts in ``jobmaster/lua``, each prefixed by ``common.lua`` (and
-``integrity.lua`` for those that read many statuses at once).
+``integrity.lua`` for those that read many statuses at once, ``limits.lua`` for those that
+take part in flow control).
 
 Scripts are called by SHA (EVALSHA) and loaded again if the server lost them; outside
 pipelines they go through the store's multiplexed connection when it has one. Each part of
@@ -21,6 +22,22 @@ from jobmaster.transport.clients import FastConnection
 CHECKING = frozenset({"claim", "finish", "reclaim", "renew", "requeue", "promote"})
 """The scripts that read the statuses of many jobs in one call: they get ``integrity.lua``
 (what to do with a status that cannot be read) after ``common.lua``."""
+LIMITING = frozenset(
+    {
+        "claim",
+        "finish",
+        "reclaim",
+        "requeue",
+        "promote",
+        "cancel",
+        "enqueue_controlled",
+        "fire_schedules",
+    }
+)
+"""The scripts that take part in flow control: they get ``limits.lua`` (after
+``integrity.lua``, which they need)."""
+PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
+"""Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
 
 @cache
@@ -28,6 +45,9 @@ def source(name: str) -> str:
     """The full text of a script: the shared prelude(s), then the script itself."""
     lua = files("jobmaster") / "lua"
     parts = ["common", "integrity", name] if name in CHECKING else ["common", name]
+    if name in LIMITING:
+        parts.insert(-1, "limits")
+    parts[-1:-1] = PRELUDES.get(name, [])
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobmaster.errors import ConfigError
+from jobmaster.server_binaries import SERVER_ENV
 from jobmaster.transport.address import ClusterSeeds, is_cluster
+from jobmaster.transport.sentinel import SentinelURL, is_sentinel
 
 ENV_PREFIX = "JOBMASTER_"
 JOBS_ENV_PREFIX = "JOBMASTER_JOBS__"
@@ -18,6 +28,8 @@ DASHBOARD_ENV_PREFIX = "JOBMASTER_DASHBOARD_"
 """The dashboard's own variables (its credentials): not registry settings, not errors."""
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+URL_OPTIONS = ("min_replicas_acked", "replicas_ack_timeout")
+"""Settings that a Redis URL's query may carry."""
 MAX_PAYLOAD = 2 * 1024 * 1024
 """Default of ``max_payload``: 2 MiB of arguments per job."""
 
@@ -52,6 +64,35 @@ class Settings(BaseModel):
     reply_spin: float = Field(default=0.0001, ge=0, le=0.01)
     """Seconds a synchronous enqueue polls for Redis's reply before it sleeps on the socket
     (0: it never polls); see transport.blocking.BlockingConnection."""
+    min_replicas_acked: int = Field(default=0, ge=0, le=100)
+    """Replicas that must acknowledge each enqueue and each record of attempt ends (a
+    ``WAIT`` after them; 0: none) for the write to count as done; see store.replication.
+    Also ``?min_replicas_acked=N`` on the Redis URL."""
+    replicas_ack_timeout: float = Field(default=1.0, gt=0, le=60)
+    """Seconds to wait for those acknowledgements before ``NotReplicated`` is raised."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _sentinel_url_is_whole(cls, url: str) -> str:
+        """A Sentinel URL names its sentinels and service (checked now, not at first use)."""
+        if is_sentinel(url):
+            SentinelURL.parse(url)
+        return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_of_the_url(cls, data: Any) -> Any:
+        """``?min_replicas_acked=N&replicas_ack_timeout=S`` on the URL: taken off it, as
+        settings (which an explicit value of the same setting overrides)."""
+        if not isinstance(data, dict) or not isinstance(data.get("redis_url"), str):
+            return data
+        url, _, query = data["redis_url"].partition("?")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        ours = [(k, v) for k, v in pairs if k in URL_OPTIONS]
+        if not ours:
+            return data
+        rest = urlencode([(k, v) for k, v in pairs if k not in URL_OPTIONS])
+        return {**dict(ours), **data, "redis_url": f"{url}?{rest}" if rest else url}
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
@@ -61,7 +102,7 @@ class Settings(BaseModel):
         values: dict[str, Any] = {}
         for var, value in env.items():
             if not var.startswith(ENV_PREFIX) or var.startswith(
-                (JOBS_ENV_PREFIX, DASHBOARD_ENV_PREFIX)
+                (JOBS_ENV_PREFIX, DASHBOARD_ENV_PREFIX, SERVER_ENV)
             ):
                 continue
             name = var[len(ENV_PREFIX) :].lower()

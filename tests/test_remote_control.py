@@ -193,3 +193,36 @@ async def test_cli_controls_and_lists_workers(procapp: Registry, redis_url: str)
         assert "give one of ID, --host HOST or --all" in usage.stderr
     finally:
         stop_process(worker)
+
+
+async def test_supervised_children_drained_or_stopped_are_not_replaced(
+    procapp: Registry, redis_url: str
+) -> None:
+    from tests.apps.procapp import sleepy
+
+    supervisor = start_worker(APP, redis_url, *FAST, "--processes", "2", "--grace", "10")
+    try:
+        first, second = await wait_until(lambda: _listed(procapp, 2), timeout=20)
+        running = await sleepy.enqueue_many([(0.8,)] * 8)  # every slot of both children
+        await wait_until(lambda: _counts(procapp, active=8), timeout=10)
+
+        (drained,) = await procapp.drain_worker(first.id)
+        assert (drained.delivered, drained.state) == (True, "draining"), drained
+        # the drained child finishes its jobs and exits; none takes its place
+        (left,) = await wait_until(lambda: _listed(procapp, 1), timeout=10)
+        assert left.id == second.id
+        assert supervisor.poll() is None  # the other child still runs
+
+        (stopped,) = await procapp.stop_worker(second.id)
+        assert (stopped.delivered, stopped.state) == (True, "draining"), stopped
+        code, out = finish(supervisor, timeout=20)  # every child ended: the supervisor too
+        assert code == 0, out
+        assert "not replaced" in out
+        assert "restarting" not in out
+        for handle in running:  # nothing lost: each ran once, to the end
+            job = await handle.info()
+            assert job.state is JobState.SUCCEEDED
+            assert [a.outcome for a in job.attempts] == [AttemptOutcome.SUCCEEDED]
+        assert await procapp.workers() == []
+    finally:
+        stop_process(supervisor)

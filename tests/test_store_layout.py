@@ -59,6 +59,7 @@ PARTS = {
     "workers": "heartbeat remove_worker workers",
     "sessions": "open_session use_session close_session",
     "access": "refused_commands",
+    "limits": "pause_queue paused_queues enqueue limit_states held_for_resources",
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from jobmaster import ConfigError, JobState, Registry, Retry, Webhook
 from jobmaster.ops.webhooks import verify
-from tests.conftest import start_worker, stop_process, wait_until
+from tests.conftest import finish, start_worker, stop_process, wait_until
 
 APP = "apps.webhookapp:registry"
 
@@ -142,6 +142,29 @@ async def test_a_delivery_outlives_the_worker_that_claimed_it(
     ids = {headers["X-Jobmaster-Delivery"] for headers, _ in receiver.requests}
     assert len(ids) == 1
     assert [(n.number, n.ok) for n in job.notifications] == [(1, True)]
+
+
+async def test_a_delivery_survives_its_worker_killed_right_after_the_job_ended(
+    producer: Registry, receiver: Receiver, redis_url: str
+) -> None:
+    failed = await producer.enqueue("fail_loudly", ["killed"])
+    env = {"WEBHOOK_URL": receiver.url}
+    doomed = start_worker(APP, redis_url, env={**env, "DIE_AFTER_FINAL": "1"})
+    code, out = finish(doomed)  # killed once the job's end was recorded
+    assert code == -signal.SIGKILL, out
+    assert (await failed.info()).state is JobState.FAILED
+    assert receiver.requests == []
+    second = start_worker(APP, redis_url, env=env)
+    try:
+        job = await wait_until(lambda: _notified(failed, 1), timeout=20)
+    finally:
+        stop_process(second)
+
+    assert len(receiver.requests) == 1  # as recorded: one delivery, one try
+    (headers, body), (note,) = receiver.requests[0], job.notifications
+    assert json.loads(body)["state"] == "failed"
+    assert headers["X-Jobmaster-Delivery"] == note.delivery
+    assert (note.number, note.ok, note.status, note.final) == (1, True, 200, True)
 
 
 async def _notified(handle: Any, tries: int) -> Any:

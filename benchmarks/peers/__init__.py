@@ -10,6 +10,8 @@ MODULES = {
     "celery": "peers.celery_app",
     "huey": "peers.huey_app",
     "taskiq": "peers.taskiq_app",
+    "bullmq": "peers.bullmq_app",
+    "streaq": "peers.streaq_app",
     "streams": "peers.streams_app",
 }
 """Library name -> module defining ``PEER``, in the table's order."""

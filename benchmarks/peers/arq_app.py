@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from arq import create_pool
@@ -57,11 +58,11 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--burst" if burst else "--no-burst"]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     async def main() -> list[float]:
         pool = await create_pool(RedisSettings.from_dsn(url))
         try:
-            return await latency_loop_async(url, samples, lambda t: pool.enqueue_job("noop", t))
+            return await latency_loop_async(url, gaps, lambda t: pool.enqueue_job("noop", t))
         finally:
             await pool.aclose()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from celery import Celery, group
 
@@ -42,9 +43,9 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--loglevel", "WARNING"]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     _connect()
-    return latency_loop(url, samples, noop.delay)
+    return latency_loop(url, gaps, noop.delay)
 
 
 PEER = Peer(

@@ -17,10 +17,11 @@ The no-op handler takes one float, ``t``:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,12 +141,21 @@ def _latency(t: float, reply: tuple[bytes, bytes] | list[bytes] | None, wait: fl
     return float(started) - t
 
 
-def latency_loop(url: str, samples: int, enqueue: Callable[[float], object]) -> list[float]:
-    """Enqueue one job, wait for its handler to start, ``samples`` times; seconds each."""
+def latency_loop(
+    url: str, gaps: Sequence[float], enqueue: Callable[[float], object]
+) -> list[float]:
+    """Enqueue one job, wait for its handler to start, once per gap; seconds each.
+
+    Each sample first leaves the worker idle for its gap (seconds; 0: the next job goes out
+    the moment the last one started). The first job, which waits for the worker to start,
+    and ``LATENCY_WARMUP`` more go out back to back and are not counted.
+    """
     client = redis.Redis.from_url(url)
     try:
         timings: list[float] = []
-        for i in range(1 + LATENCY_WARMUP + samples):
+        for i, gap in enumerate(_with_warmup(gaps)):
+            if gap > 0:
+                time.sleep(gap)
             wait = FIRST_JOB_TIMEOUT if i == 0 else SAMPLE_TIMEOUT
             t = time.time()
             enqueue(t)
@@ -158,13 +168,16 @@ def latency_loop(url: str, samples: int, enqueue: Callable[[float], object]) -> 
 
 
 async def latency_loop_async(
-    url: str, samples: int, enqueue: Callable[[float], Awaitable[object]]
+    url: str, gaps: Sequence[float], enqueue: Callable[[float], Awaitable[object]]
 ) -> list[float]:
-    """:func:`latency_loop` for the asyncio libraries: every call in one event loop."""
+    """:func:`latency_loop` for the asyncio libraries: every call in one event loop (the
+    gaps are ``asyncio.sleep``s, during which the producer's loop runs as in an application)."""
     client = aioredis.Redis.from_url(url)
     try:
         timings: list[float] = []
-        for i in range(1 + LATENCY_WARMUP + samples):
+        for i, gap in enumerate(_with_warmup(gaps)):
+            if gap > 0:
+                await asyncio.sleep(gap)
             wait = FIRST_JOB_TIMEOUT if i == 0 else SAMPLE_TIMEOUT
             t = time.time()
             await enqueue(t)
@@ -175,6 +188,10 @@ async def latency_loop_async(
         return timings
     finally:
         await client.aclose()
+
+
+def _with_warmup(gaps: Sequence[float]) -> list[float]:
+    return [0.0] * (1 + LATENCY_WARMUP) + list(gaps)
 
 
 # -- what the driver knows about a library ------------------------------------------------------
@@ -193,7 +210,9 @@ class Peer:
         worker_command: ``(url, burst) -> argv`` of one worker process.
         burst: whether the processing worker stops by itself once the queue is empty.
         worker_settings: the worker's settings, as the report states them.
-        latency: ``(url, samples) -> seconds`` from enqueue to handler start, each.
+        latency: ``(url, gaps) -> seconds`` from enqueue to handler start, one sample per
+            gap, each after the worker was left idle for its gap (seconds; 0: back to back):
+            :func:`latency_loop` or :func:`latency_loop_async`.
     """
 
     name: str
@@ -204,7 +223,7 @@ class Peer:
     worker_command: Callable[[str, bool], list[str]]
     burst: bool
     worker_settings: str
-    latency: Callable[[str, int], list[float]]
+    latency: Callable[[str, Sequence[float]], list[float]]
     reference: bool = False
     """Not a job queue: the bare-streams ceiling, kept out of the "best peer" comparison."""
     env: dict[str, str] = field(default_factory=dict)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -48,9 +49,9 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--processes", "1", "--threads", str(THREADS)]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     broker.client.ping()
-    return latency_loop(url, samples, noop.send)
+    return latency_loop(url, gaps, noop.send)
 
 
 PEER = Peer(

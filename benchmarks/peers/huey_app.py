@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from huey import RedisHuey
 
@@ -39,9 +40,9 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--workers", "1", "--worker-type", "thread", "--quiet"]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     _connect()
-    return latency_loop(url, samples, noop)
+    return latency_loop(url, gaps, noop)
 
 
 PEER = Peer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from jobmaster import Registry
 from peers.common import (
@@ -52,9 +53,9 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--burst"] if burst else command
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     try:
-        return latency_loop(url, samples, noop.enqueue_sync)
+        return latency_loop(url, gaps, noop.enqueue_sync)
     finally:
         registry.close()
 

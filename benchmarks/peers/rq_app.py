@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from redis import Redis
 from rq import Queue
@@ -41,9 +42,9 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--burst"] if burst else command
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     queue = _queue(url)
-    return latency_loop(url, samples, lambda t: queue.enqueue(noop, t))
+    return latency_loop(url, gaps, lambda t: queue.enqueue(noop, t))
 
 
 PEER = Peer(

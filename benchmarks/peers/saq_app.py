@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from saq import Queue
@@ -53,11 +54,11 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [console_script("saq"), "peers.saq_app.settings", "--workers", "1"]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     async def main() -> list[float]:
         queue = await _queue(url)
         try:
-            return await latency_loop_async(url, samples, lambda t: queue.enqueue("noop", t=t))
+            return await latency_loop_async(url, gaps, lambda t: queue.enqueue("noop", t=t))
         finally:
             await queue.disconnect()
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import redis
 
@@ -111,10 +112,10 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--burst"] if burst else command
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     client = _client(url)
     try:
-        return latency_loop(url, samples, lambda t: client.xadd(STREAM, {"t": repr(t)}))
+        return latency_loop(url, gaps, lambda t: client.xadd(STREAM, {"t": repr(t)}))
     finally:
         client.close()
 

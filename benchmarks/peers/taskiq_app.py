@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from taskiq_redis import RedisStreamBroker
 
@@ -42,11 +43,11 @@ def worker_command(url: str, burst: bool) -> list[str]:
     return [*command, "--max-async-tasks", "100", "--log-level", "WARNING"]
 
 
-def latency(url: str, samples: int) -> list[float]:
+def latency(url: str, gaps: Sequence[float]) -> list[float]:
     async def main() -> list[float]:
         await broker.startup()
         try:
-            return await latency_loop_async(url, samples, noop.kiq)
+            return await latency_loop_async(url, gaps, noop.kiq)
         finally:
             await broker.shutdown()
 

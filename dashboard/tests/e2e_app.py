@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from typing import Any
 
 import redis
 
-from jobmaster import Context, Registry, Retry
+from jobmaster import Context, Registry, Retry, Webhook
 
+WEBHOOK_URL = os.environ.get("E2E_WEBHOOK_URL", "http://127.0.0.1:9/signups")
+"""Where ``welcome`` posts its webhook (the tests set it to a server of theirs)."""
 REGIONS = {"eu": 1280, "us": 2210, "apac": 740}
 """Rows of sales data per region; ``build_report`` fails for any other region."""
 
@@ -70,6 +73,12 @@ def declare_jobs(registry: Registry) -> None:
             ctx.progress(round(step / steps, 2))
             await asyncio.sleep(0.1)
         return video.replace(".mov", ".mp4")
+
+    @registry.job(
+        queue="emails", notify=Webhook(WEBHOOK_URL, on=("succeeded",), backoff=0.2, timeout=5)
+    )
+    def welcome(user: str) -> str:
+        return f"welcomed {user}"
 
     @registry.job(queue="media")
     async def thumbnail(path: str, width: int = 320) -> str:

@@ -17,11 +17,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -479,3 +481,63 @@ def test_no_other_site_can_frame_the_dashboard(page: Page, dashboard_url: str) -
     frame = page.frames[1]
     assert frame.locator("form").count() == 0
     assert page.frame_locator("iframe").get_by_role("button", name="Log in").count() == 0
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[int]]]:
+    """A webhook receiver on loopback that answers 500 to its first request, then 200."""
+    answered: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = 500 if not answered else 200
+            self.send_response(status)
+            self.end_headers()
+            answered.append(status)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/signups", answered
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_job_page_shows_its_notifications_and_each_try(
+    page: Page, app: Registry, redis_url: str, receiver: tuple[str, list[int]]
+) -> None:
+    url, answered = receiver
+    job_id = app.run_sync(app.enqueue("welcome", {"user": "ana"})).id
+    worker = start_worker(
+        APP, redis_url, "--queues", "emails", cwd=HERE, env={"E2E_WEBHOOK_URL": url}
+    )
+    try:
+        tries = eventually(
+            lambda: len(app.run_sync(app.get_job(job_id)).notifications) == 2 and answered,
+            what="two tries of the webhook recorded",
+        )
+        assert tries == [500, 200]
+    finally:
+        stop_process(worker)
+
+    log_in(page)
+    page.goto(f"/job?queue=emails&id={job_id}")
+    expect(
+        page.get_by_role("heading", name=re.compile(r"^Notifications \(1 .*2 tries\)$"))
+    ).to_be_visible()
+    rows = page.locator("table.notifications tbody tr")
+    expect(rows).to_have_count(2)
+    first, second = rows.nth(0).locator("td"), rows.nth(1).locator("td")
+    expect(first.nth(1)).to_have_text(url)
+    expect(first.nth(2)).to_have_text("1")
+    expect(first.nth(3)).not_to_be_empty()  # when it was tried
+    expect(first.nth(4)).to_have_text("500")
+    expect(first.nth(5)).to_have_text("HTTP 500 Internal Server Error (tried again later)")
+    expect(second.nth(2)).to_have_text("2")
+    expect(second.nth(4)).to_have_text("200")
+    expect(second.nth(5)).to_have_text("delivered")
+    expect(first.nth(0)).to_have_text(second.nth(0).inner_text())  # one delivery, two tries

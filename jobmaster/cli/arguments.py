@@ -41,6 +41,18 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def resources(text: str) -> str:
+    """``cpu=8,gpu=2,mem=64G``, checked (the worker reads it again)."""
+    from jobmaster.flow_control import parse_resources
+
+    try:
+        if not parse_resources(text):
+            raise ValueError("give at least one name=amount")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def queues(text: str) -> list[str]:
     names = [q.strip() for q in text.split(",") if q.strip()]
     if not names:

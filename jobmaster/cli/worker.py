@@ -9,7 +9,15 @@ import threading
 
 from jobmaster import event_loop
 from jobmaster.cli.application import load_registry, say_which_redis
-from jobmaster.cli.arguments import Commands, port_number, positive_int, queues, seconds, size
+from jobmaster.cli.arguments import (
+    Commands,
+    port_number,
+    positive_int,
+    queues,
+    resources,
+    seconds,
+    size,
+)
 
 
 def add_parser(commands: Commands) -> None:
@@ -48,6 +56,14 @@ def add_parser(commands: Commands) -> None:
     worker.add_argument(
         "--metrics-host", default="", help="the address to serve metrics on (default: all)"
     )
+    worker.add_argument(
+        "--resources",
+        type=resources,
+        metavar="NAME=AMOUNT,...",
+        help="what this worker process offers jobs that declare resources=, e.g. "
+        "cpu=8,gpu=2,mem=64G (default: no limit; with --processes N, each process offers "
+        "them)",
+    )
     # set by the supervisor in its children's command lines: its own pid
     worker.add_argument("--supervisor-pid", type=positive_int, help=argparse.SUPPRESS)
     worker.add_argument(
@@ -62,7 +78,7 @@ def add_parser(commands: Commands) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     # The worker runtime is imported by this command only, not by the others.
     from jobmaster.worker import Worker
-    from jobmaster.worker.recycling import RECYCLED_EXIT_CODE
+    from jobmaster.worker.recycling import RECYCLED_EXIT_CODE, RETIRED_EXIT_CODE
     from jobmaster.worker.supervisor import Supervisor
 
     registry = say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
@@ -88,10 +104,16 @@ def run_worker(args: argparse.Namespace) -> int:
         supervisor=args.supervisor_pid,
         max_jobs=args.max_jobs,
         max_memory=args.max_memory,
+        resources=args.resources,
     )
     event_loop.run(worker.run(), args.loop)
-    # a recycled worker tells its supervisor to start a new one; alone, it just ends
-    code = RECYCLED_EXIT_CODE if worker.recycled and args.supervisor_pid else 0
+    # a recycled worker tells its supervisor to start a new one, a drained or remotely
+    # stopped one to start none; alone, it just ends
+    code = 0
+    if args.supervisor_pid and worker.recycled:
+        code = RECYCLED_EXIT_CODE
+    elif args.supervisor_pid and worker.retired:
+        code = RETIRED_EXIT_CODE
     sys.stdout.flush()
     sys.stderr.flush()
     if any(t.name.startswith("jobmaster-sync") and t.is_alive() for t in threading.enumerate()):
@@ -119,6 +141,8 @@ def child_arguments(args: argparse.Namespace) -> list[str]:
         child += ["--max-memory", str(args.max_memory)]
     if args.metrics_host:
         child += ["--metrics-host", args.metrics_host]
+    if args.resources is not None:
+        child += ["--resources", args.resources]
     if args.burst:
         child.append("--burst")
     return child

@@ -1,7 +1,7 @@
 --[[ Cancel a job. Atomic with respect to a worker claiming it: the answer says which came
 first.
 KEYS[1] status  KEYS[2] queued  KEYS[3] scheduled  KEYS[4] cancelled  KEYS[5] events
-KEYS[6] control  KEYS[7..16] streams of bands 0..9
+KEYS[6] control  KEYS[7..16] streams of bands 0..9  KEYS[17] limits  KEYS[18] unique
 ARGV[1] job id  ARGV[2] reason  ARGV[3] events maxlen
 Returns: 'cancelled' (it will never run), 'requested' (an attempt is running: its worker is
 told through the control stream), 'finished:<state>' when it had already finished, or
@@ -31,4 +31,5 @@ st.x, st.m = 'Cancelled', reason
 rcall('HSET', status, id, cjson.encode(st))
 rcall('ZADD', KEYS[4], now, id)
 emit(KEYS[5], maxlen, {{id, 'cancelled'}})
+unique_free(parse_limits(rcall('HGET', KEYS[17], id)), KEYS[18], id)  -- see limits.lua
 return 'cancelled'

@@ -1,23 +1,41 @@
 --[[ Claim up to COUNT runnable jobs, highest band first; start their attempts and leases.
 KEYS[1] jobs  KEYS[2] status  KEYS[3] queued  KEYS[4] active  KEYS[5] attempts
 KEYS[6] events  KEYS[7] failed  KEYS[8..17] streams of bands 0..9
-KEYS[18] the caller's claim memo (a string key of this queue and consumer)
+KEYS[18] paused  KEYS[19] limits  KEYS[20] limit_due  KEYS[21] timers
+KEYS[22] resource_wait  KEYS[23] wake  KEYS[24] limit_ready  KEYS[25] limit_keys
+KEYS[26] the caller's claim memo (a string key of this queue and consumer)
+(and the keys of the queue's limits, named after KEYS[19]: see limits.lua)
 ARGV[1] consumer group  ARGV[2] consumer (worker id)  ARGV[3] count  ARGV[4] lease (ms)
 ARGV[5] hostname  ARGV[6] pid  ARGV[7] events maxlen
 ARGV[8] claim id: the caller's name for this claim, the same when it sends the claim again
 ARGV[9] how many suspect jobs the caller may take (a worker: 1 when it holds none, else 0)
 ARGV[10] '1' when this claim may have been sent before (see the claim memo), else '0'
-Returns: {claimed, newest, errors, deferred, suspects}
+ARGV[11] the caller's free resources ('gpu=1,mem=8589934592'), or '' for a worker that
+  advertises none (every job fits it)
+Returns: {claimed, newest, errors, deferred, suspects, paused, more, held}
   claimed: flat, four values per job: id, attempt number, job record, earlier attempts that
   do not count as tries (lost or handed back)
   newest: when nothing was claimed, the newest entry id of each band 0..9 ('0-0' when
-  empty), from which a blocking XREAD waits for new work; otherwise empty.
+  empty), then of wake, from which a blocking XREAD waits for new work;
+  otherwise empty.
   errors: what Redis answered when a band's stream could not be read (a missing consumer
   group is created again and the stream read; anything else is reported here and the other
   bands are still claimed). When nothing was claimed, these errors are raised instead.
   deferred: suspect jobs this claim read but could not take (they got a new entry at the end
   of their band).
   suspects: the ids of the claimed jobs that are suspects.
+  paused: 1 when the queue is paused (nothing was claimed), else 0.
+  more: 1 when this claim held back as many jobs over their limits as one call may, and
+  the streams may hold more to claim at once (the caller claims again without waiting).
+  held: how many jobs this claim held back (over a limit, or for resources).
+A job over its concurrency or rate limit (limits.lua) is held back: it leaves its stream
+for its limit key's wait list, and a band whose read held jobs back is read again, so that
+jobs behind a limited one are claimed (up to MAX_HELD per call).
+A job that needs more resources than the caller has free is held back the same way, on the
+queue's resource_wait list, and `wake` gets an entry so that idle workers claim again.
+A claim first starts held jobs: those of the limit keys listed in limit_ready (a unit was
+freed or the rate has room) while their limits admit them, then those held for resources
+that fit the caller's free resources; then it reads the streams.
 Entries are read with NOACK, and what was read is trimmed from the stream at once (XTRIM
 MINID, which removes whole nodes and steps over entries; no XDEL, which looks each one up):
 a stream holds the entries not yet delivered, and nothing else. What guards an attempt is
@@ -36,7 +54,10 @@ local jobs, status, queued, active, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local now, group, consumer = now_ms(), ARGV[1], ARGV[2]
 local remaining, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local host, pid, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local memo, claim_id, suspects_left = KEYS[18], ARGV[8], tonumber(ARGV[9])
+local memo, claim_id, suspects_left = KEYS[26], ARGV[8], tonumber(ARGV[9])
+local free, resource_wait, wake = parse_resources(ARGV[11]), KEYS[22], KEYS[23]
+local limits, limit_due, timers = KEYS[19], KEYS[20], KEYS[21]
+local prefix, held, MAX_HELD = limit_prefix(limits), 0, 1000
 local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
 
 -- The same claim sent again: answer with the jobs it started (those still held).
@@ -56,8 +77,10 @@ if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
       if st.k then suspects[#suspects + 1] = id end
     end
   end
-  return {claimed, {}, {}, 0, suspects}
+  return {claimed, {}, {}, 0, suspects, 0, 0, 0}
 end
+
+if rcall('EXISTS', KEYS[18]) == 1 then return {{}, {}, {}, 0, {}, 1, 0, 0} end
 
 -- the fixed part of every attempt record, its strings escaped once
 local consumer_json = cjson.encode(consumer)
@@ -76,20 +99,41 @@ local function dead_letter(band, entry, fields, why)
   changes[#changes + 1] = change_json(id, 'failed')
 end
 
--- Start the attempts of the entries read from one band's stream.
+-- Whether the job `id`, of controls `line`, is held back by its limits or for resources
+-- (then it is listed here; its status stays as it is).
+local function held_back(line, id)
+  local c = parse_limits(line)
+  if not c then return false end
+  if not fits(c.r, free) then  -- for a worker with room: resource_wait
+    rcall('RPUSH', resource_wait, id)
+    rcall('XADD', wake, 'MAXLEN', '~', 16, '*', 'r', id)
+    return true
+  end
+  local go, due = limit_admits(c, prefix, now)
+  if go then
+    take_resources(c.r, free)
+    return false
+  end
+  limit_hold(c, prefix, id, due, limit_due, timers)
+  return true
+end
+
+-- Start the attempts of the entries read from one band's stream (band nil: held jobs taken
+-- from their wait lists, each as an entry '' of no stream).
 local function start_band(band, entries)
   local ids = {}
   for k, item in ipairs(entries) do
     local fields = item[2]
     ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
-  local raws = hmget_many(status, ids)
+  local raws, controls = hmget_many(status, ids), limits_of(limits, ids)
   local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
   for k, item in ipairs(entries) do
     local entry, id, raw = item[1], ids[k], raws[k]
     if id == '' then
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' in band ' .. band .. ' has no job id')
+    elseif not raw and entry == '' then  -- a held job, forgotten meanwhile: nothing to start
     elseif not raw then
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
@@ -98,17 +142,21 @@ local function start_band(band, entries)
       if token_json then a, b, queued_entry = string.match(raw, QUEUED_STATUS) end
       if not a then st, why = read_status(raw) end
       -- an entry superseded (its job was cancelled or moved) is left to the trim
-      local current = (a and queued_entry == entry) or (st and st.s == 'queued' and st.e == entry)
+      -- (entry '': a held job taken from its wait list, which has no entry)
+      local current = (a and (queued_entry == entry or entry == ''))
+        or (st and st.s == 'queued' and (st.e == entry or entry == ''))
       if not a and not st then
         fail_corrupt(status, KEYS[7], id, raw, why, now)
         rcall('ZREM', queued, id)
         changes[#changes + 1] = change_json(id, 'failed')
       elseif current and st and st.k and suspects_left <= 0 then
         -- a suspect the caller may not take (it holds one): it waits at the end of its band
-        st.e = add_entry(KEYS[8 + band], group, id)
+        st.e = add_entry(KEYS[8 + st.b], group, id)
         rcall('HSET', status, id, cjson.encode(st))
         rcall('ZADD', queued, entry_score(st.e), id)
         deferred = deferred + 1
+      elseif current and controls and controls[k] and held_back(controls[k], id) then
+        held = held + 1  -- over a limit: held back (limits.lua)
       elseif current then
         if st and st.k then
           suspects_left = suspects_left - 1
@@ -132,6 +180,7 @@ local function start_band(band, entries)
         numbers[#numbers + 1] = n
         lost[#lost + 1] = st and (st.u or st.l) or 0
         changes[#changes + 1] = change_json(id, 'active')
+        if controls and controls[k] then limit_take(parse_limits(controls[k]) or {}, prefix, id, n, now) end
       end
     end
   end
@@ -150,19 +199,20 @@ local function start_band(band, entries)
 end
 
 
-for band = 9, 0, -1 do
-  if remaining <= 0 then break end
-  local stream = KEYS[8 + band]
+-- Read and start the entries of one band (up to `remaining`): true when the read was
+-- full and held jobs back, so that the band may hold more to claim at once.
+local function claim_band(band)
+  local stream, asked = KEYS[8 + band], remaining
   -- a stream that cannot be read is reported in `errors`; a consumer group that is missing
   -- (deleted, or lost with a restore) is created again: every entry in a stream is
   -- undelivered, so it reads from the start
   local length, reply = redis.pcall('XLEN', stream), nil
   if type(length) == 'number' and length > 0 then  -- only undelivered entries stay in a stream
-    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+    reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked, 'NOACK',
       'STREAMS', stream, '>')
     if type(reply) == 'table' and reply.err and string.find(reply.err, '^NOGROUP') then
       rcall('XGROUP', 'CREATE', stream, group, '0')
-      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'NOACK',
+      reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked, 'NOACK',
         'STREAMS', stream, '>')
     end
   elseif type(length) == 'table' then
@@ -174,12 +224,79 @@ for band = 9, 0, -1 do
   elseif reply then
     entries = read_entries(reply)
   end
-  if #entries > 0 then
-    start_band(band, entries)
-    local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
-    rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-    remaining = remaining - #entries
+  if #entries == 0 then return false end
+  local held_before = held
+  start_band(band, entries)
+  local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+  rcall('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+  remaining = remaining - #entries + (held - held_before)
+  return held > held_before and #entries == asked
+end
+
+-- Start one held job taken from a wait list (its status says its band; a job no longer
+-- queued is dropped by start_band).
+local function start_held(id)
+  local raw = rcall('HGET', status, id)
+  local st = raw and read_status(raw)
+  if not st then return end
+  local before = #claimed
+  start_band(st.b, {{'', {'id', id}}})
+  remaining = remaining - (#claimed - before) / 4
+end
+
+-- How many more jobs of limit key `c` may start now, and when its rate has room again
+-- (nil unless the rate is what holds it).
+local function key_room(c)
+  local room, due = remaining, nil
+  if c.max then room = math.min(room, c.max - rcall('SCARD', prefix .. 'active:' .. c.l)) end
+  if c.rn then
+    local left
+    left, due = rate_room(c, prefix, now)
+    room = math.min(room, left)
   end
+  return room, due
+end
+
+-- Start the jobs held back by limit keys that may have room again, as many as their limits
+-- admit (oldest first, in one batch per key); a key whose limits hold, or with nobody
+-- waiting, is no longer ready (a freed unit or the rate's due time lists it again).
+if rcall('EXISTS', KEYS[24]) == 1 then
+  for _, l in ipairs(rcall('SRANDMEMBER', KEYS[24], 100)) do
+    if remaining <= 0 then break end
+    local c, wait = key_limits(KEYS[25], l), prefix .. 'wait:' .. l
+    local room = key_room(c)
+    local ids = room > 0 and rcall('LPOP', wait, room)
+    if ids then
+      local entries, before = {}, #claimed
+      for k, id in ipairs(ids) do entries[k] = {'', {'id', id}} end
+      start_band(nil, entries)
+      remaining = remaining - (#claimed - before) / 4
+    end
+    local left, due = key_room(c)
+    if rcall('LLEN', wait) == 0 or left <= 0 then
+      rcall('SREM', KEYS[24], l)
+      if due then limit_hold_due(c, due, limit_due, timers) end
+    end
+  end
+end
+
+-- Start the jobs held back for resources that fit the caller now (oldest first).
+if rcall('EXISTS', resource_wait) == 1 then
+  for _, id in ipairs(rcall('LRANGE', resource_wait, 0, 99)) do
+    if remaining <= 0 then break end
+    local raw = rcall('HGET', status, id)
+    local st = raw and read_status(raw)
+    if not (st and st.s == 'queued') then
+      rcall('LREM', resource_wait, 1, id)  -- no longer held (cancelled, deleted...)
+    elseif fits(parse_resources(string.match(rcall('HGET', limits, id) or '', '([^\t]*)$')), free) then
+      rcall('LREM', resource_wait, 1, id)
+      start_held(id)
+    end
+  end
+end
+
+for band = 9, 0, -1 do
+  while remaining > 0 and held < MAX_HELD and claim_band(band) do end
 end
 emit_json(KEYS[6], maxlen, changes)
 
@@ -197,5 +314,7 @@ if #claimed == 0 then
     local last = rcall('XREVRANGE', KEYS[8 + band], '+', '-', 'COUNT', 1)
     newest[band + 1] = last[1] and last[1][1] or '0-0'
   end
+  local last = rcall('XREVRANGE', wake, '+', '-', 'COUNT', 1)
+  newest[11] = last[1] and last[1][1] or '0-0'
 end
-return {claimed, newest, errors, deferred, suspects}
+return {claimed, newest, errors, deferred, suspects, 0, held >= MAX_HELD and 1 or 0, held}

@@ -146,7 +146,8 @@ end
 
 -- Forget a finished job: its record, status, attempts, logs, progress, result and its
 -- entry in its state's index `idx`.
--- k: {jobs, status, attempts, logs, progress, results, result_expiry}
+-- k: {jobs, status, attempts, logs, progress, results, result_expiry, limits (nil when the
+-- queue has no job with controls)}
 local function forget(k, id, raw_status, idx)
   -- the attempt count, even from a status that cannot be decoded
   local n = raw_status and tonumber(string.match(raw_status, '"a":(%d+)')) or 0
@@ -158,6 +159,7 @@ local function forget(k, id, raw_status, idx)
   end
   rcall('HDEL', k.jobs, id)
   rcall('HDEL', k.status, id)
+  if k.limits then rcall('HDEL', k.limits, id) end  -- its controls (limits.lua)
   rcall('HDEL', k.results, id)
   rcall('ZREM', k.result_expiry, id)
   rcall('ZREM', idx, id)
@@ -168,6 +170,7 @@ end
 -- k: as forget's, and finished = {the indexes of the finished states}
 local function prune(k, now, retention, limit)
   local forgotten = 0
+  if k.limits and rcall('EXISTS', k.limits) == 0 then k.limits = nil end
   for _, idx in ipairs(k.finished) do
     local old = rcall('ZRANGEBYSCORE', idx, '-inf', now - retention, 'LIMIT', 0, limit)
     for _, id in ipairs(old) do

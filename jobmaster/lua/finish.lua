@@ -3,18 +3,24 @@
 KEYS[1] jobs  KEYS[2] status  KEYS[3] active  KEYS[4] scheduled  KEYS[5] attempts
 KEYS[6] logs  KEYS[7] progress  KEYS[8] results  KEYS[9] result_expiry  KEYS[10] events
 KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
+KEYS[15] webhook_due  KEYS[16] webhook_deliveries  KEYS[17] limits  KEYS[18] unique (and the
+keys of the queue's limits, named after KEYS[17]: see limits.lua)
 ARGV[1] retention (ms)  ARGV[2] events maxlen
 ARGV[3..] per job, either five values for a success: 'S', id, lease token, result
   (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
   lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
   scheduled), error type, error message, traceback
+then, optionally, the webhook deliveries of these ends: 'W' and four values per delivery
+  (see webhook_outbox.lua), written with the ends they are for
 Returns: one integer per job, 1 when recorded (or recorded already: the same end sent
 again, its first reply lost), 0 when the lease was no longer held (the attempt was taken
 over; nothing is written for it), 2 when the job's status could not be read (the job is
 failed with error type CorruptStatus; the attempt's end is not written).
 The job's stream entry is gone already: the claim read it with NOACK and trimmed it.
 The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
-job: this script runs for every job a worker processes. ]]
+job: this script runs for every job a worker processes.
+An attempt of a job with limits frees its unit (and lets one job its limit held back go);
+a job with a unique key that reached a final state frees the key. ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
@@ -24,7 +30,7 @@ write_even_when_full(status)  -- a full Redis must not fail work that was done
 -- where each end's values start in ARGV (no table per end: this runs for every job)
 local starts, ids = {}, {}
 local i, argc = 3, #ARGV
-while i <= argc do
+while i <= argc and ARGV[i] ~= 'W' do
   starts[#starts + 1] = i
   ids[#ids + 1] = ARGV[i + 1]
   i = i + (ARGV[i] == 'S' and 5 or 9)
@@ -72,6 +78,7 @@ end
 local opened = hmget_many(attempts, fields)
 local index = {succeeded = {}, failed = {}, cancelled = {}}
 local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
+local finals = {}
 for k, p in ipairs(held) do
   local id, st = ARGV[p + 1], statuses_held[k]
   local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
@@ -91,6 +98,7 @@ for k, p in ipairs(held) do
   local as_text = st.text and etype == '' and next_state ~= 'scheduled'
   if st.text and not as_text then st = {a = tonumber(st.a), b = tonumber(st.b)} end
   st.t, st.e, st.s, st.k = nil, nil, next_state, nil  -- an attempt that ended clears suspicion
+  if outcome == 'rate_limited' then st.u = (st.u or st.l or 0) + 1 end  -- not a try
   if etype ~= '' then st.x, st.m = etype, emsg else st.x, st.m = nil, nil end
   if next_state == 'scheduled' then
     st.d = now + delay
@@ -109,6 +117,7 @@ for k, p in ipairs(held) do
       end
     end
   end
+  finals[k] = next_state ~= 'scheduled'
   statuses[#statuses + 1] = id
   if as_text then
     statuses[#statuses + 1] = '{"a":' .. st.a .. ',"b":' .. st.b .. ',"s":"' .. next_state
@@ -120,6 +129,7 @@ for k, p in ipairs(held) do
 end
 for _, id in ipairs(corrupt) do
   unleased[#unleased + 1] = id
+  finals[#unleased] = true
   changes[#changes + 1] = change_json(id, 'failed')
 end
 call_many('ZREM', active, unleased)
@@ -131,8 +141,20 @@ call_many('ZADD', KEYS[14], index.cancelled)
 call_many('HSET', results, stored)
 call_many('ZADD', result_expiry, expiries)
 emit_json(KEYS[10], maxlen, changes)
+write_outbox(KEYS[15], KEYS[16], held, i)
+
+local controls = #unleased > 0 and limits_of(KEYS[17], unleased)
+if controls then  -- units and unique keys of jobs with limits (limits.lua)
+  for k, id in ipairs(unleased) do
+    local c = parse_limits(controls[k])
+    if c then
+      limit_free(c, KEYS[17], id)
+      if finals[k] then unique_free(c, KEYS[18], id) end
+    end
+  end
+end
 
 prune({jobs = jobs, status = status, attempts = attempts, logs = KEYS[6], progress = KEYS[7],
-  results = results, result_expiry = result_expiry,
+  results = results, result_expiry = result_expiry, limits = KEYS[17],
   finished = {KEYS[12], KEYS[13], KEYS[14]}}, now, retention, math.max(100, 2 * #out))
 return out

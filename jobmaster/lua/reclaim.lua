@@ -12,13 +12,16 @@ dies again beside no other suspect: only it counts its losses, and the jobs lost
 once run apart from it. An attempt that ends (finish.lua) clears the suspicion.
 A job whose status cannot be read is failed (CorruptStatus) and the others are taken back.
 KEYS[1] status  KEYS[2] active  KEYS[3] queued  KEYS[4] attempts  KEYS[5] events
-KEYS[6] failed  KEYS[7..16] streams of bands 0..9  KEYS[17] cancelled
+KEYS[6] failed  KEYS[7..16] streams of bands 0..9  KEYS[17] cancelled  KEYS[18] limits
+KEYS[19] unique  KEYS[20] limit_keys (and the keys of the queue's limits: see limits.lua)
 ARGV[1] consumer group  ARGV[2] max lost attempts  ARGV[3] limit  ARGV[4] events maxlen
+A job with limits frees its unit once its lease expired, never before; and a few limit
+keys chosen at random are checked for units held by jobs no longer running (freed then).
 Returns: {requeued ids, failed ids, ms until the next lease expires (-1 when none)} ]]
 local status, active, queued, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, max_lost, limit, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
-local requeued, failed, changes = {}, {}, {}
+local requeued, failed, changes, back = {}, {}, {}, {}
 local expired = rcall('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, limit)
 
 -- the jobs to take back, and how many each lease holder lost (suspects among them apart)
@@ -32,6 +35,7 @@ for _, id in ipairs(expired) do
     fail_corrupt(status, KEYS[6], id, raw, why, now)
     failed[#failed + 1] = id
     changes[#changes + 1] = {id, 'failed'}
+    back[#back + 1] = {id, true}
   elseif st and st.s == 'active' then
     local holder = st.t and string.match(st.t, '^(.*)/%d+$') or ''
     lost[#lost + 1] = {id, st, holder}
@@ -66,7 +70,10 @@ for _, job in ipairs(lost) do
   end
   rcall('HSET', status, id, cjson.encode(st))
   changes[#changes + 1] = {id, st.s}
+  back[#back + 1] = {id, st.s ~= 'queued'}
 end
 emit(KEYS[5], maxlen, changes)
+free_units(KEYS[18], KEYS[19], back)
+sweep_units(KEYS[18], KEYS[20], status, 10)
 local first = rcall('ZRANGE', active, 0, 0, 'WITHSCORES')
 return {requeued, failed, first[2] and math.max(0, tonumber(first[2]) - now) or -1}

@@ -1,16 +1,15 @@
 """Delivering webhooks from the workers, at least once.
 
 A worker with webhooks (declared per job with ``notify=``, or for the registry with
-``registry.use(Webhook(...))``) runs a :class:`Notifier`. As a middleware, it turns each job
-end that Redis recorded into deliveries, which it writes to the job's queue in Redis right
-away (:class:`jobmaster.store.webhooks.WebhookDeliveries`). Every worker of the queue then
-claims due deliveries for a lease, POSTs them, and records each try on the job; a failed try
-is due again after the webhook's backoff, until ``max_tries``. A delivery claimed by a worker
-that dies is tried again by another once its lease passed: a receiver may see a delivery
-twice (the ``X-Jobmaster-Delivery`` header says which), never none while a worker runs.
-
-A delivery is lost only if the worker dies between recording the job's end and writing the
-delivery (a few milliseconds: they are written before the next batch of ends).
+``registry.use(Webhook(...))``) runs a :class:`Notifier`. For each batch of job ends it
+writes, its completion writer asks the notifier for their deliveries (:meth:`Notifier.outbox`),
+and the script that records the ends writes them to the queue's outbox in the same call
+(finish.lua, webhook_outbox.lua): a delivery exists exactly when its job's end was recorded,
+even if the worker dies right after. Every worker of the queue then claims due deliveries for
+a lease, POSTs them, and records each try on the job; a failed try is due again after the
+webhook's backoff, until ``max_tries``. A delivery claimed by a worker that dies is tried
+again by another once its lease passed: a receiver may see a delivery twice (the
+``X-Jobmaster-Delivery`` header says which), never none while a worker runs.
 """
 
 from __future__ import annotations
@@ -21,15 +20,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from jobmaster.errors import describe
-from jobmaster.ops.middleware import AttemptEnd, AttemptInfo, Hooks, Middleware
+from jobmaster.ops.middleware import FINAL_STATES, NO_HEADERS, AttemptEnd, AttemptInfo, Middleware
 from jobmaster.ops.webhooks import DELIVERY_HEADER, TIMESTAMP_HEADER, Webhook, encode, payload
-from jobmaster.store.webhooks import Delivery, WebhookDeliveries
+from jobmaster.store.webhooks import Delivery, NewDelivery, WebhookDeliveries
 
 CLAIM_MARGIN = 1.0
 """A claim holds its deliveries for twice the longest timeout of the worker's webhooks plus
@@ -47,8 +45,41 @@ class _Defined(Protocol):
     def definition(self) -> Any: ...
 
 
-class Notifier(Middleware):
-    """A worker's webhook deliveries: written when jobs end, claimed and POSTed in a loop.
+class EndedJob(Protocol):
+    """What the notifier reads of an ended attempt (the worker's record of it)."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+class EndedAs(Protocol):
+    """How it ended (the worker's completion)."""
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def next_state(self) -> str: ...
+
+    @property
+    def error_type(self) -> str: ...
+
+    @property
+    def error_message(self) -> str: ...
+
+
+class Notifier:
+    """A worker's webhook deliveries: given to the script that records jobs' ends, then
+    claimed and POSTed in a loop.
 
     Args:
         webhooks: the webhooks of each job, by job name.
@@ -76,7 +107,6 @@ class Notifier(Middleware):
         self._retention = retention
         self._log = log
         self._closed = closed
-        self._pending: defaultdict[str, list[Delivery]] = defaultdict(list)
         longest = max(w.timeout for w in self._by_key.values())
         self._lease_ms = int((2 * longest + CLAIM_MARGIN) * 1000)
         self._wanted = asyncio.Event()
@@ -90,17 +120,30 @@ class Notifier(Middleware):
         found = {name: (*shared, *job.definition.notify) for name, job in jobs.items()}
         return {name: hooks for name, hooks in found.items() if hooks}
 
-    def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
-        for webhook in self._webhooks.get(attempt.name, ()):
-            if end.next_state in webhook.on:
-                delivery_id = uuid.uuid4().hex
-                body = encode(payload(webhook, delivery_id, attempt, end)).decode()
-                delivery = Delivery(delivery_id, attempt.job_id, webhook.key, webhook.url, 0, body)
-                self._pending[attempt.queue].append(delivery)
-                self._wanted.set()
+    def outbox(self, ended: Sequence[tuple[EndedJob, EndedAs]]) -> list[NewDelivery]:
+        """The deliveries of a batch of attempt ends, to write with them."""
+        deliveries = []
+        for job, how in ended:
+            state = how.next_state
+            hooks = self._webhooks.get(job.name, ()) if state in FINAL_STATES else ()
+            for webhook in hooks:
+                if state in webhook.on:
+                    attempt = AttemptInfo(
+                        job.job_id, job.name, job.queue, job.attempt, 0.0, 0.0, "", NO_HEADERS
+                    )
+                    end = AttemptEnd(how.outcome, state, 0.0, how.error_type, how.error_message)
+                    delivery_id = uuid.uuid4().hex
+                    body = encode(payload(webhook, delivery_id, attempt, end)).decode()
+                    delivery = Delivery(delivery_id, job.job_id, webhook.key, webhook.url, 0, body)
+                    deliveries.append(NewDelivery(state, delivery))
+        return deliveries
+
+    def written(self) -> None:
+        """Deliveries were written: look for due ones now."""
+        self._wanted.set()
 
     async def run(self) -> None:
-        """Write new deliveries and make due ones until the worker closes."""
+        """Make due deliveries until the worker closes."""
         failures = 0
         while not self._closed.is_set():
             self._wanted.clear()
@@ -115,21 +158,8 @@ class Notifier(Middleware):
                 async with asyncio.timeout(wait):
                     await self._wanted.wait()
 
-    async def flush(self) -> None:
-        """Write the deliveries not written yet (at shutdown: another worker makes them)."""
-        pending, self._pending = self._pending, defaultdict(list)
-        try:
-            for queue, deliveries in list(pending.items()):
-                await self._deliveries.add(queue, deliveries)
-                del pending[queue]
-        except BaseException:
-            for queue, deliveries in pending.items():
-                self._pending[queue][:0] = deliveries
-            raise
-
     async def round(self) -> float:
-        """Write new deliveries, make those due; the seconds until the next is due."""
-        await self.flush()
+        """Make the due deliveries; the seconds until the next is due."""
         wait = IDLE_WAIT
         for queue in self._queues:
             claimed = await self._deliveries.claim(queue, self._lease_ms, CLAIM_BATCH)
@@ -208,10 +238,3 @@ def new_notifier(
     deliveries = store.webhooks
     retention = registry.settings.retention
     return Notifier(webhooks, deliveries, queues, retention=retention, log=log, closed=closed)
-
-
-def worker_hooks(registry_hooks: Hooks | None, notifier: Notifier | None) -> Hooks | None:
-    """The hooks a worker calls: the registry's middleware, then its notifier."""
-    if notifier is None:
-        return registry_hooks
-    return Hooks([*(registry_hooks.middleware if registry_hooks else ()), notifier])

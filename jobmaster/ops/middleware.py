@@ -104,9 +104,10 @@ class Middleware:
         or cancelled) with this attempt; also for an attempt that could not start (its
         arguments no longer fit the handler), which got no other attempt hook."""
 
-    def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
+    def on_lost(self, queue: str, job_ids: Sequence[str], names: Sequence[str]) -> None:
         """Called in a worker that took back attempts whose worker died or whose lease
-        expired (their jobs are queued again, or failed past ``max_lost``)."""
+        expired (their jobs are queued again, or failed past ``max_lost``), with the name of
+        each job ("" for one whose record could not be read)."""
 
 
 def check_middleware(middleware: object) -> Middleware:
@@ -146,6 +147,12 @@ class Hooks:
             setattr(self, f"_{hook}", tuple(overridden))
         self.wants_final = bool(self._on_final)
         """Whether a middleware has an ``on_final`` hook."""
+        self.wants_attempts = bool(self._before_attempt or self._after_attempt or self._on_final)
+        """Whether a middleware has an attempt hook (the worker then describes each attempt
+        to them)."""
+        self.wants_lost = bool(self._on_lost)
+        """Whether a middleware has an ``on_lost`` hook (the worker then reads the names of
+        the jobs it took back)."""
 
     def before_enqueue(self, request: EnqueueRequest) -> None:
         for middleware in self._before_enqueue:
@@ -176,9 +183,9 @@ class Hooks:
             except Exception:
                 _logged(middleware, "on_final")
 
-    def on_lost(self, queue: str, job_ids: Sequence[str]) -> None:
+    def on_lost(self, queue: str, job_ids: Sequence[str], names: Sequence[str]) -> None:
         for middleware in self._on_lost:
-            _call(middleware, "on_lost", queue, job_ids)
+            _call(middleware, "on_lost", queue, job_ids, names)
 
     _before_enqueue: tuple[Middleware, ...]
     _after_enqueue: tuple[Middleware, ...]

@@ -15,6 +15,8 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.access`` (:mod:`.access`): the permissions a worker checks at start.
 - ``store.fleet`` (:mod:`.fleet`): remote commands to workers, and their acknowledgements.
 - ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
+- ``store.limits`` (:mod:`.limits`): paused queues, jobs with unique keys or limits.
+- ``store.log_feed`` (:mod:`.log_feed`): log lines of followed jobs, as they are written.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -33,6 +35,9 @@ from jobmaster.store.fleet import FleetCommands
 from jobmaster.store.inspection import InspectionCommands
 from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
+from jobmaster.store.limits import LimitCommands
+from jobmaster.store.log_feed import LogFeed
+from jobmaster.store.replication import Replication
 from jobmaster.store.replies import (
     Fired,
     Firing,
@@ -49,6 +54,7 @@ from jobmaster.store.types import (
     Completion,
     Event,
     Lease,
+    LimitState,
     NewJob,
     Output,
     Promotion,
@@ -78,6 +84,7 @@ class Store:
         log_bytes: int = 256 * 1024,
         fast: FastConnection | None = None,
         blocking_reads: Callable[[], FastConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         conn = StoreConnection(
             redis,
@@ -86,6 +93,7 @@ class Store:
             log_bytes=log_bytes,
             fast=fast,
             blocking_reads=blocking_reads,
+            replication=replication,
         )
         self.connection = conn
         self.redis = conn.redis
@@ -102,6 +110,8 @@ class Store:
         self.access = AccessCommands(conn)
         self.fleet = FleetCommands(conn)
         self.webhooks = WebhookDeliveries(conn)
+        self.limits = LimitCommands(conn)
+        self.log_feed = LogFeed(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""
@@ -120,12 +130,14 @@ __all__ = [
     "Firing",
     "JobOperation",
     "Lease",
+    "LimitState",
     "NewJob",
     "Outcome",
     "Output",
     "Promotion",
     "Reclaim",
     "Recorded",
+    "Replication",
     "Saved",
     "ScheduleFiring",
     "ScheduleRecord",

@@ -17,6 +17,7 @@ from jobmaster.keys import Keys
 from jobmaster.scripts import source
 from jobmaster.store.connection import ENQUEUE_CHUNK, QueueKeyLists
 from jobmaster.store.enqueueing import created_flags, enqueue_command
+from jobmaster.store.replication import Replication
 from jobmaster.store.types import NewJob
 from jobmaster.transport.address import is_cluster
 from jobmaster.transport.blocking import ThreadConnections
@@ -27,9 +28,17 @@ class BlockingProducer:
     """Creates jobs from any thread, each thread on a connection of its own."""
 
     def __init__(
-        self, url: str, namespace: str, *, events_maxlen: int, timeout: float, spin: float = 0.0
+        self,
+        url: str,
+        namespace: str,
+        *,
+        events_maxlen: int,
+        timeout: float,
+        spin: float = 0.0,
+        replication: Replication | None = None,
     ) -> None:
         self.url = url
+        self.replication = replication
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self._script = source("enqueue")
@@ -73,6 +82,9 @@ class BlockingProducer:
             replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
         created = created_flags(sizes, replies)
         self._known_queues.add(queue)
+        if self.replication is not None:  # on the thread's connection, after the writes
+            acked = conn.pipeline([self.replication.command()])[0]
+            self.replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_on_cluster(
@@ -100,6 +112,9 @@ class BlockingProducer:
             answers = [next(retried) if isinstance(r, NoScriptError) else r for r in answers]
         created = created_flags(sizes, replies + answers)
         self._known_queues.add(queue)
+        if self.replication is not None:  # on the thread's connection to the queue's master
+            acked = self._cluster.pipeline(key, [self.replication.command()])[0]
+            self.replication.check(acked, "enqueue", created)
         return created
 
     def close(self) -> None:

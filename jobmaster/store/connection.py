@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
 from jobmaster.scripts import Script
+from jobmaster.store.replication import Replication
 from jobmaster.store.stream_reads import StreamReader
 from jobmaster.transport.clients import FastConnection
 
@@ -34,39 +35,45 @@ class QueueKeyLists:
         self.streams = s
         self.claim = (
             k.jobs, k.status, idx("queued"), idx("active"), k.attempts, k.events, idx("failed"), *s,
+            k.paused, k.limits, k.limit_due, k.timers, k.resource_wait, k.wake, k.limit_ready,
+            k.limit_keys,
         )  # fmt: skip
         self.finish = (
             k.jobs, k.status, idx("active"), idx("scheduled"), k.attempts, k.logs, k.progress,
             k.results, k.result_expiry, k.events, k.timers, idx("succeeded"), idx("failed"),
-            idx("cancelled"),
+            idx("cancelled"), k.webhook_due, k.webhook_deliveries, k.limits, k.unique,
         )  # fmt: skip
         self.promote = (
             k.status, idx("scheduled"), idx("queued"), k.events, k.timers, *s, idx("failed"),
+            k.limits, k.limit_keys, k.limit_due,
         )  # fmt: skip
         self.requeue = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, *s, idx("cancelled"),
+            k.limits, k.unique,
         )  # fmt: skip
         self.cancel = (
             k.status, idx("queued"), idx("scheduled"), idx("cancelled"), k.events, k.control, *s,
+            k.limits, k.unique,
         )  # fmt: skip
         self.reschedule = (k.status, idx("queued"), idx("scheduled"), k.events, k.timers, *s)
         self.update = (k.jobs, k.status, k.events, *s)
         self.retry = (k.status, idx("queued"), idx("failed"), idx("cancelled"), k.events, *s)
         self.reclaim = (
             k.status, idx("active"), idx("queued"), k.attempts, k.events, idx("failed"), *s,
-            idx("cancelled"),
+            idx("cancelled"), k.limits, k.unique, k.limit_keys,
         )  # fmt: skip
         self.renew = (k.status, idx("active"))
         self.overrun = (k.status, k.attempts)
         self.prune = (
             k.jobs, k.status, k.attempts, k.logs, k.progress, k.results, k.result_expiry,
-            idx("succeeded"), idx("failed"), idx("cancelled"),
+            idx("succeeded"), idx("failed"), idx("cancelled"), k.limits,
         )  # fmt: skip
         self.delete = self.prune  # a job's records and the final-state indexes
-        self.record_output = (k.logs, k.progress)
+        self.record_output = (k.logs, k.progress, k.log_followers, k.log_feed)
         self.save_schedule = (k.schedules, k.schedule_state, k.schedule_due, k.schedule_wake)
         self.fire_schedules = (
             k.schedule_state, k.schedule_due, k.jobs, k.status, idx("queued"), k.events, *s,
+            k.limits, k.unique, k.limit_keys,
         )  # fmt: skip
         self.scheduler_lease = (k.scheduler_lease, k.scheduler, k.schedule_due, k.schedule_wake)
         self._keys = k
@@ -90,6 +97,8 @@ class StoreConnection:
         log_bytes: the most log bytes kept per attempt.
         fast: the multiplexed connection of the hot path's scripts (None: redis-py).
         blocking_reads: makes a multiplexed connection for blocking reads (None: redis-py).
+        replication: replicas that must acknowledge enqueues and attempt ends (None: none
+            waited for).
     """
 
     def __init__(
@@ -101,8 +110,10 @@ class StoreConnection:
         log_bytes: int = 256 * 1024,
         fast: FastConnection | None = None,
         blocking_reads: Callable[[], FastConnection] | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.redis = redis
+        self.replication = replication
         self.keys = Keys(namespace)
         self.events_maxlen = events_maxlen
         self.log_bytes = log_bytes

@@ -10,10 +10,12 @@ from jobmaster.store.connection import GROUP, StoreConnection
 from jobmaster.store.replies import (
     JobOperation,
     cancel_reply,
+    control_message,
     delete_reply,
     retry_reply,
     waiting_job_reply,
 )
+from jobmaster.store.types import ControlMessage
 
 
 class ControlCommands:
@@ -67,8 +69,9 @@ class ControlCommands:
 
     async def read_control(
         self, positions: dict[str, bytes], block_ms: int
-    ) -> list[tuple[str, str, str]]:
-        """Cancellation requests after ``positions`` (updated in place): (queue, id, token)."""
+    ) -> list[ControlMessage]:
+        """Messages after ``positions`` (updated in place): cancellation requests, and the
+        pauses and resumptions of queues."""
         by_stream = {self._keys.queue(q).control: q for q in positions}
         streams: dict[Any, Any] = {self._keys.queue(q).control: p for q, p in positions.items()}
         reply = await self._conn.reader("control").xread(streams, block_ms=block_ms)
@@ -79,7 +82,7 @@ class ControlCommands:
                 if isinstance(fields, list):  # a raw reply: [field, value, ...]
                     fields = dict(zip(fields[::2], fields[1::2], strict=True))
                 positions[queue] = entry_id
-                requests.append((queue, fields[b"id"].decode(), fields[b"t"].decode()))
+                requests.append(control_message(queue, fields))
         return requests
 
     async def newest_control_ids(self, queues: Iterable[str]) -> dict[str, bytes]:

@@ -6,16 +6,23 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
+from jobmaster.store.replication import scripts_then_wait
 from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
+from jobmaster.store.webhooks import NewDelivery, outbox_arguments
 from jobmaster.transport.cluster import is_cluster_refusal
-from jobmaster.transport.resp import encode_completion
+from jobmaster.transport.resp import encode_completion, encode_values
+
+CLAIM_AGAIN = 9
+"""Where claim.lua's ARGV holds its "sent before" flag (ARGV[10], 0-based here)."""
 
 
 class JobCommands:
@@ -34,6 +41,7 @@ class JobCommands:
         self._finish_script = conn.script("finish")
         self._promote = conn.script("promote")
         self._prune = conn.script("prune")
+        self._replication = conn.replication
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see transport.resp.encode_evalsha
 
@@ -73,25 +81,19 @@ class JobCommands:
                     replies[number] = exc
         created = created_flags([len(p[0]) for p in pending], replies)
         self._known_queues.add(queue)
+        if self._replication is not None and pending:
+            acked = await fast.execute(*self._replication.command())
+            self._replication.check(acked, "enqueue", created)
         return created
 
     async def _enqueue_pipelined(
         self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
     ) -> list[bool]:
-        script = self._enqueue
-        if len(batches) == 1 and queue in self._known_queues:
+        script, replication = self._enqueue, self._replication
+        if len(batches) == 1 and queue in self._known_queues and replication is None:
             return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
-        if self._conn.cluster:  # a cluster pipeline takes no scripts: one call per batch
-            if queue not in self._known_queues:
-                await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
-            replies: list[Any] = []
-            for batch in batches:
-                try:
-                    replies.append(await script(*self._enqueue_call(lists, batch)))
-                except ResponseError as exc:
-                    replies.append(exc)
-            self._known_queues.add(queue)
-            return created_flags([len(b) for b in batches], replies)
+        if self._conn.cluster:
+            return await self._enqueue_on_cluster(queue, lists, batches)
         async with self._redis.pipeline(transaction=False) as pipe:
             if queue not in self._known_queues:
                 pipe.sadd(self._keys.queues, queue)
@@ -99,9 +101,40 @@ class JobCommands:
             for batch in batches:
                 await script(*self._enqueue_call(lists, batch), client=pipe)
                 sizes.append(len(batch))
+            if replication is not None:  # on the connection of the writes
+                pipe.execute_command(*replication.command())
             replies = await pipe.execute(raise_on_error=False)
+        acked = replies.pop() if replication is not None else None
         created = created_flags(sizes, replies)
         self._known_queues.add(queue)
+        if replication is not None and batches:
+            replication.check(acked, "enqueue", created)
+        return created
+
+    async def _enqueue_on_cluster(
+        self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
+    ) -> list[bool]:
+        """:meth:`_enqueue_pipelined` through redis-py's cluster client, whose pipelines
+        take no scripts: one call per batch, or (waiting for replicas) the calls and the
+        ``WAIT`` in one pipeline to the queue's master."""
+        if queue not in self._known_queues:
+            await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
+        calls = [self._enqueue_call(lists, batch) for batch in batches]
+        replication, acked = self._replication, None
+        replies: list[Any] = []
+        if replication is not None and calls:
+            redis = cast(RedisCluster, self._redis)
+            replies, acked = await scripts_then_wait(redis, self._enqueue, calls, replication)
+        else:
+            for call in calls:
+                try:
+                    replies.append(await self._enqueue(*call))
+                except ResponseError as exc:
+                    replies.append(exc)
+        self._known_queues.add(queue)
+        created = created_flags([len(b) for b in batches], replies)
+        if replication is not None and calls:
+            replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_call(
@@ -113,6 +146,13 @@ class JobCommands:
         """A job's record (name, arguments, priority, creation time) as written."""
         raw: Any = await self._redis.hget(self._keys.queue(queue).jobs, job_id)  # type: ignore[misc]
         return None if raw is None else bytes(raw)
+
+    async def names(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """The names of jobs ("" for a job whose record is gone or unreadable)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(self._keys.queue(queue).jobs, list(job_ids))  # type: ignore[misc]
+        return [_name_of(raw) for raw in raws]
 
     # -- the worker's hot path ---------------------------------------------------------------
 
@@ -130,18 +170,10 @@ class JobCommands:
         self._known_queues.add(queue)
 
     async def claim(
-        self,
-        queue: str,
-        consumer: str,
-        count: int,
-        lease_ms: int,
-        hostname: str,
-        pid: int,
-        *,
-        claim_id: str | None = None,
-        again: bool = False,
-        suspects: int | None = None,
-    ) -> Claim:
+        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int, *,
+        claim_id: str | None = None, again: bool = False, suspects: int | None = None,
+        resources: str = "",
+    ) -> Claim:  # fmt: skip
         """Claim up to ``count`` queued jobs, highest priority first, starting their attempts.
 
         Args:
@@ -154,6 +186,8 @@ class JobCommands:
                 connection drops during the call, this method sends it again so itself.)
             suspects: how many suspect jobs (see claim.lua) the claim may take (default:
                 any number); a worker takes one at a time.
+            resources: the caller's free resources (``"gpu=1,mem=8589934592"``; empty: it
+                advertises none, and every job fits it).
 
         Raises:
             redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
@@ -164,16 +198,21 @@ class JobCommands:
             GROUP, consumer, count, lease_ms, hostname, pid, self._events_maxlen,
             claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
             1 if again or self._fast is None else 0,  # redis-py may send it again itself
+            resources,
         ]  # fmt: skip
         try:
             reply = await self._claim(keys, argv, resend=False)
         except ConnectionError:  # it may have run: sent again, it answers as it did
-            argv[-1] = 1
+            argv[CLAIM_AGAIN] = 1
             reply = await self._claim(keys, argv)
         return claim_reply(reply)
 
     async def finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
+        self,
+        queue: str,
+        completions: Sequence[Completion],
+        retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
     ) -> list[int]:
         """Record ended attempts: a :class:`Recorded` value for each (compare them with its
         members: they come back as plain integers).
@@ -183,17 +222,27 @@ class JobCommands:
         about the call, not about the server's state: a script error, a value over
         ``proto-max-bulk-len``), each completion is sent alone, and one that Redis still
         refuses is written as a failure that says why (``UnrecordableEnd``): one bad
-        completion does not hold back the others."""
+        completion does not hold back the others.
+
+        ``outbox``: webhook deliveries of these ends, each written in the same script call
+        as its job's end (if that end is recorded now, with the state it is for)."""
         try:
-            return await self._finish(queue, completions, retention_ms)
+            return await self._finish(queue, completions, retention_ms, outbox)
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
-        return [await self._finish_alone(queue, c, retention_ms) for c in completions]
+        return [await self._finish_alone(queue, c, retention_ms, outbox) for c in completions]
 
-    async def _finish_alone(self, queue: str, completion: Completion, retention_ms: int) -> int:
+    async def _finish_alone(
+        self,
+        queue: str,
+        completion: Completion,
+        retention_ms: int,
+        outbox: Sequence[NewDelivery],
+    ) -> int:
+        own = [d for d in outbox if d.delivery.job_id == completion.job_id]
         try:
-            return (await self._finish(queue, [completion], retention_ms))[0]
+            return (await self._finish(queue, [completion], retention_ms, own))[0]
         except ResponseError as exc:
             if not _refused_call(exc):
                 raise
@@ -216,17 +265,40 @@ class JobCommands:
         return Recorded.REPLACED if recorded == Recorded.RECORDED else recorded
 
     async def _finish(
-        self, queue: str, completions: Sequence[Completion], retention_ms: int
-    ) -> list[int]:
-        keys, argv = self._lists(queue).finish, [retention_ms, self._events_maxlen]
+        self, queue: str, completions: Sequence[Completion], retention_ms: int,
+        outbox: Sequence[NewDelivery] = (),
+    ) -> list[int]:  # fmt: skip
+        keys = self._lists(queue).finish
+        argv: list[Any] = [retention_ms, self._events_maxlen]
+        replication = self._replication
+        deliveries = outbox_arguments(outbox)
         if self._fast is not None:
             parts = [encode_completion(completion) for completion in completions]
+            if deliveries:
+                parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
+            if replication is not None:  # on the connection that wrote (the queue's master)
+                node = await self._fast.node_for(keys[0])
+                replication.check(await node.execute(*replication.command()), "finish")
+            return finish_reply(recorded)
+        for completion in completions:
+            argv += completion.argv()
+        argv += deliveries
+        if replication is None:
+            return finish_reply(await self._finish_script(keys, argv))
+        if self._conn.cluster:
+            (recorded,), acked = await scripts_then_wait(
+                cast(RedisCluster, self._redis), self._finish_script, [(keys, argv)], replication
+            )
         else:
-            for completion in completions:
-                argv += completion.argv()
-            recorded = await self._finish_script(keys, argv)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._finish_script(keys, argv, client=pipe)
+                pipe.execute_command(*replication.command())
+                recorded, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(recorded, BaseException):
+            raise recorded
+        replication.check(acked, "finish")
         return finish_reply(recorded)
 
     async def prune(self, queue: str, retention_ms: int, limit: int = 1000) -> int:
@@ -266,7 +338,8 @@ class JobCommands:
         the path from an enqueue to an idle worker starting its job)."""
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
-            for band, stream in enumerate(self._keys.queue(queue).streams):
+            k = self._keys.queue(queue)
+            for band, stream in enumerate((*k.streams, k.wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
         reader = self._conn.reader("entries")
         return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
@@ -278,6 +351,14 @@ class JobCommands:
         }
         reader = self._conn.reader("timers")  # a cancelled wait ends at once there
         return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
+
+
+def _name_of(raw: bytes | None) -> str:
+    try:
+        name = load_record(raw).get("n", "") if raw else ""
+    except Exception:  # an unreadable record: the job is failed by the claim, not here
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def _refused_call(exc: ResponseError) -> bool:

@@ -15,6 +15,7 @@ from jobmaster.models import JobState
 from jobmaster.store.types import (
     Claim,
     ClaimedJob,
+    ControlMessage,
     Lease,
     Promotion,
     Reclaim,
@@ -91,8 +92,9 @@ def delete_reply(raw: bytes) -> JobOperation:
 
 
 def claim_reply(reply: Any) -> Claim:
-    """claim.lua: {claimed (four values per job), newest ids, errors, deferred, suspects}."""
-    claimed, newest, errors, deferred, suspect_ids = reply
+    """claim.lua: {claimed (four values per job), newest ids, errors, deferred, suspects,
+    paused, more, held}."""
+    claimed, newest, errors, deferred, suspect_ids, paused, more, held = reply
     jobs = [
         ClaimedJob(claimed[i].decode(), claimed[i + 1], claimed[i + 2], claimed[i + 3])
         for i in range(0, len(claimed), 4)
@@ -100,8 +102,11 @@ def claim_reply(reply: Any) -> Claim:
     if suspect_ids:  # rare: jobs lost before
         named = {s.decode() for s in suspect_ids}
         jobs = [job._replace(suspect=job.id in named) for job in jobs]
-    if errors:
-        return Claim(jobs, newest, [e.decode(errors="replace") for e in errors], deferred)
+    if errors or paused or more or held:
+        decoded = [e.decode(errors="replace") for e in errors]
+        return Claim(
+            jobs, newest, decoded, deferred, paused=bool(paused), more=bool(more), held=held
+        )
     return Claim(jobs, newest, deferred=deferred)
 
 
@@ -195,3 +200,15 @@ def check_access_reply(reply: Any) -> list[str] | None:
     if not isinstance(reply, list):
         return None
     return [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
+
+
+def control_message(queue: str, fields: dict[bytes, bytes]) -> ControlMessage:
+    """An entry of a control stream: ``{id, t}`` asks to cancel a running job, ``{q}``
+    says that the queue was paused or resumed."""
+    command = fields.get(b"q")
+    if command is not None:
+        return ControlMessage(queue, command.decode(errors="replace"))
+    job_id, token = fields.get(b"id"), fields.get(b"t")
+    if job_id is None or token is None:
+        return ControlMessage(queue, "unknown")
+    return ControlMessage(queue, "cancel", job_id.decode(), token.decode())

@@ -118,7 +118,7 @@ class ScheduleCommands:
         """
         argv: list[Any] = [GROUP, self.events_maxlen]
         for f in firings:
-            argv += (f.name, f.revision, f.due_ms, f.next_due_ms, f.band, len(f.jobs))
+            argv += (f.name, f.revision, f.due_ms, f.next_due_ms, f.band, f.controls, len(f.jobs))
             for job in f.jobs:
                 argv += (job.id, job.record, job.tick_ms)
         reply = await self._fire_schedules(self._k(queue).fire_schedules, argv)

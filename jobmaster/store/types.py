@@ -42,6 +42,13 @@ class Claim:
     """What Redis said about band streams that could not be read (the others were)."""
     deferred: int = 0
     """Suspect jobs read but left for later (the caller holds a suspect already)."""
+    paused: bool = False
+    """The queue is paused: nothing was claimed."""
+    more: bool = False
+    """The claim held back as many jobs over their limits as one call may: claim again
+    at once, there may be more to claim."""
+    held: int = 0
+    """Jobs the claim held back (over a limit, or needing more resources than free)."""
 
 
 class Recorded(IntEnum):
@@ -163,6 +170,8 @@ class ScheduleFiring:
     next_due_ms: int
     band: int
     jobs: Sequence[TickJob]
+    controls: str = ""
+    """The flow controls' line of its jobs (see flow_control.py; empty: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +186,40 @@ class SchedulerLease:
     wake_id: bytes
     now_ms: int
     """The server's clock when the lease was taken or renewed."""
+
+
+class ControlMessage(NamedTuple):
+    """One entry of a queue's control stream."""
+
+    queue: str
+    command: str
+    """"cancel" (a running job's cancellation was requested), "pause" or "resume" (the
+    queue was paused or resumed), or what a later version sends (ignored)."""
+    job_id: str = ""
+    token: str = ""
+    """The lease token of the attempt to cancel."""
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One limit key of a queue: its limits, and the jobs it holds now."""
+
+    key: str
+    """The job's name, or ``<name>:<value of its limit_key>``."""
+    max_running: int | None
+    rate: str | None
+    """``"<starts>/<window ms>"``, or None."""
+    running: int
+    """Attempts running now (counted when max_running is set)."""
+    waiting: int
+    """Queued jobs held back by the limits."""
+
+
+@dataclass(frozen=True)
+class HeldForResources:
+    """A queued job held back because the workers that read it had too little free."""
+
+    job_id: str
+    needs: dict[str, float]
+    fits_a_live_worker: bool
+    """Whether some live worker offers that much at all (False: none ever could run it)."""

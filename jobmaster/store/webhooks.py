@@ -1,11 +1,13 @@
 """The Redis commands of webhook deliveries (:mod:`jobmaster.ops.deliveries`): a queue's
-due deliveries, their claims by workers, and the record of each try on its job."""
+due deliveries (written by finish.lua with their jobs' ends, see :func:`outbox_arguments`),
+their claims by workers, and the record of each try on its job."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobmaster.store.connection import StoreConnection
 
@@ -36,6 +38,24 @@ class Delivery:
         )
 
 
+class NewDelivery(NamedTuple):
+    """A delivery to write with its job's end (:meth:`JobCommands.finish`'s ``outbox``): only
+    if that end is recorded, with ``state``."""
+
+    state: str
+    delivery: Delivery
+
+
+def outbox_arguments(outbox: Sequence[NewDelivery]) -> list[str]:
+    """finish.lua's ARGV for an outbox (none for an empty one): see webhook_outbox.lua."""
+    if not outbox:
+        return []
+    argv = ["W"]
+    for state, d in outbox:
+        argv += (d.job_id, state, d.id, d.encode())
+    return argv
+
+
 class WebhookDeliveries:
     """Webhook deliveries kept in Redis, per queue, and the tries recorded on their jobs."""
 
@@ -43,14 +63,6 @@ class WebhookDeliveries:
         self._redis = conn.redis
         self._keys = conn.keys
         self._claim = conn.script("claim_webhooks")
-
-    async def add(self, queue: str, deliveries: list[Delivery]) -> None:
-        """Make deliveries due now (atomically per queue)."""
-        k = self._keys.queue(queue)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(k.webhook_deliveries, mapping={d.id: d.encode() for d in deliveries})
-            pipe.zadd(k.webhook_due, dict.fromkeys((d.id for d in deliveries), 0))
-            await pipe.execute()
 
     async def claim(self, queue: str, lease_ms: int, count: int) -> list[Delivery]:
         """Due deliveries, held for ``lease_ms`` against the other workers."""

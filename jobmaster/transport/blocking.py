@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from jobmaster.transport.address import Address
 from jobmaster.transport.resp import encode_command, error_reply
+from jobmaster.transport.sentinel import CONNECTION_LOST_REPLIES, locator
 
 
 def _set_blocking_timeout(sock: socket.socket, timeout: float) -> None:
@@ -69,7 +70,9 @@ class BlockingConnection:
         connect_timeout: float = 5.0,
         spin: float = 0.0,
     ) -> None:
-        self.address = url if isinstance(url, Address) else Address.parse(url)
+        # redis://, redis+sentinel://, or the address of a cluster's node
+        self._locator = locator(url, connect_timeout)
+        self.address = self._locator.address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.spin = spin if spin > 0 and can_spin() else 0.0
@@ -101,7 +104,15 @@ class BlockingConnection:
         except OSError as exc:
             self.close()
             raise ConnectionError(f"connection to Redis lost ({exc})") from exc
-        return [error_reply(str(r)) if isinstance(r, hiredis.ReplyError) else r for r in replies]
+        if any(isinstance(r, hiredis.ReplyError) for r in replies):
+            lost = [r for r in replies if str(r).startswith(CONNECTION_LOST_REPLIES)]
+            if lost:  # a master made a replica: the next connection asks where it is now
+                self.close()
+                raise ConnectionError(f"the server is no longer the master ({lost[0]})")
+            return [
+                error_reply(str(r)) if isinstance(r, hiredis.ReplyError) else r for r in replies
+            ]
+        return replies
 
     def _read(self, sock: socket.socket) -> Any:
         reader = self._reader
@@ -134,9 +145,9 @@ class BlockingConnection:
                 return data
 
     def _open(self) -> socket.socket:
-        address = self.address
         self._sock = None
         try:
+            address = self.address = self._locator.locate_sync()
             sock = socket.create_connection(
                 (address.host, address.port), timeout=self.connect_timeout
             )

@@ -2,7 +2,9 @@
 
 A ``redis+cluster://`` URL gives redis-py's cluster clients (typed here as the single-server
 ones, whose commands they share: the store sends them only commands of one slot each) and
-a :class:`ClusterConnection` for the fast path."""
+a :class:`ClusterConnection` for the fast path. ``redis://`` and ``rediss://`` URLs name one
+server; ``redis+sentinel://`` ones a Sentinel deployment whose master every connection finds
+through the sentinels (:mod:`jobmaster.transport.sentinel`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import redis.cluster
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from jobmaster.transport.address import ClusterSeeds, is_cluster, supports
+from jobmaster.transport import address, sentinel
+from jobmaster.transport.address import ClusterSeeds, is_cluster
 from jobmaster.transport.cluster import ClusterConnection
 from jobmaster.transport.multiplexed import MultiplexedConnection
 
@@ -31,9 +34,17 @@ CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection."""
 
 
+def supports(url: str) -> bool:
+    """Whether jobmaster's own connections speak to this URL (plain TCP: ``redis://``,
+    ``redis+cluster://``, ``redis+sentinel://``); other URLs (``rediss://``,
+    ``rediss+cluster://``, ``unix://``) use redis-py's."""
+    return address.supports(url) or url.startswith("redis+sentinel://")
+
+
 def async_client(url: str) -> Redis:
     """redis-py's client of an event loop, on a pool of at most ``MAX_CONNECTIONS`` (on a
-    cluster, redis-py's pool per node, which opens a connection per concurrent call)."""
+    cluster, redis-py's pool per node, which opens a connection per concurrent call; a
+    Sentinel deployment's: on redis-py's Sentinel pool, which has no such bound either)."""
     if is_cluster(url):
         seeds = ClusterSeeds.parse(url)
         cluster = RedisCluster(
@@ -46,6 +57,10 @@ def async_client(url: str) -> Redis:
             socket_connect_timeout=CONNECT_TIMEOUT,
         )
         return cast(Redis, cluster)
+    if sentinel.is_sentinel(url):
+        return sentinel.async_master(
+            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
@@ -70,6 +85,10 @@ def sync_client(url: str, socket_timeout: float) -> redis.Redis:
             **options,
         )
         return cast(redis.Redis, cluster)
+    if sentinel.is_sentinel(url):
+        return sentinel.sync_master(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT
+        )
     return redis.Redis.from_url(
         url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT
     )

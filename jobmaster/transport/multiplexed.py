@@ -18,6 +18,11 @@ the server's idle timeout, a proxy, a restart) is sent once more on a new one: e
 jobmaster sends can be repeated (enqueue skips ids that exist, the end of an attempt checks
 its lease token and recognises its own earlier write; a claim is sent again by its caller,
 asking for the jobs it started: see ``resend``).
+
+Where it connects is asked anew at each connection (:mod:`.sentinel`): the URL's server,
+or the master the sentinels name. A ``READONLY`` or ``UNBLOCKED`` reply (the server was
+made a replica) drops the connection like a lost one, so the call is sent again to the
+master of the moment.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from jobmaster.transport.address import Address
 from jobmaster.transport.resp import encode_command, encode_evalsha, error_reply
+from jobmaster.transport.sentinel import CONNECTION_LOST_REPLIES, locator
 
 
 class _Protocol(asyncio.Protocol):
@@ -54,11 +60,18 @@ class _Protocol(asyncio.Protocol):
                 self.owner._drop(self, ConnectionError("unexpected reply from Redis"))
                 return
             future, _ = pending.popleft()
-            if not future.done():
-                if isinstance(reply, hiredis.ReplyError):
-                    future.set_exception(error_reply(str(reply)))
-                else:
-                    future.set_result(reply)
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                if message.startswith(CONNECTION_LOST_REPLIES):  # a master made a replica:
+                    lost = ConnectionError(f"the server is no longer the master ({message})")
+                    if not future.done():  # the next connection asks where the master is
+                        future.set_exception(lost)
+                    self.owner._drop(self, lost)
+                    return
+                if not future.done():
+                    future.set_exception(error_reply(message))
+            elif not future.done():
+                future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._drop(self, ConnectionError(f"connection to Redis lost ({exc or 'closed'})"))
@@ -70,7 +83,9 @@ class MultiplexedConnection:
     def __init__(
         self, url: str | Address, *, timeout: float = 30.0, connect_timeout: float = 5.0
     ) -> None:
-        self.address = url if isinstance(url, Address) else Address.parse(url)
+        # redis://, redis+sentinel://, or the address of a cluster's node
+        self._locator = locator(url, connect_timeout)
+        self.address = self._locator.address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._protocol: _Protocol | None = None
@@ -210,12 +225,12 @@ class MultiplexedConnection:
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(self)
-        address = self.address
         try:
             async with asyncio.timeout(self.connect_timeout):
+                address = self.address = await self._locator.locate()
                 await loop.create_connection(lambda: protocol, address.host, address.port)
         except (OSError, TimeoutError) as exc:
-            raise ConnectionError(f"cannot connect to Redis at {address} ({exc})") from exc
+            raise ConnectionError(f"cannot connect to Redis at {self.address} ({exc})") from exc
         self._protocol = protocol  # so that the handshake's replies find their futures
         # written before anything else can be: the other callers wait for this to finish
         handshake = [self._send(protocol, encode_command(c)) for c in address.handshake()]

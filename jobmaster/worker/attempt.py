@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jobmaster.codec import DecodeError, load_record, pack
 from jobmaster.context import Context, LineEcho
 from jobmaster.definition import JobDefinition
-from jobmaster.errors import InvalidArguments, RetryLater
+from jobmaster.errors import InvalidArguments, RateLimited, RetryLater
 from jobmaster.models import AttemptOutcome, JobState
 from jobmaster.ops.middleware import AttemptEnd, AttemptInfo
 from jobmaster.records import decode_arguments
@@ -75,6 +75,9 @@ class RunningJob:
     hooked: AttemptInfo | None = None
     """The attempt as the middleware saw it start (None without middleware)."""
     hooked_end: AttemptEnd | None = None
+    ended: float = 0.0
+    """When the attempt ended (``time.monotonic()``), read by the worker's metrics (0.0:
+    not noted, the worker has none)."""
 
     @property
     def last_activity(self) -> float:
@@ -104,7 +107,9 @@ def failed(
     trace = "".join(traceback.format_exception(exc))
     if isinstance(exc, ProcessHandlerError):  # raised in a child: decided there
         error_type, trace = exc.type_name, exc.remote_traceback
-    if definition is not None and retryable:
+    if isinstance(exc, RateLimited) and retryable:  # not a try: back after its delay
+        retry, delay, outcome = True, exc.retry_after, AttemptOutcome.RATE_LIMITED
+    elif definition is not None and retryable:
         policy = definition.retry
         tries = job.attempt - job.lost
         if isinstance(exc, RetryLater):

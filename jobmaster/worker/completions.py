@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 from redis.exceptions import ResponseError
 
 from jobmaster.errors import is_out_of_memory
 from jobmaster.ops.middleware import Hooks
+from jobmaster.ops.recorder import AttemptRecorder
 from jobmaster.store import Completion, Lease, Output, Recorded, Store
+from jobmaster.store.webhooks import NewDelivery
 from jobmaster.worker.attempt import RunningJob
 from jobmaster.worker.dropped_output import DroppedOutput
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
@@ -35,6 +38,15 @@ _NOT_RECORDED = {
 }
 
 
+class Outbox(Protocol):
+    """Where a batch of ends gets its webhook deliveries (the worker's notifier)."""
+
+    def outbox(self, ended: Sequence[tuple[RunningJob, Completion]]) -> list[NewDelivery]: ...
+
+    def written(self) -> None:
+        """Deliveries were written with their ends."""
+
+
 class CompletionWriter:
     """Writes attempt ends and output as they come, until the worker closes.
 
@@ -45,6 +57,8 @@ class CompletionWriter:
         log: the worker's logger.
         closed: set when the worker closes (the loop ends after its current batch).
         hooks: the middleware told when a job ended (``on_final``), if any.
+        outbox: gives the webhook deliveries of each batch of ends, written with them; if
+            the worker has webhooks.
     """
 
     def __init__(
@@ -56,9 +70,11 @@ class CompletionWriter:
         log: Any,
         closed: asyncio.Event,
         hooks: Hooks | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._store = store
         self._hooks = hooks
+        self._outbox = outbox
         self._running = running
         self._retention_ms = retention_ms
         self._log = log
@@ -73,6 +89,9 @@ class CompletionWriter:
         """Attempts that ended but whose completion is not yet written."""
         self.jobs_done = 0
         """Attempt ends recorded so far."""
+        self.recorder: AttemptRecorder | None = None
+        """Told of each batch of ends recorded (the worker's metrics), if the worker has one."""
+        self._flushing: dict[str, list[tuple[RunningJob, Completion]]] = {}
 
     def add(self, job: RunningJob, completion: Completion) -> None:
         """An attempt ended: write its end (and its last output) soon."""
@@ -80,6 +99,13 @@ class CompletionWriter:
         self._completions[job.queue].append((job, completion))
         self.unrecorded += 1
         self._wanted.set()
+
+    def held(self) -> Iterator[RunningJob]:
+        """The attempts that ended and whose end is not recorded yet."""
+        for batches in (self._completions, self._flushing):
+            for done in batches.values():
+                for job, _ in done:
+                    yield job
 
     def wake(self) -> None:
         """Look at the running attempts now (one started, or the worker closes)."""
@@ -132,6 +158,7 @@ class CompletionWriter:
         """Write pending output, then pending completions, queue by queue."""
         outputs, self._outputs = self._outputs, defaultdict(list)
         completions, self._completions = self._completions, defaultdict(list)
+        self._flushing = completions
         try:
             full = False
             for queue, batch in list(outputs.items()):
@@ -144,10 +171,15 @@ class CompletionWriter:
                     self._drop_output(queue, batch)
                 del outputs[queue]
             for queue, done in list(completions.items()):
+                outbox = self._outbox.outbox(done) if self._outbox is not None else []
                 recorded = await self._store.jobs.finish(
-                    queue, [c for _, c in done], self._retention_ms
+                    queue, [c for _, c in done], self._retention_ms, outbox
                 )
                 del completions[queue]
+                if self.recorder is not None:
+                    self.recorder.attempts_recorded(done, recorded)
+                if outbox and self._outbox is not None:
+                    self._outbox.written()
                 self._recorded_ends(done, recorded)
             if self._dropped and not full:
                 await self._write_drop_notes()
@@ -156,6 +188,7 @@ class CompletionWriter:
                 self._outputs[queue][:0] = batch
             for queue, done in completions.items():
                 self._completions[queue][:0] = done
+            completions.clear()  # held once, by self._completions
             raise
 
     def _recorded_ends(

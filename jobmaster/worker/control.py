@@ -1,5 +1,5 @@
 """The control listener: cancels running attempts whose job's cancellation was requested,
-reading the queues' control streams."""
+and wakes the fetcher when a paused queue is resumed, reading the queues' control streams."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class ControlListener:
             cancellation requested for a job this worker claims comes after it.
         log: the worker's logger.
         closed: set when the worker closes.
+        resumed: set when one of the queues is resumed.
     """
 
     def __init__(
@@ -31,12 +32,14 @@ class ControlListener:
         *,
         log: Any,
         closed: asyncio.Event,
+        resumed: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._running = running
         self._positions = positions
         self._log = log
         self._closed = closed
+        self._resumed = resumed
 
     async def run(self) -> None:
         while not self._closed.is_set():
@@ -44,7 +47,11 @@ class ControlListener:
 
     async def read(self) -> None:
         """Read the next requests (blocking) and act on them."""
-        for queue, job_id, token in await self._store.control.read_control(
-            self._positions, BLOCK_MS
-        ):
-            self._running.cancel(queue, job_id, token)
+        for message in await self._store.control.read_control(self._positions, BLOCK_MS):
+            if message.command == "cancel":
+                self._running.cancel(message.queue, message.job_id, message.token)
+            elif message.command == "resume" and self._resumed is not None:
+                self._log.info("queue resumed", queue=message.queue)
+                self._resumed.set()
+            elif message.command == "pause":
+                self._log.info("queue paused", queue=message.queue)

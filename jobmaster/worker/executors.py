@@ -14,6 +14,7 @@ from typing import Any
 from jobmaster.context import LineEcho
 from jobmaster.errors import describe
 from jobmaster.ops.middleware import NO_HEADERS, AttemptEnd, AttemptInfo, Hooks
+from jobmaster.ops.recorder import AttemptRecorder
 from jobmaster.registry import Registry
 from jobmaster.store import ClaimedJob, Completion, Lease, Store
 from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
@@ -21,6 +22,8 @@ from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
 from jobmaster.worker.process_executor import preload
 from jobmaster.worker.running import RunningAttempts
+
+_monotonic = time.monotonic
 
 
 class Executors:
@@ -40,6 +43,8 @@ class Executors:
         log: the worker's logger.
         closed: set when the worker closes.
         hooks: the middleware told of each attempt's start and end, if any.
+        recorder: told of attempts handed back or whose lease was lost (the worker's
+            metrics), if any; it learns of the others from the completion writer.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class Executors:
         log: Any,
         closed: asyncio.Event,
         hooks: Hooks | None = None,
+        recorder: AttemptRecorder | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -66,8 +72,9 @@ class Executors:
         self._closed = closed
         self._retention_s = registry.settings.retention
         self._handing_back = False
-        self._hooks = hooks
+        self._hooks = hooks if hooks is not None and hooks.wants_attempts else None
         self._on_start = self._attempt_started if self._hooks is not None else None
+        self._recorder = recorder
         self._threads: ThreadPoolExecutor | None = None
         if any(not h.is_async for h in registry.jobs.values()):
             self._threads = ThreadPoolExecutor(concurrency, "jobmaster-sync")
@@ -107,9 +114,13 @@ class Executors:
         finally:
             self._running.remove(job, end_pending=completion is not None and not job.lease_lost)
         if completion is not None and not job.lease_lost:
+            if self._recorder is not None:  # its metrics read it once the end is recorded
+                job.ended = _monotonic()
             if self._hooks is not None:
                 self._attempt_ended(self._hooks, job, completion)
             self._writer.add(job, completion)
+        elif self._recorder is not None and job.name:  # handed back, or its lease lost
+            self._recorder.attempt_abandoned(job)
 
     def _attempt_started(self, job: RunningJob) -> None:
         """Tell the middleware an attempt starts (only when the registry has some)."""

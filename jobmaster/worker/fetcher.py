@@ -15,6 +15,7 @@ from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import BLOCK_MS, RETRY_DELAYS, interruptible
 from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.remote_control import RemoteControl
+from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
 
 BURST_POLL = 0.1
@@ -44,6 +45,9 @@ class Fetcher:
         stopping: set when the worker stops taking jobs.
         log: the worker's logger.
         control: the remote control whose pause stops claiming (None: never paused).
+        resumed: set when one of the queues is resumed (a queue paused by
+            ``pause_queue``): a wait for work ends then.
+        resources: what the worker advertises and has free (None: it advertises none).
     """
 
     def __init__(
@@ -65,6 +69,8 @@ class Fetcher:
         stopping: asyncio.Event,
         log: Any,
         control: RemoteControl | None = None,
+        resumed: asyncio.Event | None = None,
+        resources: WorkerResources | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -83,6 +89,13 @@ class Fetcher:
         self._log = log
         self._control = control
         self._failures = 0
+        self._again = False
+        """A claim held back as many limited jobs as one call may: claim again at once."""
+        self._held = False
+        """The last claims held jobs back: the next waits for the ends being written (they
+        free units of the limits), so as not to hold back again jobs that would fit."""
+        self._resumed = resumed or asyncio.Event()
+        self._resources = resources
         self._claims = 0
         """Claims made so far: the next claim's id, kept until a claim gets its reply."""
         self.recycled = False
@@ -134,6 +147,10 @@ class Fetcher:
 
     async def _fetch_once(self, free: int) -> bool:
         """Claim into free slots, or block until there is work; False when a burst is over."""
+        if self._held and self._writer.unrecorded:
+            self._writer.recorded.clear()
+            await interruptible(self._writer.recorded.wait(), self._stopping)
+        self._held = False
         if self._control is None:
             claimed, newest, deferred = await self._claim(free)
         else:
@@ -142,20 +159,29 @@ class Fetcher:
                     return True
                 claimed, newest, deferred = await self._claim(free)
         self._failures = 0
-        if claimed:
+        if claimed or self._again:
             return True
         if deferred and self._running.suspects:  # suspects wait for this worker's own to end
             await self._running.slot_freed.wait()
             return True
         if self._burst:
             return await self._burst_continues()
-        await interruptible(self._store.jobs.wait_for_entries(newest, BLOCK_MS), self._stopping)
+        self._resumed.clear()
+        if newest:
+            wait = self._store.jobs.wait_for_entries(newest, BLOCK_MS)
+        else:  # every queue is paused: until one is resumed (checked again after BLOCK_MS)
+            wait = asyncio.wait_for(self._resumed.wait(), BLOCK_MS / 1000)
+        wakes = [self._resumed]
+        if self._resources is not None:  # held jobs may fit once an attempt here ends
+            wakes.append(self._running.slot_freed)
+        await interruptible(wait, self._stopping, *wakes)
         return True
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
         """Claim into free slots, queue by queue: how many were claimed, where to wait
         from for the queues that had none, and how many suspect jobs were left for later."""
         total = deferred = 0
+        self._again = False
         newest: dict[str, list[bytes]] = {}
         refused: list[tuple[str, ResponseError]] = []
         for queue in self._queues:
@@ -173,6 +199,9 @@ class Fetcher:
                     claim_id=str(self._claims),
                     again=self._failures > 0,
                     suspects=0 if self._running.suspects else 1,
+                    resources=""
+                    if self._resources is None
+                    else self._resources.free(self._running),
                 )
             except ResponseError as exc:  # this queue's keys: the other queues go on
                 self._claims += 1
@@ -182,11 +211,15 @@ class Fetcher:
             for error in claim.errors:
                 self._log.error("a stream of the queue could not be read", queue=queue, error=error)
             for claimed in claim.jobs:
+                if self._resources is not None:
+                    self._resources.claimed(queue, claimed)
                 self._start(queue, claimed)
             free -= len(claim.jobs)
             total += len(claim.jobs)
             deferred += claim.deferred
-            if not claim.jobs:
+            self._again = self._again or claim.more
+            self._held = self._held or claim.held > 0
+            if not claim.jobs and not claim.paused:
                 newest[queue] = claim.newest
         if refused and not total and not newest:  # every queue refused: back off
             raise refused[0][1]
@@ -197,6 +230,10 @@ class Fetcher:
         if self._recycling is not None:
             self._recycling.started += total
         return total, newest, deferred
+
+    def _free_resources(self) -> str:
+        """What the worker has free, for the claim ("" when it advertises nothing)."""
+        return "" if self._resources is None else self._resources.free(self._running)
 
     async def _burst_continues(self) -> bool:
         """In burst mode, with nothing claimable: wait for what may still bring work."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jobmaster.models import WorkerInfo, WorkerState
@@ -35,6 +35,7 @@ class Heartbeat:
         closed: set when the worker closes.
         state: the worker's state now (default: always running).
         telemetry: samples the figures sent with each beat (default: none sent).
+        resources: what the worker advertises (None: none).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Heartbeat:
         closed: asyncio.Event,
         state: Callable[[], WorkerState] | None = None,
         telemetry: TelemetrySampler | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._store = store
         self._running = running
@@ -71,6 +73,7 @@ class Heartbeat:
         self._closed = closed
         self._state = state
         self._telemetry = telemetry
+        self._resources = dict(resources) if resources is not None else None
 
     async def run(self) -> None:
         while not self._closed.is_set():
@@ -94,6 +97,7 @@ class Heartbeat:
             state=self._state() if self._state is not None else "running",
             running=self._running.job_ids(),
             telemetry=self._telemetry.sample() if self._telemetry is not None else None,
+            resources=self._resources,
         )
         # Listed for as long as it could still hold a lease: one lease after the last beat.
         await self._store.workers.heartbeat(info, ttl_ms=int(self._lease * 1000))

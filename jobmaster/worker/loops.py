@@ -57,18 +57,22 @@ async def pause(closed: asyncio.Event, seconds: float) -> None:
             await closed.wait()
 
 
-async def interruptible(wait: Coroutine[Any, Any, Any], stopping: asyncio.Event) -> None:
-    """Wait on a blocking read, or until ``stopping`` is set.
+async def interruptible(
+    wait: Coroutine[Any, Any, Any], stopping: asyncio.Event, *wakes: asyncio.Event
+) -> None:
+    """Wait on a blocking read, or until ``stopping`` (or one of ``wakes``) is set.
 
     The read is abandoned rather than awaited after a stop (nothing is lost: it only
     waits for work): cancelling a blocked read is not reliably prompt in redis-py.
     """
     read = asyncio.ensure_future(wait)
-    stop = asyncio.ensure_future(stopping.wait())
-    done, _ = await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
-    if read in done:
+    stops = {asyncio.ensure_future(event.wait()) for event in (stopping, *wakes)}
+    done, _ = await asyncio.wait({read, *stops}, return_when=asyncio.FIRST_COMPLETED)
+    for stop in stops:
         stop.cancel()
-        read.result()
+    if read in done:
+        with contextlib.suppress(TimeoutError):  # a wait with a timeout of its own
+            read.result()
     else:
         read.cancel()
         read.add_done_callback(_consume)

@@ -17,7 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.codec import pack, unpack
-from jobmaster.errors import RetryLater
+from jobmaster.errors import RateLimited, RetryLater
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -48,6 +48,10 @@ class ProcessRetryLater(RetryLater):
     """``RetryLater`` raised in a child process."""
 
 
+class ProcessRateLimited(RateLimited):
+    """``RateLimited`` raised in a child process."""
+
+
 def preload(handlers: list[JobHandler[Any, Any]]) -> None:
     """Have the forkserver import the modules of these handlers once, before any attempt."""
     modules = sorted({h.fn.__module__ for h in handlers})
@@ -74,6 +78,8 @@ def _child(module: str, name: str, arguments: bytes, tries: int, out: Connection
             out.send_bytes(pack(["ok", signature.encode_result(value)]))
         except RetryLater as exc:
             out.send_bytes(pack(["later", exc.delay, str(exc)]))
+        except RateLimited as exc:
+            out.send_bytes(pack(["limited", exc.retry_after, str(exc)]))
         except BaseException as exc:
             retry = handler.definition.retry.retries(exc, tries)
             out.send_bytes(
@@ -127,5 +133,7 @@ async def run_in_process(
         return reply[1]
     if reply[0] == "later":
         raise ProcessRetryLater(reply[1], reply[2])
+    if reply[0] == "limited":
+        raise ProcessRateLimited(reply[1], reply[2])
     _, type_name, message, remote_traceback, retry = reply
     raise ProcessHandlerError(type_name, message, remote_traceback, retry)

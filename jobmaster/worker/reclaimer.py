@@ -79,8 +79,10 @@ class Reclaimer:
         self._wait_ms = self._lease_ms
         for queue in self._queues:
             result = await self._store.leases.reclaim(queue, self._max_lost)
-            if self._hooks is not None and (result.requeued or result.failed):
-                self._hooks.on_lost(queue, [*result.requeued, *result.failed])
+            if self._hooks is not None and self._hooks.wants_lost:
+                lost = [*result.requeued, *result.failed]
+                if lost:
+                    self._hooks.on_lost(queue, lost, await self._store.jobs.names(queue, lost))
             if result.requeued or result.failed:
                 self._log.warning(
                     "took back jobs whose lease expired",

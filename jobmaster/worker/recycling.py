@@ -16,6 +16,10 @@ from jobmaster.errors import ConfigError
 RECYCLED_EXIT_CODE = 75
 """Exit status of a supervised worker that recycled itself (EX_TEMPFAIL): the supervisor
 starts a new one at once. Without a supervisor a recycled worker exits 0."""
+RETIRED_EXIT_CODE = 79
+"""Exit status of a supervised worker that was drained or stopped remotely
+(``drain_worker``, ``stop_worker``): the supervisor does not start another in its place, and
+counts it as a clean exit. Without a supervisor such a worker exits 0."""
 MEMORY_CHECK_INTERVAL = 0.1
 """Shortest time between two looks at the worker's memory."""
 

@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -28,8 +28,9 @@ import structlog
 from jobmaster.definition import QUEUE_PATTERN
 from jobmaster.errors import ConfigError
 from jobmaster.event_loop import loop_name
-from jobmaster.ops.deliveries import Notifier, new_notifier, worker_hooks
+from jobmaster.ops.deliveries import Notifier, new_notifier
 from jobmaster.ops.middleware import Hooks
+from jobmaster.ops.recorder import worker_recorder
 from jobmaster.registry import Registry
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import Store
@@ -44,6 +45,7 @@ from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
 from jobmaster.worker.remote_control import RemoteControl
+from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
 from jobmaster.worker.startup import start_up
 from jobmaster.worker.telemetry import TelemetrySampler
@@ -95,6 +97,7 @@ class Worker:
         max_jobs: recycle the worker after it started this many jobs: take no more, finish
             those that run, and return from :meth:`run` with :attr:`recycled` set.
         max_memory: recycle the worker once its resident memory passes this many bytes.
+        resources: what it offers jobs that declare ``resources=`` (``"gpu=2,mem=64G"``).
     """
 
     def __init__(
@@ -113,8 +116,10 @@ class Worker:
         supervisor: int | None = None,
         max_jobs: int | None = None,
         max_memory: int | None = None,
+        resources: Mapping[str, Any] | str | None = None,
     ) -> None:
         self.registry = registry
+        self.resources = _worker_resources(registry, resources)
         self.queues = list(queues) if queues else registry.queues()
         self.concurrency = concurrency
         self.burst = burst
@@ -144,6 +149,7 @@ class Worker:
         self._fetcher: Fetcher | None = None
         self._promoter: Promoter | None = None
         self._remote: RemoteControl | None = None
+        self._resumed = asyncio.Event()  # one of the worker's paused queues was resumed
         self._lease_ms = int(self.lease * 1000)
         self._retention_ms = int(registry.settings.retention * 1000)
         self._stopping = asyncio.Event()  # set by stop(): take no more jobs
@@ -170,17 +176,25 @@ class Worker:
         """Whether the worker stopped because it reached max_jobs or max_memory."""
         return self._fetcher is not None and self._fetcher.recycled
 
+    @property
+    def retired(self) -> bool:
+        """Whether the worker stopped because it was drained or stopped remotely."""
+        return self._remote is not None and self._remote.state == "draining"
+
     async def run(self) -> None:
         """Run until stopped (or, in burst mode, until there is nothing left to do)."""
         self.registry.check_config()
         store = self._store = self.registry.new_store()
         running, log, closed = self._running, self.log, self._closed
         notifier = self._notifier = new_notifier(self.registry, store, self.queues, log, closed)
-        hooks = self._hooks = worker_hooks(self.registry.hooks, notifier)
+        hooks = self._hooks = self.registry.hooks
         writer = CompletionWriter(
-            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks
-        )
+            store, running, retention_ms=self._retention_ms, log=log, closed=closed, hooks=hooks,
+            outbox=notifier,
+        )  # fmt: skip
         self._writer = writer
+        loop = asyncio.get_running_loop()
+        writer.recorder = worker_recorder(self.registry.hooks, running, writer.held, loop)
         executors = Executors(
             self.registry,
             store,
@@ -192,8 +206,8 @@ class Worker:
             log=log,
             closed=closed,
             hooks=hooks,
+            recorder=writer.recorder,
         )
-        loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
@@ -249,6 +263,8 @@ class Worker:
                 stopping=self._stopping,
                 log=log,
                 control=self._remote,
+                resumed=self._resumed,
+                resources=self.resources,
             )
             self._fetch_task = loop.create_task(self._fetcher.run(), name="jobmaster-fetch")
             with contextlib.suppress(asyncio.CancelledError):
@@ -258,9 +274,6 @@ class Worker:
             await self._stop_upkeep(upkeep, writer)
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
-                if notifier is not None:  # the deliveries of the ends just written
-                    with contextlib.suppress(Exception):
-                        await notifier.flush()
                 with contextlib.suppress(Exception):
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
@@ -295,7 +308,9 @@ class Worker:
             closed=closed,
             hooks=self._hooks,
         )
-        control = ControlListener(store, running, positions, log=log, closed=closed)
+        control = ControlListener(
+            store, running, positions, log=log, closed=closed, resumed=self._resumed
+        )
         watchdog = watch_idle_attempts(running, log=log, closed=closed)
         self._flush_task = loop.create_task(writer.run(), name="jobmaster-flush")
         tasks: list[asyncio.Future[Any]] = [
@@ -384,6 +399,7 @@ def _heartbeat_and_remote(
         closed=worker._closed,
         state=lambda: remote.state,
         telemetry=TelemetrySampler(),
+        resources=worker.resources.capacity if worker.resources is not None else None,
     )
     remote = RemoteControl(
         store,
@@ -396,3 +412,16 @@ def _heartbeat_and_remote(
         closed=worker._closed,
     )
     return heartbeat, remote
+
+
+def _worker_resources(
+    registry: Registry, resources: Mapping[str, Any] | str | None
+) -> WorkerResources | None:
+    def needs_of(name: str) -> dict[str, float]:
+        handler = registry.jobs.get(name)
+        return dict(handler.controls.resources) if handler is not None else {}
+
+    try:
+        return WorkerResources.of(resources, needs_of)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -5,7 +5,9 @@ they start), forwards SIGTERM and SIGINT to every child, and exits once all chil
 exited after a signal (or, with ``--burst``, once each finished): 0 when each exited 0.
 A child whose supervisor dies (even by SIGKILL) stops as on SIGTERM
 (:mod:`jobmaster.worker.parent`); a child that recycled itself (``--max-jobs``,
-``--max-memory``) is replaced at once.
+``--max-memory``) is replaced at once; a child drained or stopped remotely (``drain_worker``,
+``stop_worker``) is not replaced, and once every child has ended so (or after a signal) the
+supervisor exits 0.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from types import FrameType
 
 import structlog
 
-from jobmaster.worker.recycling import RECYCLED_EXIT_CODE
+from jobmaster.worker.recycling import RECYCLED_EXIT_CODE, RETIRED_EXIT_CODE
 
 QUICK_DEATH = 2.0
 """A child that dies sooner than this after starting delays its restart (crash loop)."""
@@ -64,6 +66,10 @@ class Supervisor:
             slot, process, started = entry
             code = os.waitstatus_to_exitcode(status)
             process.returncode = code
+            if code == RETIRED_EXIT_CODE:
+                self.log.info("worker process drained or stopped remotely; not replaced", slot=slot)
+                codes.append(0)
+                continue
             if code == RECYCLED_EXIT_CODE and not self.stopping:
                 self.log.info("worker process recycled; starting a new one", slot=slot)
                 self._spawn(slot)

@@ -4,8 +4,9 @@ $WEBHOOK_URL, signed with the secret "s3cret"."""
 from __future__ import annotations
 
 import os
+import signal
 
-from jobmaster import Registry, Retry, Webhook
+from jobmaster import AttemptEnd, AttemptInfo, Middleware, Registry, Retry, Webhook
 
 registry = Registry()  # JOBMASTER_REDIS_URL is set by the test
 hook = Webhook(
@@ -22,3 +23,15 @@ async def fail_loudly(message: str) -> None:
 @registry.job(queue="hooks", notify=hook)
 async def succeed(n: int) -> int:
     return n
+
+
+class DieAfterFinal(Middleware):
+    """SIGKILLs the worker as soon as Redis recorded a job's end, before it does anything
+    else (when $DIE_AFTER_FINAL is 1): a worker crashing right after a finish."""
+
+    def on_final(self, attempt: AttemptInfo, end: AttemptEnd) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+if os.environ.get("DIE_AFTER_FINAL") == "1":
+    registry.use(DieAfterFinal())
