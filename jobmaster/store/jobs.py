@@ -14,8 +14,9 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
+from jobmaster.store.pipelined_enqueue import PipelinedEnqueue
 from jobmaster.store.replication import scripts_then_wait
-from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
+from jobmaster.store.replies import claim_reply, finish_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
 from jobmaster.store.webhooks import NewDelivery, outbox_arguments
 from jobmaster.transport.cluster import is_cluster_refusal
@@ -44,6 +45,7 @@ class JobCommands:
         self._replication = conn.replication
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see transport.resp.encode_evalsha
+        self._pipelined = PipelinedEnqueue(conn, self._enqueue, self._known_queues)
 
     # -- producing ---------------------------------------------------------------------------
 
@@ -58,7 +60,7 @@ class JobCommands:
         lazily), so that Redis runs one while the next is being built."""
         lists = self._lists(queue)
         if self._fast is None:
-            return await self._enqueue_pipelined(queue, lists, [b for b in batches if b])
+            return await self._pipelined.enqueue(queue, lists, [b for b in batches if b])
         script = self._enqueue
         fast = await self._fast.node_for(lists.enqueue[0])  # on a cluster, the queue's master
         await fast.connect()
@@ -84,57 +86,6 @@ class JobCommands:
         if self._replication is not None and pending:
             acked = await fast.execute(*self._replication.command())
             self._replication.check(acked, "enqueue", created)
-        return created
-
-    async def _enqueue_pipelined(
-        self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
-    ) -> list[bool]:
-        script, replication = self._enqueue, self._replication
-        if len(batches) == 1 and queue in self._known_queues and replication is None:
-            return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
-        if self._conn.cluster:
-            return await self._enqueue_on_cluster(queue, lists, batches)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if queue not in self._known_queues:
-                pipe.sadd(self._keys.queues, queue)
-            sizes = [] if queue in self._known_queues else [0]  # SADD's reply first
-            for batch in batches:
-                await script(*self._enqueue_call(lists, batch), client=pipe)
-                sizes.append(len(batch))
-            if replication is not None:  # on the connection of the writes
-                pipe.execute_command(*replication.command())
-            replies = await pipe.execute(raise_on_error=False)
-        acked = replies.pop() if replication is not None else None
-        created = created_flags(sizes, replies)
-        self._known_queues.add(queue)
-        if replication is not None and batches:
-            replication.check(acked, "enqueue", created)
-        return created
-
-    async def _enqueue_on_cluster(
-        self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
-    ) -> list[bool]:
-        """:meth:`_enqueue_pipelined` through redis-py's cluster client, whose pipelines
-        take no scripts: one call per batch, or (waiting for replicas) the calls and the
-        ``WAIT`` in one pipeline to the queue's master."""
-        if queue not in self._known_queues:
-            await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
-        calls = [self._enqueue_call(lists, batch) for batch in batches]
-        replication, acked = self._replication, None
-        replies: list[Any] = []
-        if replication is not None and calls:
-            redis = cast(RedisCluster, self._redis)
-            replies, acked = await scripts_then_wait(redis, self._enqueue, calls, replication)
-        else:
-            for call in calls:
-                try:
-                    replies.append(await self._enqueue(*call))
-                except ResponseError as exc:
-                    replies.append(exc)
-        self._known_queues.add(queue)
-        created = created_flags([len(b) for b in batches], replies)
-        if replication is not None and calls:
-            replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_call(
