@@ -18,7 +18,7 @@ from jobmaster.store import Replication, Store
 from jobmaster.store.blocking import BlockingProducer
 from jobmaster.sync_runner import SyncRunner
 from jobmaster.transport import clients
-from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.transport.clients import FastConnection
 from jobmaster.waiting import JobWaiter
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class Connections:
         fast = reader = None
         if self.own_connections():
 
-            def reader() -> MultiplexedConnection:
+            def reader() -> FastConnection:
                 return clients.fast_connection(settings.redis_url)
 
             fast = reader()

@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.transport.clients import FastConnection
 
 LIMITING = frozenset(
     {
@@ -97,7 +97,7 @@ def _used(preludes: list[list[tuple[set[str], str]]], script: str) -> list[str]:
 class Script:
     """One script, called by its digest (loaded again where Redis lost it)."""
 
-    def __init__(self, redis: Redis, name: str, fast: MultiplexedConnection | None) -> None:
+    def __init__(self, redis: Redis, name: str, fast: FastConnection | None) -> None:
         self.name = name
         self._script: AsyncScript = redis.register_script(source(name))
         self._fast = fast
@@ -106,7 +106,7 @@ class Script:
     async def __call__(
         self, keys: Sequence[str], args: Sequence[Any], client: Any = None, *, resend: bool = True
     ) -> Any:
-        """Run the script (``resend``: as :meth:`MultiplexedConnection.evalsha`'s)."""
+        """Run the script (``resend``: as :meth:`FastConnection.evalsha`'s)."""
         if client is None and self._fast is not None:
             return await self._fast.evalsha(self.sha, source(self.name), keys, args, resend=resend)
         return await self._script(keys=list(keys), args=list(args), client=client)

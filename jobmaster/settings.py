@@ -18,6 +18,7 @@ from pydantic import (
 
 from jobmaster.errors import ConfigError
 from jobmaster.server_binaries import SERVER_ENV
+from jobmaster.transport.address import ClusterSeeds, is_cluster
 from jobmaster.transport.sentinel import SentinelURL, is_sentinel
 
 ENV_PREFIX = "JOBMASTER_"
@@ -121,6 +122,11 @@ class Settings(BaseModel):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError(f"invalid settings: {_explain(exc)}") from None
+        if is_cluster(settings.redis_url):
+            try:
+                ClusterSeeds.parse(settings.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"invalid redis_url: {exc}") from None
         if settings.heartbeat is not None and settings.heartbeat >= settings.lease:
             raise ConfigError(
                 f"heartbeat ({settings.heartbeat:g}s) must be shorter than the lease "

@@ -4,7 +4,7 @@
 anywhere else, against the Redis the registry points at. ``fake_registry`` swaps that Redis
 for an in-memory fakeredis (``pip install fakeredis lupa``) for tests about the
 application's own logic; use a real redis-server (``embedded_redis``) for anything about
-timing, blocking or crashes.
+timing, blocking or crashes, and ``embedded_cluster`` for a private 3-master Redis Cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from jobmaster.embedded import EmbeddedRedis
+from jobmaster.embedded_cluster import EmbeddedCluster
 from jobmaster.registry import Registry
 from jobmaster.worker import Worker
 
@@ -66,6 +67,14 @@ def embedded_redis(*, appendonly: bool = False, binary: str | None = None) -> It
     picks one (see :class:`jobmaster.embedded.EmbeddedRedis`)."""
     with EmbeddedRedis(appendonly=appendonly, binary=binary) as server:
         yield server.url
+
+
+@contextmanager
+def embedded_cluster(*, masters: int = 3, replicas: int = 0) -> Iterator[str]:
+    """A private Redis Cluster (``redis-server --cluster-enabled yes`` on free loopback
+    ports) for the duration of the block; yields its ``redis+cluster://`` URL."""
+    with EmbeddedCluster(masters=masters, replicas=replicas) as cluster:
+        yield cluster.url
 
 
 def fake_registry(registry: Registry) -> Registry:

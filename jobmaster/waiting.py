@@ -11,6 +11,7 @@ from typing import Any
 from jobmaster.errors import JobNotFound, ResultTimeout
 from jobmaster.models import JobState
 from jobmaster.store import Store
+from jobmaster.store.stream_reads import StreamReader
 
 RECHECK_SECONDS = 5.0
 """A waiter re-reads its job's state this often in case events were trimmed unread."""
@@ -27,6 +28,9 @@ class JobWaiter:
         self._store = store
         self._positions: dict[str, bytes] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._connections: dict[str, StreamReader] = {}
+        """Each queue's blocking reads, on connections of their own (a cancelled read ends
+        at once there, and leaves no connection of a client library behind)."""
         self._waiters: defaultdict[tuple[str, str], list[asyncio.Future[JobState]]] = defaultdict(
             list
         )
@@ -89,9 +93,13 @@ class JobWaiter:
     async def _read(self, queue: str) -> None:
         delay = 0.05
         positions = {queue: self._positions[queue]}
+        inspection = self._store.inspection
+        reader = self._connections.get(queue)
+        if reader is None:
+            reader = self._connections[queue] = inspection.new_reader()
         while self._has_waiters(queue):
             try:
-                events = await self._store.inspection.read_events(positions, BLOCK_MS)
+                events, _ = await inspection.read_event_batch(positions, BLOCK_MS, reader=reader)
                 delay = 0.05
             except asyncio.CancelledError:
                 raise
@@ -116,6 +124,10 @@ class JobWaiter:
             reader.cancel()
         if readers:  # bounded: a cancellation swallowed by the client must not hang close
             await asyncio.wait(readers, timeout=1.0)
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for connection in connections:
+            await connection.close()
 
 
 def _log() -> Any:

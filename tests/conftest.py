@@ -18,6 +18,8 @@ import redis
 
 from jobmaster import JobHandler, Registry, Retry
 from jobmaster.embedded import EmbeddedRedis
+from jobmaster.embedded_cluster import EmbeddedCluster
+from jobmaster.transport import clients
 from jobmaster.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +31,35 @@ def redis_server() -> Iterator[EmbeddedRedis]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """A private 3-master Redis Cluster for the session."""
+    with EmbeddedCluster() as cluster:
+        yield cluster
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``deployments`` run on one server and on the 3-master cluster."""
+    if metafunc.definition.get_closest_marker("deployments") and (
+        "redis_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("deployment", ["server", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    """The URL of the session's redis-server, emptied for this test."""
+def deployment(request: pytest.FixtureRequest) -> str:
+    """Where the test's Redis runs: ``server`` (one redis-server) or ``cluster``."""
+    return str(getattr(request, "param", "server"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, deployment: str) -> str:
+    """The URL of the session's redis-server (or cluster), emptied for this test."""
+    if deployment == "cluster":
+        cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        return cluster.url
+    redis_server: EmbeddedRedis = request.getfixturevalue("redis_server")
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.close()
@@ -40,8 +68,9 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 @pytest.fixture
 def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
-    """A plain client, to look at what is really in Redis."""
-    client = redis.Redis.from_url(redis_url)
+    """A plain client (a cluster client on the cluster), to look at what is really in
+    Redis."""
+    client = clients.sync_client(redis_url, 10.0)
     yield client
     client.close()
 

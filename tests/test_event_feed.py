@@ -8,11 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 from structlog.testing import capture_logs
 
 from jobmaster import JobEvent, Registry
 from tests.conftest import wait_until
+
+pytestmark = pytest.mark.deployments
 
 
 async def test_a_cancelled_feed_stops_at_once(registry: Registry) -> None:

@@ -1,9 +1,12 @@
 """Flow control: unique jobs, concurrency limits (per job and per key), rate limits and
-paused queues, decided by the scripts, with real worker processes."""
+paused queues, decided by the scripts, with real worker processes. The tests marked
+``deployments`` run on one server and on a 3-master Redis Cluster (where the queues
+``limited`` and ``paced`` lie on two different masters)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import signal
 import threading
@@ -30,10 +33,12 @@ APP = "apps.limitsapp:registry"
 
 @pytest.fixture
 async def app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
-    """The test application's registry, as the worker processes import it."""
+    """The test application's registry, as the worker processes import it (made again for
+    each test: its Redis is the server or the cluster)."""
     monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
     from tests.apps import limitsapp
 
+    limitsapp = importlib.reload(limitsapp)
     yield limitsapp.registry
     await limitsapp.registry.aclose()
 
@@ -83,6 +88,7 @@ async def all_succeeded(registry: Registry, queue: str, ids: list[str]) -> bool:
     return True
 
 
+@pytest.mark.deployments
 async def test_max_running_is_never_exceeded_with_a_worker_killed_mid_run(
     app: Registry, redis_url: str
 ) -> None:
@@ -151,6 +157,7 @@ async def test_a_rate_limit_never_starts_more_in_any_window(app: Registry, redis
     assert (starts[-1] - starts[0]).total_seconds() < 6
 
 
+@pytest.mark.deployments
 async def test_racing_producers_make_one_job_per_unique_key(app: Registry) -> None:
     from tests.apps.limitsapp import refresh
 
@@ -177,6 +184,7 @@ async def test_racing_producers_make_one_job_per_unique_key(app: Registry) -> No
     }
 
 
+@pytest.mark.deployments
 async def test_a_unique_key_is_free_again_once_its_job_ended(app: Registry, redis_url: str) -> None:
     from tests.apps.limitsapp import report
 
@@ -196,6 +204,7 @@ async def test_a_unique_key_is_free_again_once_its_job_ended(app: Registry, redi
         assert await again.result(timeout=20) == "acme wednesday"
 
 
+@pytest.mark.deployments
 async def test_unique_for_keeps_the_key_after_the_end(app: Registry, redis_url: str) -> None:
     from tests.apps.limitsapp import debounced
 
@@ -207,6 +216,7 @@ async def test_unique_for_keeps_the_key_after_the_end(app: Registry, redis_url: 
     assert again.id == first.id
 
 
+@pytest.mark.deployments
 async def test_a_paused_queue_starts_nothing_until_resumed(app: Registry, redis_url: str) -> None:
     from tests.apps.limitsapp import paced, plain
 
@@ -225,6 +235,7 @@ async def test_a_paused_queue_starts_nothing_until_resumed(app: Registry, redis_
     assert await app.paused_queues() == []
 
 
+@pytest.mark.deployments
 async def test_limits_are_visible(app: Registry) -> None:
     from tests.apps.limitsapp import per_account
 
@@ -331,6 +342,7 @@ def test_bad_controls_are_refused_at_declaration(registry: Registry) -> None:
         registry.job(max_running=0)(lambda: None)
 
 
+@pytest.mark.deployments
 async def test_queues_are_paused_and_their_limits_shown_from_the_command_line(
     app: Registry, redis_url: str
 ) -> None:

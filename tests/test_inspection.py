@@ -19,6 +19,9 @@ from jobmaster import (
 from jobmaster.testing import run_jobs
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.deployments
+
+
 MAIN_STATES = (
     JobState.SCHEDULED,
     JobState.QUEUED,

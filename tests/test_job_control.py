@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 
 import pytest
-from redis.asyncio import Redis
 
 from jobmaster import (
     AttemptOutcome,
@@ -25,8 +24,11 @@ from jobmaster.codec import pack
 from jobmaster.records import job_record
 from jobmaster.store import Claim, JobOperation, NewJob, Outcome, Store
 from jobmaster.testing import run_jobs
+from jobmaster.transport.clients import async_client
 from jobmaster.worker import Worker
 from tests.conftest import wait_until
+
+pytestmark = pytest.mark.deployments
 
 
 @pytest.fixture
@@ -214,7 +216,7 @@ async def test_retry_runs_a_failed_job_again_and_keeps_its_history(registry: Reg
 
 @pytest.fixture
 async def two_clients(redis_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    first, second = Store(Redis.from_url(redis_url)), Store(Redis.from_url(redis_url))
+    first, second = Store(async_client(redis_url)), Store(async_client(redis_url))
     yield first, second
     await first.close()
     await second.close()

@@ -4,6 +4,7 @@ process while the job runs, and searched over a queue's recent jobs (``--grep``)
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ async def opsapp(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     monkeypatch.setenv("JOBMASTER_REDIS_URL", redis_url)
     from tests.apps import opsapp as module
 
+    module = importlib.reload(module)  # its Redis is the server or the cluster
     yield module.registry
     await module.registry.aclose()
 
@@ -48,6 +50,7 @@ async def _state(registry: Registry, job_id: str, state: JobState) -> bool:
     return (await registry.get_job(job_id)).state is state
 
 
+@pytest.mark.deployments
 async def test_logs_follow_shows_lines_while_the_job_runs(
     opsapp: Registry, redis_url: str, tmp_path: Path, raw_redis: redis.Redis
 ) -> None:

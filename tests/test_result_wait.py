@@ -13,6 +13,8 @@ from jobmaster import JobFailed, JobNotFound, JobState, Registry, ResultTimeout,
 from jobmaster.testing import run_jobs
 from tests.conftest import command_calls, live_worker, wait_until
 
+pytestmark = pytest.mark.deployments
+
 
 async def test_result_waits_without_polling(registry: Registry, raw_redis: redis.Redis) -> None:
     started = asyncio.Event()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from jobmaster import (
     ConfigError,
@@ -37,8 +36,12 @@ from jobmaster.models import JobSummary
 from jobmaster.scheduler import Scheduler
 from jobmaster.store import ScheduleFiring, TickJob
 from jobmaster.testing import run_jobs
+from jobmaster.transport.clients import async_client
 from jobmaster.worker import Worker
 from tests.conftest import run_cli, wait_until
+
+pytestmark = pytest.mark.deployments
+
 
 NO_GAP = (0, 0)
 
@@ -582,7 +585,7 @@ async def _leader_is(store: Any, holder: str) -> bool:
 
 
 async def _gap(redis_url: str, queue: str = "default") -> tuple[int, int]:
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = async_client(redis_url)
     raw = await client.hmget(Keys().queue(queue).scheduler, ["gap_from", "gap_to"])
     await client.aclose()
     return int(raw[0] or 0), int(raw[1] or 0)

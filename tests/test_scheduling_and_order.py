@@ -4,11 +4,14 @@ does not poll Redis."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
 from jobmaster import JobState, Registry
 from jobmaster.testing import run_jobs
 from tests.conftest import command_calls, live_worker, wait_until
+
+pytestmark = pytest.mark.deployments
 
 
 async def test_higher_priority_jobs_run_first(registry: Registry) -> None:

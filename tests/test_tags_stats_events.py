@@ -20,6 +20,8 @@ from jobmaster import (
 from jobmaster.testing import run_jobs
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.deployments
+
 
 @pytest.fixture
 def add(registry: Registry) -> JobHandler[[int, int], int]:

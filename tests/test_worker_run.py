@@ -31,6 +31,9 @@ from jobmaster.testing import run_jobs
 from jobmaster.worker import Worker
 from tests.conftest import live_worker, wait_until
 
+pytestmark = pytest.mark.deployments
+
+
 JOBS_KEY = "jobmaster:{default}:jobs"
 STREAM_0 = "jobmaster:{default}:stream:0"
 

@@ -1,3 +1,11 @@
-"""The dashboard's tests use the main suite's private redis-server and registry fixtures."""
+"""The dashboard's tests use the main suite's private redis-server (and cluster) and registry
+fixtures; tests marked ``deployments`` run on both."""
 
-from tests.conftest import redis_server, redis_url, registry  # noqa: F401
+from tests.conftest import (  # noqa: F401
+    deployment,
+    pytest_generate_tests,
+    redis_cluster,
+    redis_server,
+    redis_url,
+    registry,
+)

@@ -23,6 +23,8 @@ from jobmaster import JobState, Registry
 from jobmaster.testing import run_jobs
 from jobmaster_dashboard import AuthConfig, AuthError, create_app
 
+pytestmark = pytest.mark.deployments
+
 
 def test_credentials_are_required_unless_turned_off(redis_url: str) -> None:
     with pytest.raises(AuthError, match="JOBMASTER_DASHBOARD_TOKEN"):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from dashboard_support import ESCAPED, HOSTILE, client_for, declare_jobs, failed_job_id
 
 from jobmaster import QueueStats, Registry
 from jobmaster.testing import run_jobs
 from jobmaster_dashboard.charts import throughput_chart
 from tests.conftest import live_worker, wait_until
+
+pytestmark = pytest.mark.deployments
 
 
 async def test_overview_shows_counts_waiting_age_workers_and_a_chart(registry: Registry) -> None:

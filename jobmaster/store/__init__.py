@@ -67,7 +67,7 @@ from jobmaster.store.types import (
 )
 from jobmaster.store.webhooks import WebhookDeliveries
 from jobmaster.store.workers import WorkerCommands
-from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.transport.clients import FastConnection
 
 
 class Store:
@@ -82,8 +82,8 @@ class Store:
         *,
         events_maxlen: int = 10_000,
         log_bytes: int = 256 * 1024,
-        fast: MultiplexedConnection | None = None,
-        blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        fast: FastConnection | None = None,
+        blocking_reads: Callable[[], FastConnection] | None = None,
         replication: Replication | None = None,
     ) -> None:
         conn = StoreConnection(

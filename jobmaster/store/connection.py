@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from jobmaster.keys import Keys, QueueKeys
 from jobmaster.models import JobState
 from jobmaster.scripts import Script
 from jobmaster.store.replication import Replication
-from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.store.stream_reads import StreamReader
+from jobmaster.transport.clients import FastConnection
 
 GROUP = "workers"
 """The consumer group every worker of every queue belongs to."""
@@ -106,8 +108,8 @@ class StoreConnection:
         *,
         events_maxlen: int = 10_000,
         log_bytes: int = 256 * 1024,
-        fast: MultiplexedConnection | None = None,
-        blocking_reads: Callable[[], MultiplexedConnection] | None = None,
+        fast: FastConnection | None = None,
+        blocking_reads: Callable[[], FastConnection] | None = None,
         replication: Replication | None = None,
     ) -> None:
         self.redis = redis
@@ -117,7 +119,9 @@ class StoreConnection:
         self.log_bytes = log_bytes
         self.fast = fast
         self._new_reader = blocking_reads
-        self._readers: dict[str, MultiplexedConnection] = {}
+        self.cluster = isinstance(redis, RedisCluster)
+        """Whether Redis is a Redis Cluster: nothing may touch keys of two slots at once."""
+        self._readers: dict[str, StreamReader] = {}
         self._scripts: dict[str, Script] = {}
         self._key_lists: dict[str, QueueKeyLists] = {}
 
@@ -135,20 +139,20 @@ class StoreConnection:
             lists = self._key_lists[queue] = QueueKeyLists(self.keys.queue(queue))
         return lists
 
-    def reader(self, purpose: str) -> MultiplexedConnection | None:
-        """A multiplexed connection of its own for one kind of blocking read (None: use
-        redis-py). A blocked read holds its connection, and awaiting it costs less than
-        redis-py's call; cancelling the wait takes effect at once, where redis-py may hold
-        a cancelled blocking read until it returns."""
+    def reader(self, purpose: str) -> StreamReader:
+        """The blocking reads of one purpose, on connections of their own (multiplexed
+        ones where the store has them: a blocked read holds its connection, and awaiting
+        it costs less than redis-py's call; cancelling the wait takes effect at once,
+        where redis-py may hold a cancelled blocking read until it returns)."""
         reader = self._readers.get(purpose)
-        if reader is None and self._new_reader is not None:
-            reader = self._readers[purpose] = self._new_reader()
+        if reader is None:
+            reader = self._readers[purpose] = self.new_reader()
         return reader
 
-    def new_reader(self) -> MultiplexedConnection | None:
-        """A connection of the caller's own for its blocking reads, which the caller closes
-        (None: read with redis-py). Waiting on it can be cancelled at once."""
-        return self._new_reader() if self._new_reader is not None else None
+    def new_reader(self) -> StreamReader:
+        """Blocking reads on connections of the caller's own, which the caller closes.
+        Waiting on them can be cancelled at once."""
+        return StreamReader(self.redis, self._new_reader, cluster=self.cluster)
 
     async def holding(
         self, queues: list[str], hash_of: Callable[[QueueKeys], str], field: str
@@ -164,7 +168,9 @@ class StoreConnection:
 
     async def close(self) -> None:
         """Close every connection."""
-        for conn in (self.fast, *self._readers.values()):
-            if conn is not None:
-                await conn.close()
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            await reader.close()
+        if self.fast is not None:
+            await self.fast.close()
         await self.redis.aclose()

@@ -74,13 +74,7 @@ class ControlCommands:
         pauses and resumptions of queues."""
         by_stream = {self._keys.queue(q).control: q for q in positions}
         streams: dict[Any, Any] = {self._keys.queue(q).control: p for q, p in positions.items()}
-        reader = self._conn.reader("control")
-        reply: Any
-        if reader is None:
-            reply = await self._redis.xread(streams, block=block_ms)
-        else:
-            command = ["XREAD", "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-            reply = await reader.execute_blocking(block_ms / 1000, *command)
+        reply = await self._conn.reader("control").xread(streams, block_ms=block_ms)
         requests = []
         for stream, entries in reply or []:
             queue = by_stream[stream.decode() if isinstance(stream, bytes) else stream]

@@ -55,13 +55,7 @@ class FleetCommands:
         connection of its own whose wait stops at once when cancelled): (stream id, command,
         acknowledgement id) each."""
         key = self.keys.worker_commands(worker_id)
-        reader = self._conn.reader("fleet")
-        reply: Any
-        if reader is None:
-            reply = await self.redis.xread({key: after}, block=block_ms)
-        else:
-            command = ("XREAD", "BLOCK", block_ms, "STREAMS", key, after)
-            reply = await reader.execute_blocking(block_ms / 1000, *command)
+        reply = await self._conn.reader("fleet").xread({key: after}, block_ms=block_ms)
         commands: list[tuple[bytes, str, str]] = []
         for _, entries in reply or ():
             for entry_id, fields in entries:

@@ -18,8 +18,8 @@ from jobmaster.records import (
 )
 from jobmaster.store.connection import ASCENDING_STATES, StoreConnection
 from jobmaster.store.holds import held_back, held_back_of_page
+from jobmaster.store.stream_reads import StreamReader
 from jobmaster.store.types import Event
-from jobmaster.transport.multiplexed import MultiplexedConnection
 
 
 class InspectionCommands:
@@ -32,7 +32,11 @@ class InspectionCommands:
 
     async def queues(self) -> list[str]:
         """The names of the queues that ever had a job or a schedule, sorted."""
-        names: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
+        names: Any
+        if self._conn.fast is not None:  # cancelled (a feed that stops), it ends at once
+            names = await self._conn.fast.execute("SMEMBERS", self.keys.queues)
+        else:
+            names = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
         return sorted(n.decode() for n in names)
 
     async def locate(self, job_id: str) -> list[str]:
@@ -63,7 +67,7 @@ class InspectionCommands:
             record_raw, status_raw, line, *result_replies = await pipe.execute()
         if record_raw is None or status_raw is None:
             return None
-        result_raw = _live_result(*result_replies)
+        result_raw = await self._live_result(result_replies)
         attempts = await self._attempts(k, job_id, attempt_count(status_raw), with_logs)
         job = decode_job(job_id, queue, record_raw, status_raw, result_raw, attempts)
         if line is not None and job.state is JobState.QUEUED:
@@ -98,14 +102,24 @@ class InspectionCommands:
         """A job's stored result; None once its ttl has passed (even before it is pruned)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             self._queue_result(pipe, self.keys.queue(queue), job_id)
-            return _live_result(*await pipe.execute())
+            replies = await pipe.execute()
+        return await self._live_result(replies)
 
-    @staticmethod
-    def _queue_result(pipe: Any, k: QueueKeys, job_id: str) -> None:
-        """Queue the reads :func:`_live_result` needs on a pipeline."""
+    def _queue_result(self, pipe: Any, k: QueueKeys, job_id: str) -> None:
+        """Queue the reads :meth:`_live_result` needs on a pipeline (the server's clock too,
+        on one server: a cluster's pipelines take keyed commands only)."""
         pipe.hget(k.results, job_id)
         pipe.zscore(k.result_expiry, job_id)
-        pipe.time()
+        if not self._conn.cluster:
+            pipe.time()
+
+    async def _live_result(self, replies: list[Any]) -> bytes | None:
+        """The result read by :meth:`_queue_result`, or None if its ttl has passed (on a
+        cluster, the clock is read after, only for a result that has a ttl)."""
+        raw, expires_ms, *server_time = replies
+        if raw is not None and expires_ms is not None and not server_time:
+            server_time = [await self.redis.time()]
+        return _live_result(raw, expires_ms, server_time[0] if server_time else (0, 0))
 
     async def count(self, queue: str, state: JobState) -> int:
         return int(await self.redis.zcard(self.keys.queue(queue).index(state.value)))
@@ -214,8 +228,15 @@ class InspectionCommands:
         return counts, oldest_ms, now, done[:buckets], done[buckets:]
 
     async def server_time_ms(self) -> int:
-        """The server's clock (ms)."""
-        seconds, micros = await self.redis.time()
+        """The server's clock (ms); on a cluster, the clock of the master of the list of
+        queues (over the multiplexed connection where there is one: cancelled, its wait
+        ends at once)."""
+        fast = self._conn.fast
+        if fast is not None:
+            node = await fast.node_for(self.keys.queues)
+            seconds, micros = await node.execute("TIME")
+        else:
+            seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def job_states(self, queue: str, job_ids: Sequence[str]) -> list[JobState | None]:
@@ -227,9 +248,9 @@ class InspectionCommands:
 
     # -- events ------------------------------------------------------------------------------
 
-    def new_reader(self) -> MultiplexedConnection | None:
-        """A connection of the caller's own for its blocking reads of events (pass it to
-        :meth:`read_event_batch`; the caller closes it), or None: read with redis-py."""
+    def new_reader(self) -> StreamReader:
+        """Connections of the caller's own for its blocking reads of events (pass it to
+        :meth:`read_event_batch`; the caller closes it)."""
         return self._conn.new_reader()
 
     async def read_events(
@@ -244,20 +265,16 @@ class InspectionCommands:
         positions: dict[str, bytes],
         block_ms: int | None,
         count: int = 1000,
-        reader: MultiplexedConnection | None = None,
+        reader: StreamReader | None = None,
     ) -> tuple[list[Event], int]:
         """Events after ``positions`` (updated in place, past the entries that cannot be
         decoded too), waiting up to ``block_ms`` (on ``reader`` if given, a connection of
         :meth:`new_reader`); and how many entries were skipped as undecodable."""
         by_stream = {self.keys.queue(q).events: q for q in positions}
         streams: dict[Any, Any] = {self.keys.queue(q).events: pos for q, pos in positions.items()}
-        reply: Any
-        if reader is None:
-            reply = await self.redis.xread(streams, count=count, block=block_ms)
-        else:
-            block = [] if block_ms is None else ["BLOCK", block_ms]
-            command = ["XREAD", "COUNT", count, *block, "STREAMS", *streams, *streams.values()]
-            reply = await reader.execute_blocking((block_ms or 0) / 1000, *command)
+        if reader is None:  # redis-py's pool: concurrent callers do not wait on each other
+            reader = StreamReader(self.redis, None, cluster=self._conn.cluster)
+        reply = await reader.xread(streams, count=count, block_ms=block_ms)
         events: list[Event] = []
         skipped = 0
         for stream, entries in reply or []:

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 from jobmaster.codec import load_record
 from jobmaster.store.connection import ENQUEUE_CHUNK, GROUP, QueueKeyLists, StoreConnection
 from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_command
-from jobmaster.store.replies import claim_reply, finish_reply, flags_reply, promote_reply
+from jobmaster.store.pipelined_enqueue import PipelinedEnqueue
+from jobmaster.store.replication import scripts_then_wait
+from jobmaster.store.replies import claim_reply, finish_reply, promote_reply
 from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
 from jobmaster.store.webhooks import NewDelivery, outbox_arguments
+from jobmaster.transport.cluster import is_cluster_refusal
 from jobmaster.transport.resp import encode_completion, encode_values
 
 CLAIM_AGAIN = 9
@@ -41,6 +45,7 @@ class JobCommands:
         self._replication = conn.replication
         self._known_queues: set[str] = set()
         self._heads: dict[tuple[str, ...], bytes] = {}  # see transport.resp.encode_evalsha
+        self._pipelined = PipelinedEnqueue(conn, self._enqueue, self._known_queues)
 
     # -- producing ---------------------------------------------------------------------------
 
@@ -55,21 +60,23 @@ class JobCommands:
         lazily), so that Redis runs one while the next is being built."""
         lists = self._lists(queue)
         if self._fast is None:
-            return await self._enqueue_pipelined(queue, lists, [b for b in batches if b])
-        fast, script = self._fast, self._enqueue
+            return await self._pipelined.enqueue(queue, lists, [b for b in batches if b])
+        script = self._enqueue
+        fast = await self._fast.node_for(lists.enqueue[0])  # on a cluster, the queue's master
         await fast.connect()
         pending: list[tuple[Sequence[NewJob], asyncio.Future[Any]]] = []
         for batch in batches:
             if batch:
                 if not pending and queue not in self._known_queues:
-                    await fast.execute("SADD", self._keys.queues, queue)
+                    await self._fast.execute("SADD", self._keys.queues, queue)
                 command = enqueue_command(
                     self._heads, script.sha, lists, batch, self._events_maxlen
                 )
                 pending.append((batch, fast.submit(command)))
         replies = await asyncio.gather(*(p[1] for p in pending), return_exceptions=True)
         for number, ((batch, _), flags) in enumerate(zip(pending, replies, strict=True)):
-            if isinstance(flags, NoScriptError | ConnectionError):  # repeatable: fixed ids
+            if isinstance(flags, NoScriptError | ConnectionError) or is_cluster_refusal(flags):
+                # repeatable (fixed ids), routed again on a cluster
                 try:
                     replies[number] = await script(*self._enqueue_call(lists, batch))
                 except ResponseError as exc:
@@ -79,29 +86,6 @@ class JobCommands:
         if self._replication is not None and pending:
             acked = await fast.execute(*self._replication.command())
             self._replication.check(acked, "enqueue", created)
-        return created
-
-    async def _enqueue_pipelined(
-        self, queue: str, lists: QueueKeyLists, batches: list[Sequence[NewJob]]
-    ) -> list[bool]:
-        script, replication = self._enqueue, self._replication
-        if len(batches) == 1 and queue in self._known_queues and replication is None:
-            return flags_reply(await script(*self._enqueue_call(lists, batches[0])))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if queue not in self._known_queues:
-                pipe.sadd(self._keys.queues, queue)
-            sizes = [] if queue in self._known_queues else [0]  # SADD's reply first
-            for batch in batches:
-                await script(*self._enqueue_call(lists, batch), client=pipe)
-                sizes.append(len(batch))
-            if replication is not None:  # on the connection of the writes
-                pipe.execute_command(*replication.command())
-            replies = await pipe.execute(raise_on_error=False)
-        acked = replies.pop() if replication is not None else None
-        created = created_flags(sizes, replies)
-        self._known_queues.add(queue)
-        if replication is not None and batches:
-            replication.check(acked, "enqueue", created)
         return created
 
     def _enqueue_call(
@@ -245,18 +229,24 @@ class JobCommands:
                 parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
             recorded = await self._finish_script.call_encoded(keys, argv, encoded)
-            if replication is not None:
-                replication.check(await self._fast.execute(*replication.command()), "finish")
+            if replication is not None:  # on the connection that wrote (the queue's master)
+                node = await self._fast.node_for(keys[0])
+                replication.check(await node.execute(*replication.command()), "finish")
             return finish_reply(recorded)
         for completion in completions:
             argv += completion.argv()
         argv += deliveries
         if replication is None:
             return finish_reply(await self._finish_script(keys, argv))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await self._finish_script(keys, argv, client=pipe)
-            pipe.execute_command(*replication.command())
-            recorded, acked = await pipe.execute(raise_on_error=False)
+        if self._conn.cluster:
+            (recorded,), acked = await scripts_then_wait(
+                cast(RedisCluster, self._redis), self._finish_script, [(keys, argv)], replication
+            )
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._finish_script(keys, argv, client=pipe)
+                pipe.execute_command(*replication.command())
+                recorded, acked = await pipe.execute(raise_on_error=False)
         if isinstance(recorded, BaseException):
             raise recorded
         replication.check(acked, "finish")
@@ -302,24 +292,16 @@ class JobCommands:
             k = self._keys.queue(queue)
             for band, stream in enumerate((*k.streams, k.wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
-        block_ms = max(1, timeout_ms)
         reader = self._conn.reader("entries")
-        if reader is None:
-            return bool(await self._redis.xread(streams, count=1, block=block_ms))
-        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-        return bool(await reader.execute_blocking(block_ms / 1000, *command))
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
 
     async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
         """Block until a job becomes due earlier than expected on one of the queues."""
         streams: dict[Any, Any] = {
             self._keys.queue(queue).timers: last for queue, last in newest.items()
         }
-        block_ms = max(1, timeout_ms)
         reader = self._conn.reader("timers")  # a cancelled wait ends at once there
-        if reader is None:
-            return bool(await self._redis.xread(streams, count=1, block=block_ms))
-        command = ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *streams.values()]
-        return bool(await reader.execute_blocking(block_ms / 1000, *command))
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
 
 
 def _name_of(raw: bytes | None) -> str:

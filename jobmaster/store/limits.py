@@ -20,6 +20,8 @@ class LimitCommands:
         self._keys = conn.keys
         self._pause = conn.script("pause_queue")
         self._enqueue = conn.script("enqueue_controlled")
+        self._fast = conn.fast
+        self._known_queues: set[str] = set()
 
     async def pause_queue(self, queue: str, pause: bool) -> bool:
         """Pause (or resume) a queue; whether its state changed."""
@@ -48,7 +50,11 @@ class LimitCommands:
             k.jobs, k.status, k.index("queued"), k.index("scheduled"), k.events, k.timers,
             k.limits, k.unique, k.limit_keys, *k.streams,
         ]  # fmt: skip
-        await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
+        if queue not in self._known_queues:  # listed once per store, as JobCommands does
+            if self._fast is not None:
+                await self._fast.execute("SADD", self._keys.queues, queue)
+            else:
+                await self._redis.sadd(self._keys.queues, queue)  # type: ignore[misc]
         out: list[bool | str] = []
         for first in range(0, len(jobs), 100):
             args: list[Any] = [GROUP, self._conn.events_maxlen]
@@ -58,6 +64,7 @@ class LimitCommands:
                 args += [job.id, job.record, job.band, job.delay_ms, line]
             for flag in await self._enqueue(keys, args):
                 out.append(flag.decode() if isinstance(flag, bytes) else bool(flag))
+        self._known_queues.add(queue)
         return out
 
     async def limit_states(self, queue: str) -> list[LimitState]:

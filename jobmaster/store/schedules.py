@@ -45,6 +45,11 @@ class ScheduleCommands:
         one, ``due_ms`` -1 the stored next due time; a ``revision`` other than -1 must be
         the stored one."""
         argv = (name, "create" if create else "update", definition, revision, int(paused), due_ms)
+        if self._conn.cluster:  # three slots, and a cluster's pipelines take no scripts
+            await self.redis.sadd(self.keys.schedule_queues, queue)  # type: ignore[misc]
+            await self.redis.sadd(self.keys.queues, queue)  # type: ignore[misc]
+            reply = await self._save_schedule(self._k(queue).save_schedule, argv)
+            return save_schedule_reply(reply)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(self.keys.schedule_queues, queue)
             pipe.sadd(self.keys.queues, queue)
@@ -138,5 +143,5 @@ class ScheduleCommands:
         streams: dict[Any, Any] = {
             self.keys.queue(queue).schedule_wake: last for queue, last in newest.items()
         }
-        reply = await self.redis.xread(streams, count=1, block=max(1, timeout_ms))
-        return bool(reply)
+        reader = self._conn.reader("schedules")
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))

@@ -13,6 +13,7 @@ class WorkerCommands:
     """Workers' heartbeats, as the worker writes them and a client reads them."""
 
     def __init__(self, conn: StoreConnection) -> None:
+        self._conn = conn
         self.redis = conn.redis
         self.keys = conn.keys
 
@@ -35,7 +36,15 @@ class WorkerCommands:
         ids: Any = await self.redis.zrange(self.keys.workers, 0, -1)
         if not ids:
             return []
-        raws: Any = await self.redis.mget([self.keys.worker(i.decode()) for i in ids])
+        keys = [self.keys.worker(i.decode()) for i in ids]
+        raws: Any
+        if self._conn.cluster:  # the workers' keys lie in many slots: a GET each, pipelined
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(key)
+                raws = await pipe.execute()
+        else:
+            raws = await self.redis.mget(keys)
         dead = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if dead:
             await self.redis.zrem(self.keys.workers, *dead)

@@ -14,6 +14,7 @@ from typing import Any
 import hiredis
 from redis.exceptions import ConnectionError, TimeoutError
 
+from jobmaster.transport.address import Address
 from jobmaster.transport.resp import encode_command, error_reply
 from jobmaster.transport.sentinel import CONNECTION_LOST_REPLIES, locator
 
@@ -62,9 +63,15 @@ class BlockingConnection:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0, spin: float = 0.0
+        self,
+        url: str | Address,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        spin: float = 0.0,
     ) -> None:
-        self._locator = locator(url, connect_timeout)  # redis:// or redis+sentinel://
+        # redis://, redis+sentinel://, or the address of a cluster's node
+        self._locator = locator(url, connect_timeout)
         self.address = self._locator.address
         self.timeout = timeout
         self.connect_timeout = connect_timeout

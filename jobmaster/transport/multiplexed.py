@@ -36,6 +36,7 @@ from typing import Any, cast
 import hiredis
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
+from jobmaster.transport.address import Address
 from jobmaster.transport.resp import encode_command, encode_evalsha, error_reply
 from jobmaster.transport.sentinel import CONNECTION_LOST_REPLIES, locator
 
@@ -79,8 +80,11 @@ class _Protocol(asyncio.Protocol):
 class MultiplexedConnection:
     """Commands of one event loop over one connection, replies matched in order."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
-        self._locator = locator(url, connect_timeout)  # redis:// or redis+sentinel://
+    def __init__(
+        self, url: str | Address, *, timeout: float = 30.0, connect_timeout: float = 5.0
+    ) -> None:
+        # redis://, redis+sentinel://, or the address of a cluster's node
+        self._locator = locator(url, connect_timeout)
         self.address = self._locator.address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -126,6 +130,19 @@ class MultiplexedConnection:
             return await self._send(protocol, command, block_seconds)
         except ConnectionError:  # closed while idle, as in _call
             return await self._send(await self._connect(), command, block_seconds)
+
+    async def node_for(self, key: str) -> MultiplexedConnection:
+        """The connection that serves ``key``: this one (a cluster routes by slot)."""
+        return self
+
+    async def asking(self, command: bytes) -> Any:
+        """Send ``ASKING`` and an encoded command back to back (Redis Cluster's answer for
+        a key of a slot being moved to this node) and return the command's reply."""
+        protocol = self._protocol or await self._connect()
+        asking = self._send(protocol, encode_command(["ASKING"]))
+        reply = self._send(protocol, command)
+        await asking
+        return await reply
 
     async def connect(self) -> None:
         """Open the connection now, if it is not open (before :meth:`submit`)."""

@@ -200,8 +200,11 @@ def _ask_sync(host: str, port: int, question: bytes, timeout: float) -> Any:
         return reply
 
 
-def locator(url: str, timeout: float = 1.0) -> FixedAddress | MasterLocator:
-    """Where the connections of a URL go: a fixed address, or the sentinels' master."""
+def locator(url: str | Address, timeout: float = 1.0) -> FixedAddress | MasterLocator:
+    """Where the connections of a URL (or of one node's address) go: a fixed address, or
+    the sentinels' master."""
+    if isinstance(url, Address):
+        return FixedAddress(url)
     if is_sentinel(url):
         return MasterLocator(SentinelURL.parse(url), timeout)
     return FixedAddress(Address.parse(url))
