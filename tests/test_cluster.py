@@ -137,7 +137,7 @@ async def test_remote_control_of_a_worker_on_the_cluster(registry: Registry) -> 
         return x
 
     async with live_worker(registry, queues=["alpha", "delta"]) as worker:
-        await wait_until(registry.workers, timeout=10)
+        await wait_until(registry.workers, timeout=30)  # its start is slow on a loaded machine
         (paused,) = await registry.pause_worker(worker.id, timeout=5)
         assert paused.delivered
         assert paused.state == "paused"
