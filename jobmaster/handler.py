@@ -88,11 +88,7 @@ class JobOptions(Generic[P, R]):
 
         registry = self.handler.registry
         hooks = registry.hooks
-        headers = None
-        if hooks is not None:
-            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
-            hooks.before_enqueue(request)
-            headers = request.headers
+        request, headers = self._before_enqueue(len(arguments))
 
         def batches() -> Iterator[list[NewJob]]:  # built while Redis runs the one before
             for batch in self._batches(arguments, job_id, headers):
@@ -116,7 +112,7 @@ class JobOptions(Generic[P, R]):
         except NotReplicated as exc:
             exc.handles = self._handles(jobs, exc.created)
             raise
-        if hooks is not None:
+        if hooks is not None and request is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
@@ -127,11 +123,7 @@ class JobOptions(Generic[P, R]):
         if producer is None or self.handler.controls.active:
             return registry.run_sync(self._enqueue(arguments, job_id))
         hooks = registry.hooks
-        headers = None
-        if hooks is not None:
-            request = EnqueueRequest(self.handler.definition.name, self.queue, len(arguments))
-            hooks.before_enqueue(request)
-            headers = request.headers
+        request, headers = self._before_enqueue(len(arguments))
         jobs = [job for batch in self._batches(arguments, job_id, headers) for job in batch]
         try:
             with redis_errors(ENQUEUE_FAILED, registry.settings.redis_url):
@@ -141,9 +133,20 @@ class JobOptions(Generic[P, R]):
         except NotReplicated as exc:
             exc.handles = self._handles(jobs, exc.created)
             raise
-        if hooks is not None:
+        if hooks is not None and request is not None:
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
+
+    def _before_enqueue(self, count: int) -> tuple[EnqueueRequest | None, Mapping[str, str] | None]:
+        """The middleware's request for an enqueue of ``count`` jobs, after its before-hooks
+        ran, and the headers they gave the jobs (None, None without middleware: nothing is
+        made on that path)."""
+        hooks = self.handler.registry.hooks
+        if hooks is None:
+            return None, None
+        request = EnqueueRequest(self.handler.definition.name, self.queue, count)
+        hooks.before_enqueue(request)
+        return request, request.headers
 
     def _encode_one(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[bytes]:
         """One call's arguments, validated and packed."""
