@@ -12,6 +12,8 @@ from jobmaster.codec import pack, pack_loose
 if TYPE_CHECKING:
     import structlog
 
+    from jobmaster.groups import GroupContext
+
 LineEcho = Callable[[str, str, dict[str, Any]], None]
 
 
@@ -52,6 +54,9 @@ class Context:
         self.queue = queue
         self.attempt = attempt
         self.cancelled = threading.Event()
+        self.group: GroupContext | None = None
+        """The job's group, when it is a member or the callback of one (its id, the
+        member's ``index``, and ``await ctx.group.results()``)."""
         self._echo = echo
         self._lock = threading.Lock()
         self._lines: list[bytes] = []

@@ -30,9 +30,13 @@ LIMITING = frozenset(
         "cancel",
         "enqueue_controlled",
         "fire_schedules",
+        "relate",
     }
 )
 """The scripts that take part in flow control: their preludes include ``limits.lua``."""
+RELATING = frozenset({"finish", "cancel", "reclaim", "relate"})
+"""The scripts that take part in relations between jobs: their preludes include
+``relations.lua`` (after ``limits.lua``)."""
 PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 """Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
@@ -53,7 +57,12 @@ def source(name: str) -> str:
     so a script carries only what it needs of its preludes.
     """
     lua = files("jobmaster") / "lua"
-    preludes = ["common", *(["limits"] if name in LIMITING else []), *PRELUDES.get(name, [])]
+    preludes = [
+        "common",
+        *(["limits"] if name in LIMITING else []),
+        *(["relations"] if name in RELATING else []),
+        *PRELUDES.get(name, []),
+    ]
     script = (lua / f"{name}.lua").read_text()
     chunks = [_definitions((lua / f"{part}.lua").read_text()) for part in preludes]
     return "\n".join([*_used(chunks, script), script])

@@ -44,6 +44,7 @@ from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
+from jobmaster.worker.relayer import Relayer
 from jobmaster.worker.remote_control import RemoteControl
 from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
@@ -320,6 +321,12 @@ class Worker:
             loop.create_task(watchdog, name="jobmaster-watchdog"),
             loop.create_task(control.run(), name="jobmaster-control"),
             loop.create_task(remote.run(), name="jobmaster-remote-control"),
+            loop.create_task(
+                Relayer(
+                    store, self.queues, retention_ms=self._retention_ms, log=log, closed=closed
+                ).run(),
+                name="jobmaster-relay",
+            ),
         ]
         if self._notifier is not None:
             tasks.append(loop.create_task(self._notifier.run(), name="jobmaster-webhooks"))
