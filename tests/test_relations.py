@@ -189,11 +189,10 @@ async def test_a_quorum_completes_early_and_cancel_stops_the_rest(
             await failing.results(timeout=10)
         await wait_until(lambda: _count(failing, JobState.CANCELLED, 5), timeout=10)
     info = await failing.info()
-    assert (
-        info.then is not None
-        and await info.then.state() is JobState.CANCELLED
-        or (await info.then.state() is JobState.BLOCKED)
-    )
+    assert info.state is GroupState.FAILED
+    assert info.then is not None
+    callback = await info.then.info()
+    assert callback.state is JobState.BLOCKED and callback.blocked_by == [failing.id]
 
 
 async def _count(group: Any, state: JobState, n: int) -> bool:
