@@ -34,7 +34,7 @@ def jobs(registry: Registry) -> dict[str, Any]:
     def step(n: int) -> int:
         return n
 
-    @registry.job(queue="other")
+    @registry.job(queue="right")
     def elsewhere(n: int) -> int:
         return n * 10
 
@@ -94,11 +94,12 @@ async def test_a_failed_dependency_keeps_its_dependents_blocked_until_retried(
         assert await b.result(timeout=10) == 2
 
 
+@pytest.mark.deployments
 async def test_a_dependency_that_ended_already_counts_at_once(
     registry: Registry, jobs: dict[str, Any]
 ) -> None:
     step = jobs["step"]
-    async with live_worker(registry, queues=["flows", "other"]):
+    async with live_worker(registry, queues=["flows", "right"]):
         for _ in range(30):  # the dependency ends around the dependent's enqueue
             a = await step.enqueue(1)
             b = await jobs["elsewhere"].options(after=[a]).enqueue(2)
@@ -129,6 +130,7 @@ async def test_unknown_ids_and_cycles_write_nothing(
     )
 
 
+@pytest.mark.deployments
 async def test_a_flow_across_queues_runs_in_order(registry: Registry, jobs: dict[str, Any]) -> None:
     step, elsewhere = jobs["step"], jobs["elsewhere"]
     flow = Flow()
@@ -139,19 +141,20 @@ async def test_a_flow_across_queues_runs_in_order(registry: Registry, jobs: dict
     handles = await registry.enqueue_flow(flow)
     assert [h.id for h in handles] == [a.id, b.id, c.id, d.id]
     assert await b.state() is JobState.BLOCKED
-    async with live_worker(registry, queues=["flows", "other"]):
+    async with live_worker(registry, queues=["flows", "right"]):
         assert await d.result(timeout=15) == 40
     ends = {h.id: (await h.info()).attempts[0] for h in (a, b, c, d)}
     assert ends[b.id].started_at >= ends[a.id].finished_at  # type: ignore[operator]
     assert ends[c.id].started_at >= ends[b.id].finished_at  # type: ignore[operator]
     assert ends[d.id].started_at >= ends[c.id].finished_at  # type: ignore[operator]
-    relations = await registry.dependencies(b.id, "other")
+    relations = await registry.dependencies(b.id, "right")
     assert [(u.queue, u.id, u.state) for u in relations.upstream] == [
         ("flows", a.id, JobState.SUCCEEDED)
     ]
     assert [(d.queue, d.id) for d in relations.downstream] == [("flows", c.id)]
 
 
+@pytest.mark.deployments
 async def test_a_group_calls_back_once_with_results_in_order(
     registry: Registry, jobs: dict[str, Any]
 ) -> None:
