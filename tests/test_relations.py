@@ -4,7 +4,6 @@ processes and faults are in test_relations_processes.py."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -47,12 +46,14 @@ def jobs(registry: Registry) -> dict[str, Any]:
 
     @registry.job(queue="flows")
     async def member(ctx: Context, n: int) -> int:
-        assert ctx.group is not None and ctx.group.index is not None
+        assert ctx.group is not None
+        assert ctx.group.index is not None
         return ctx.group.index * 100 + n
 
     @registry.job(queue="flows")
     async def collect(ctx: Context) -> list[Any]:
-        assert ctx.group is not None and ctx.group.index is None
+        assert ctx.group is not None
+        assert ctx.group.index is None
         return await ctx.group.results()
 
     return {"step": step, "elsewhere": elsewhere, "flaky": flaky, "member": member,
@@ -72,7 +73,8 @@ async def test_a_dependent_is_blocked_until_its_dependency_succeeded(
         assert await b.result(timeout=10) == 2
     first = (await a.info()).attempts[0].finished_at
     second = (await b.info()).attempts[0].started_at
-    assert first is not None and second >= first
+    assert first is not None
+    assert second >= first
 
 
 async def test_a_failed_dependency_keeps_its_dependents_blocked_until_retried(
@@ -88,7 +90,8 @@ async def test_a_failed_dependency_keeps_its_dependents_blocked_until_retried(
         assert await c.result(timeout=10) == 3
         assert await a.state() is JobState.FAILED
         info = await b.info()
-        assert info.state is JobState.BLOCKED and info.blocked_by == [a.id]
+        assert info.state is JobState.BLOCKED
+        assert info.blocked_by == [a.id]
         await store.redis.delete(jobs["fail_key"] + "a")
         await a.retry()
         assert await b.result(timeout=10) == 2
@@ -161,7 +164,8 @@ async def test_a_group_calls_back_once_with_results_in_order(
     member, collect = jobs["member"], jobs["collect"]
     group = await registry.enqueue_group([member.call(n) for n in range(20)], then=collect.call())
     info = await group.info()
-    assert info.state is GroupState.RUNNING and len(info.members) == 20
+    assert info.state is GroupState.RUNNING
+    assert len(info.members) == 20
     async with live_worker(registry, queues=["flows"], concurrency=4):
         results = await group.results(timeout=15)
         assert results == [i * 100 + i for i in range(20)]
@@ -195,7 +199,8 @@ async def test_a_quorum_completes_early_and_cancel_stops_the_rest(
     assert info.state is GroupState.FAILED
     assert info.then is not None
     callback = await info.then.info()
-    assert callback.state is JobState.BLOCKED and callback.blocked_by == [failing.id]
+    assert callback.state is JobState.BLOCKED
+    assert callback.blocked_by == [failing.id]
 
 
 async def _count(group: Any, state: JobState, n: int) -> bool:

@@ -27,7 +27,8 @@ async def far_node(n: int, pause: float = 0.0) -> int:
 @registry.job(queue="flows")
 async def member(ctx: Context, pause: float = 0.0) -> int:
     await asyncio.sleep(pause)
-    assert ctx.group is not None and ctx.group.index is not None
+    assert ctx.group is not None
+    assert ctx.group.index is not None
     return ctx.group.index
 
 
