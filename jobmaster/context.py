@@ -5,16 +5,28 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobmaster.codec import pack, pack_loose
 
 if TYPE_CHECKING:
     import structlog
 
-    from jobmaster.groups import GroupContext
-
 LineEcho = Callable[[str, str, dict[str, Any]], None]
+
+
+class GroupView(Protocol):
+    """``ctx.group``: the group of a member or of a callback
+    (:class:`jobmaster.groups.GroupContext`)."""
+
+    id: str
+    queue: str
+    index: int | None
+    """The member's index in its group (0 for the first); None in the callback."""
+
+    async def results(self) -> list[Any]:
+        """The members' results in member order (None for one that did not succeed)."""
+        ...
 
 
 class _Discard:
@@ -54,7 +66,7 @@ class Context:
         self.queue = queue
         self.attempt = attempt
         self.cancelled = threading.Event()
-        self.group: GroupContext | None = None
+        self.group: GroupView | None = None
         """The job's group, when it is a member or the callback of one (its id, the
         member's ``index``, and ``await ctx.group.results()``)."""
         self._echo = echo

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobmaster.errors import InvalidArguments
 from jobmaster.handle import JobHandle
 from jobmaster.options import check_job_id
-
-if TYPE_CHECKING:
-    from jobmaster.handler import JobHandler
+from jobmaster.registry_view import RegisteredJob
 
 
 class FlowCycle(InvalidArguments):
@@ -35,7 +33,7 @@ class Call:
     """A call of a job, validated and packed but not enqueued (``handler.call(...)``, or
     ``handler.options(...).call(...)``): what flows and groups are made of."""
 
-    handler: JobHandler[Any, Any]
+    handler: RegisteredJob
     arguments: bytes
     queue: str
     priority: int

@@ -24,8 +24,8 @@ class Relayer:
         self,
         store: Store,
         queues: Sequence[str],
-        *,
         retention_ms: int,
+        *,
         log: Any,
         closed: asyncio.Event,
     ) -> None:

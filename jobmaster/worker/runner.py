@@ -300,15 +300,10 @@ class Worker:
         heartbeat, remote = _heartbeat_and_remote(self, store, writer)
         self._remote = remote
         reclaimer = Reclaimer(
-            store,
-            self.queues,
-            max_lost=self.registry.settings.max_lost,
-            lease_ms=self._lease_ms,
-            retention_ms=self._retention_ms,
-            log=log,
-            closed=closed,
-            hooks=self._hooks,
-        )
+            store, self.queues, max_lost=self.registry.settings.max_lost, lease_ms=self._lease_ms,
+            retention_ms=self._retention_ms, log=log, closed=closed, hooks=self._hooks,
+        )  # fmt: skip
+        relayer = Relayer(store, self.queues, self._retention_ms, log=log, closed=closed)
         control = ControlListener(
             store, running, positions, log=log, closed=closed, resumed=self._resumed
         )
@@ -321,12 +316,7 @@ class Worker:
             loop.create_task(watchdog, name="jobmaster-watchdog"),
             loop.create_task(control.run(), name="jobmaster-control"),
             loop.create_task(remote.run(), name="jobmaster-remote-control"),
-            loop.create_task(
-                Relayer(
-                    store, self.queues, retention_ms=self._retention_ms, log=log, closed=closed
-                ).run(),
-                name="jobmaster-relay",
-            ),
+            loop.create_task(relayer.run(), name="jobmaster-relay"),
         ]
         if self._notifier is not None:
             tasks.append(loop.create_task(self._notifier.run(), name="jobmaster-webhooks"))
