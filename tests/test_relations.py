@@ -4,6 +4,7 @@ processes and faults are in test_relations_processes.py."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -216,3 +217,35 @@ async def test_a_blocked_job_can_be_cancelled(registry: Registry, jobs: dict[str
     assert await b.state() is JobState.CANCELLED
     async with live_worker(registry, queues=["flows"]):
         assert await c.result(timeout=10) == 3
+
+
+async def test_retention_keeps_blocked_jobs_and_forgets_a_group_with_its_members(
+    redis_url: str, tmp_path: Any
+) -> None:
+    registry = Registry(redis_url, config_dir=tmp_path, environ={"JOBMASTER_RETENTION": "1"})
+    try:
+
+        @registry.job(queue="flows")
+        def step(n: int) -> int:
+            return n
+
+        waiting = await step.options(delay=3600).enqueue(0)
+        blocked = await step.options(after=[waiting]).enqueue(1)
+        group = await registry.enqueue_group([step.call(n) for n in range(3)])
+        async with live_worker(registry, queues=["flows"]):
+            await group.results(timeout=10)
+            members = (await group.info()).members
+            await asyncio.sleep(1.1)  # past the retention of the group and its members
+            await step.enqueue(2)  # an end prunes what is older than the retention
+            await wait_until(lambda: _forgotten(registry, group.id), timeout=10)
+        store = registry.connection().store
+        for member in members:
+            assert not (await store.relations.existing("flows", [member.id]))[0]
+        assert await blocked.state() is JobState.BLOCKED
+        assert (await blocked.info()).blocked_by == [waiting.id]
+    finally:
+        await registry.aclose()
+
+
+async def _forgotten(registry: Registry, group_id: str) -> bool:
+    return await registry.connection().store.relations.group("flows", group_id) is None
