@@ -12,9 +12,11 @@ from jobmaster.relay import Relay
 from jobmaster.store import Store
 from jobmaster.worker.loops import with_retries
 
-RELAY_POLL_SECONDS = 0.2
-"""How often each outbox is looked at: the most a job of another queue waits for news of
-its dependency's end, beyond the delivery itself."""
+RELAY_POLL_SECONDS = (0.05, 0.5)
+"""How often the outboxes are looked at: at the shortest while there was something to
+deliver, backing off (doubling) to the longest while there is nothing. The longest is the
+most a job of another queue waits for news of its dependency's end, beyond the delivery
+itself; an idle worker costs Redis one script call per queue that often."""
 
 
 class Relayer:
@@ -33,14 +35,19 @@ class Relayer:
         self._queues = list(queues)
         self._log = log
         self._closed = closed
+        self._delivered = 0
 
     async def run(self) -> None:
+        shortest, longest = RELAY_POLL_SECONDS
+        pause = shortest
         while not self._closed.is_set():
+            self._delivered = 0
             await with_retries("relay", self.deliver, log=self._log, closed=self._closed)
+            pause = shortest if self._delivered else min(pause * 2, longest)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), RELAY_POLL_SECONDS)
+                await asyncio.wait_for(self._closed.wait(), pause)
 
     async def deliver(self) -> None:
         """Deliver what is due in every outbox of the worker's queues."""
         for queue in self._queues:
-            await self._relay.deliver(queue)
+            self._delivered += await self._relay.deliver(queue)
