@@ -111,9 +111,10 @@ async def _row(handle: GroupHandle) -> GroupRow:
 async def _queue_with_groups(registry: Registry, queues: Sequence[str]) -> str | None:
     """The first of ``queues`` that keeps a group (else the first one)."""
     found = await asyncio.gather(*(registry.groups(q, limit=1) for q in queues))
-    return next((q for q, kept in zip(queues, found, strict=True) if kept), None) or (
-        queues[0] if queues else None
-    )
+    for queue, kept in zip(queues, found, strict=True):
+        if kept:
+            return queue
+    return queues[0] if queues else None
 
 
 async def groups(request: Request) -> Response:

@@ -77,7 +77,7 @@ def _why(link: JobLink, state: str | None) -> str:
     if state in (JobState.FAILED, JobState.CANCELLED) and link.mode == "all":
         return f"it {state}: it waits until that job is retried and succeeds"
     if JobState(state).is_final:
-        return "it ended: the news is on its way"
+        return "it ended: a worker of its queue is passing the news on"
     return "waiting for it to succeed" if link.mode == "all" else "waiting for it to end"
 
 
