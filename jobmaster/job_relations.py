@@ -194,17 +194,22 @@ class Relations:
 async def _states(
     registry: RegistryView, jobs: Sequence[tuple[str, str, bool]]
 ) -> list[JobState | None]:
-    """The state of each (queue, id, is a group): a group's as its callback sees it."""
+    """The state of each (queue, id, is a group), read by queue in one round trip each (a
+    group's as its callback sees it: None while it runs)."""
     store = registry.connection().store
-    states: list[JobState | None] = []
-    for queue, job_id, is_group in jobs:
+    states: list[JobState | None] = [None] * len(jobs)
+    by_queue: dict[str, list[int]] = {}
+    for i, (queue, job_id, is_group) in enumerate(jobs):
         if is_group:
             found = await store.relations.group(queue, job_id)
             value = found[2]["s"] if found else None
-            states.append(None if value in (None, "running") else JobState(value))
-            continue
-        raw: Any = await store.redis.hget(  # type: ignore[misc]
-            store.keys.queue(queue).status, job_id
+            states[i] = None if value in (None, "running") else JobState(value)
+        else:
+            by_queue.setdefault(queue, []).append(i)
+    for queue, indexes in by_queue.items():
+        raws: Any = await store.redis.hmget(  # type: ignore[misc]
+            store.keys.queue(queue).status, [jobs[i][1] for i in indexes]
         )
-        states.append(status_state(raw) if raw is not None else None)
+        for i, raw in zip(indexes, raws, strict=True):
+            states[i] = status_state(raw) if raw is not None else None
     return states

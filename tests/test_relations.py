@@ -21,6 +21,7 @@ from jobmaster import (
     Registry,
     Retry,
 )
+from jobmaster.worker import Worker
 from tests.conftest import live_worker, wait_until
 
 
@@ -249,3 +250,14 @@ async def test_retention_keeps_blocked_jobs_and_forgets_a_group_with_its_members
 
 async def _forgotten(registry: Registry, group_id: str) -> bool:
     return await registry.connection().store.relations.group("flows", group_id) is None
+
+
+async def test_a_burst_worker_passes_on_its_last_news_before_it_exits(
+    registry: Registry, jobs: dict[str, Any]
+) -> None:
+    a = await jobs["step"].enqueue(1)
+    b = await jobs["elsewhere"].options(after=[a]).enqueue(2)
+    worker = Worker(registry, queues=["flows"], burst=True, install_signal_handlers=False)
+    await asyncio.wait_for(worker.run(), 20)
+    assert await a.state() is JobState.SUCCEEDED
+    assert await b.state() is JobState.QUEUED

@@ -51,3 +51,11 @@ class Relayer:
         """Deliver what is due in every outbox of the worker's queues."""
         for queue in self._queues:
             self._delivered += await self._relay.deliver(queue)
+
+
+async def deliver_outboxes(store: Store, queues: Sequence[str], retention_ms: int) -> None:
+    """Deliver what is due in the outboxes of ``queues`` once (a worker that stops passes on
+    the news of the jobs it ended last, which a burst worker would otherwise leave)."""
+    relay = Relay(store, retention_ms)
+    for queue in queues:
+        await relay.deliver(queue)

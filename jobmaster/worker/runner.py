@@ -44,7 +44,7 @@ from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
-from jobmaster.worker.relayer import Relayer
+from jobmaster.worker.relayer import Relayer, deliver_outboxes
 from jobmaster.worker.remote_control import RemoteControl
 from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
@@ -276,6 +276,7 @@ class Worker:
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
                 with contextlib.suppress(Exception):
+                    await deliver_outboxes(store, self.queues, self._retention_ms)
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
                     for queue in self.queues:
