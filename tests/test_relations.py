@@ -184,8 +184,14 @@ async def test_a_quorum_completes_early_and_cancel_stops_the_rest(
     flaky, step = jobs["flaky"], jobs["step"]
     store = registry.connection().store
     await store.redis.set(jobs["fail_key"] + "bad", 1)
+    later = step.options(delay=3600)  # members that do not run during the test
     quorum = await registry.enqueue_group(
-        [step.call(n) for n in range(10)], complete_when=Quorum(3)
+        [*[step.call(n) for n in range(10)], *[later.call(n) for n in range(10, 20)]],
+        complete_when=Quorum(10),
+    )
+    short = await registry.enqueue_group(
+        [*[step.call(n) for n in range(9)], *[later.call(n) for n in range(9, 20)]],
+        complete_when=Quorum(10),
     )
     failing = await registry.enqueue_group(
         [flaky.call("bad"), *[step.options(delay=30).call(n) for n in range(5)]],
@@ -193,7 +199,10 @@ async def test_a_quorum_completes_early_and_cancel_stops_the_rest(
         then=step.call(99),
     )
     async with live_worker(registry, queues=["flows"]):
-        assert len(await quorum.results(timeout=10)) == 10
+        results = await quorum.results(timeout=10)  # the tenth success completes it
+        assert results == [*range(10), *[None] * 10]
+        await wait_until(lambda: _count(short, JobState.SUCCEEDED, 9), timeout=10)
+        assert (await short.info()).state is GroupState.RUNNING  # nine are not enough
         with pytest.raises(GroupFailed):
             await failing.results(timeout=10)
         await wait_until(lambda: _count(failing, JobState.CANCELLED, 5), timeout=10)
