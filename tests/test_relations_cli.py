@@ -205,6 +205,25 @@ async def test_a_large_group_lists_its_first_members_with_a_note(
     assert "no groups in queue nothing-here" in ok(redis_url, "groups", "list", "nothing-here")
 
 
+async def test_a_job_with_many_dependents_lists_the_first_with_a_note(
+    procapp: Registry, redis_url: str
+) -> None:
+    from tests.apps.procapp import add
+
+    root = await add.options(job_id="root", delay=3600).enqueue(0, 0)
+    for n in range(60):
+        await add.options(job_id=f"d{n}", after=[root]).enqueue(n, n)
+    shown = ok(redis_url, "jobs", "show", "root")
+    assert rows(shown, "waited on by")[:2] == [
+        ["default", "d0", "after", "blocked"],
+        ["default", "d1", "after", "blocked"],
+    ]
+    assert len(rows(shown, "waited on by")) == 50
+    assert "note: listed 50 of the 60 jobs that wait on it; --json lists them all" in shown
+    job = document(redis_url, "jobs", "show", "root")
+    assert [d["id"] for d in job["downstream"]] == [f"d{n}" for n in range(60)]
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

@@ -17,6 +17,9 @@ from jobmaster.registry import Registry
 MODES = {"all": "after", "any": "after_any"}
 """How a dependency's mode is written: as the option that made it."""
 
+LISTED = 50
+"""Rows of each table at most (``--json`` lists them all)."""
+
 
 @dataclass(frozen=True)
 class Link:
@@ -90,9 +93,11 @@ async def _state(registry: Registry, link: JobLink) -> str | None:
 
 def render_relations(job: Job, relations: ShownRelations) -> None:
     """Print what the job is blocked by, its group, and tables of the jobs it waits on and
-    of those that wait on it (each only when there are some)."""
+    of those that wait on it (each only when there are some, of at most LISTED rows)."""
     if job.state is JobState.BLOCKED and job.blocked_by:
-        console.print(f"blocked by: {' '.join(job.blocked_by)}", highlight=False, markup=False)
+        ids = job.blocked_by
+        more = f" ... ({len(ids)} in all)" if len(ids) > LISTED else ""
+        console.print(f"blocked by: {' '.join(ids[:LISTED])}{more}", highlight=False, markup=False)
     if relations.group_id is not None:
         gid = relations.group_id
         console.print(
@@ -105,7 +110,7 @@ def render_relations(job: Job, relations: ShownRelations) -> None:
         table = Table(title="waits on")
         for column in ("queue", "id", "after", "state", "met"):
             table.add_column(column)
-        for link in relations.upstream:
+        for link in relations.upstream[:LISTED]:
             table.add_row(
                 link.link.queue,
                 f"group {link.link.id}" if link.link.group else link.link.id,
@@ -113,13 +118,23 @@ def render_relations(job: Job, relations: ShownRelations) -> None:
                 link.state or "gone",
                 "yes" if link.link.met else "no",
             )
-        console.print(table)
+        _print(table, len(relations.upstream), "jobs it waits on")
     if relations.downstream:
         table = Table(title="waited on by")
         for column in ("queue", "id", "after", "state"):
             table.add_column(column)
-        for link in relations.downstream:
+        for link in relations.downstream[:LISTED]:
             table.add_row(
                 link.link.queue, link.link.id, MODES[link.link.mode], link.state or "gone"
             )
-        console.print(table)
+        _print(table, len(relations.downstream), "jobs that wait on it")
+
+
+def _print(table: Table, total: int, what: str) -> None:
+    console.print(table)
+    if total > LISTED:
+        console.print(
+            f"note: listed {LISTED} of the {total} {what}; --json lists them all",
+            highlight=False,
+            markup=False,
+        )
