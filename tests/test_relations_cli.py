@@ -205,6 +205,45 @@ async def test_a_large_group_lists_its_first_members_with_a_note(
     assert "no groups in queue nothing-here" in ok(redis_url, "groups", "list", "nothing-here")
 
 
+@pytest.mark.deployments
+async def test_relations_across_queues_are_shown(registry: Registry, redis_url: str) -> None:
+    @registry.job(queue="flows")
+    def extract(n: int) -> int:
+        return n
+
+    @registry.job(queue="other")
+    def load(n: int) -> int:
+        return n
+
+    first = await extract.options(job_id="first", delay=3600).enqueue(1)
+    await load.options(job_id="second", after=[first]).enqueue(2)
+    await registry.enqueue_group(
+        [extract.options(job_id="e").call(1), load.options(job_id="l").call(2)],
+        then=load.options(job_id="cb").call(3),
+        group_id="g",
+    )
+    shown = ok(redis_url, "jobs", "show", "second")
+    assert "second load on other: blocked" in shown
+    assert rows(shown, "waits on") == [["flows", "first", "after", "scheduled", "no"]]
+    # the producer delivered the watch to the other queue before its enqueue returned
+    assert rows(ok(redis_url, "jobs", "show", "first"), "waited on by") == [
+        ["other", "second", "after", "blocked"]
+    ]
+    shown = ok(redis_url, "groups", "show", "g")
+    assert "group g on flows: running" in shown
+    assert "then: other/cb (blocked)" in shown
+    assert rows(shown, "members") == [["0", "flows", "e", "queued"], ["1", "other", "l", "queued"]]
+    callback = ok(redis_url, "jobs", "show", "cb")
+    assert "group: g (callback; jobmaster groups show g --queue flows)" in callback
+    assert rows(callback, "waits on") == [["flows", "group g", "after", "running", "no"]]
+    member = document(redis_url, "jobs", "show", "l")
+    assert (member["group_id"], member["group_queue"], member["group_role"]) == (
+        "g", "flows", "member"
+    )  # fmt: skip
+    assert [g["id"] for g in document(redis_url, "groups", "list", "flows")] == ["g"]
+    assert document(redis_url, "groups", "list", "other") == []
+
+
 async def test_a_job_with_many_dependents_lists_the_first_with_a_note(
     procapp: Registry, redis_url: str
 ) -> None:
