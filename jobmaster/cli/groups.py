@@ -93,7 +93,10 @@ def list_groups(args: argparse.Namespace) -> int:
                 _policy(info),
                 info.on_failure,
                 str(len(info.members)),
-                *(str(info.ended[k]) for k in ("succeeded", "failed", "cancelled")),
+                *(
+                    str(info.counts.get(s, 0))
+                    for s in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+                ),
                 info.created_at.isoformat(timespec="seconds"),
                 info.finished_at.isoformat(timespec="seconds") if info.finished_at else "",
                 _then_text(info, then),
