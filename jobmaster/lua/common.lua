@@ -349,6 +349,12 @@ local function change_json(id, state)
   return '["' .. id .. '","' .. state .. '"]'
 end
 
+-- The changes of the jobs `ids` (a list, not empty) to one state, each encoded as by
+-- change_json, joined by commas: one table.concat for a whole batch.
+local function changes_to(ids, state)
+  return '["' .. table.concat(ids, '","' .. state .. '"],["') .. '","' .. state .. '"]'
+end
+
 -- Append one entry listing changes, each encoded by change_json, to the capped events
 -- stream (the hot paths encode theirs as they go).
 local function emit_json(events, maxlen, changes)

@@ -29,36 +29,66 @@ local now_text = text(now)
 write_even_when_full(status)  -- a full Redis must not fail work that was done
 
 -- where each end's values start in ARGV (no table per end: this runs for every job)
-local starts, ids = {}, {}
+local starts, ids, count = {}, {}, 0
 local i, argc = 3, #ARGV
 while i <= argc and ARGV[i] ~= 'W' do
-  starts[#starts + 1] = i
-  ids[#ids + 1] = ARGV[i + 1]
+  count = count + 1
+  starts[count], ids[count] = i, ARGV[i + 1]
   i = i + (ARGV[i] == 'S' and 5 or 9)
 end
 
--- the ends whose lease is held (a job named twice counts once), what their statuses hold
--- (attempts and band; the other fields, which the hot path has none of, in `rare`) and
--- the fields of their attempts' end records (written without reading the opening ones)
-local out, held, attempts_of, bands, rare, fields, seen, corrupt = {}, {}, {}, {}, {}, {}, {}, {}
+-- Each status is decoded once per distinct record (the statuses of one worker's jobs are
+-- mostly the same bytes: attempt 1 of a band, its token), and so is the record a success
+-- writes after it: most jobs of a call cost a lookup, not a decoding and an encoding.
+-- known[raw] = {s, a, b, e, t, f, d, x, m, l, u, k, c, kept} (or {nil, why})
+local known, succeeded_after = {}, {}
+local function decoded(raw)
+  local st = {decode_status(raw)}
+  known[raw] = st
+  return st
+end
+-- The status a success writes after the status `st` (its attempt ended: no lease token or
+-- stream entry, no suspicion, no error; its other fields kept).
+local function success_status(st)
+  local after = encode_status('succeeded', st[2], st[3], nil, nil, now, st[7], nil, nil, st[10],
+    st[11], nil, st[13], st[14])
+  succeeded_after[st] = after
+  return after
+end
+-- the field of an attempt's end record, after the job id: ':<n>:end'
+local end_fields = {}
+local function end_field(n)
+  local field = ':' .. text(n) .. ':end'
+  end_fields[n] = field
+  return field
+end
+local success_end = nil  -- the end record of a success (the same for every one)
+
+-- The ends whose lease is held (a job named twice counts once) are recorded: their attempts'
+-- end records (written without reading the opening ones), statuses, indexes and results.
+local out, held, nheld, seen, corrupt = {}, {}, 0, {}, {}
+local index = {succeeded = {}, failed = {}, cancelled = {}}
+local counts = {succeeded = 0, failed = 0, cancelled = 0}
+local unleased, closed, statuses, stored, expiries = {}, {}, {}, {}, {}
+local nclosed, nstatuses, nstored = 0, 0, 0
+local finals, ended_to = {}, {}  -- ended_to[state]: the ids that moved to it
 local raws = hmget_many(status, ids)
-for k, p in ipairs(starts) do
-  local raw, id = raws[k], ids[k]
-  local s, a, b, e, t, f, d, x, m, l, u, suspect, c, kept
-  if raw then s, a, b, e, t, f, d, x, m, l, u, suspect, c, kept = decode_status(raw) end
-  if raw and not s then
+for k = 1, count do
+  local p, raw, id = starts[k], raws[k], ids[k]
+  local st = raw and (known[raw] or decoded(raw))
+  if st and not st[1] then
     out[k] = 2
     if not seen[id] then
       seen[id] = true
       corrupt[#corrupt + 1] = id
-      fail_corrupt(status, KEYS[13], id, raw, a, now)  -- a: why it cannot be read
+      fail_corrupt(status, KEYS[13], id, raw, st[2], now)  -- st[2]: why it cannot be read
     end
-  elseif not s or t ~= ARGV[p + 2] or seen[id] then
+  elseif not st or st[5] ~= ARGV[p + 2] or seen[id] then
     out[k] = 0
     -- written already (the same call sent again after its reply was lost): the attempt the
     -- token names was closed by its worker with this outcome
     local worker, n = match(ARGV[p + 2], '^(.*)/(%d+)$')
-    if s and not seen[id] and s ~= 'active' and a == tonumber(n) then
+    if st and not seen[id] and st[1] ~= 'active' and st[2] == tonumber(n) then
       local field = id .. ':' .. n
       local ends = rcall('HMGET', attempts, field, field .. ':end')
       local number, w = decode_attempt(ends[1] or '')
@@ -69,64 +99,77 @@ for k, p in ipairs(starts) do
   else
     out[k] = 1
     seen[id] = true
-    held[#held + 1] = p
-    attempts_of[#held], bands[#held] = a, b
-    if f or d or x or m or l or u or c or kept then rare[#held] = {f, d, x, m, l, u, c, kept} end
-    fields[#held] = id .. ':' .. text(a) .. ':end'
-  end
-end
-
-local index = {succeeded = {}, failed = {}, cancelled = {}}
-local unleased, closed, statuses, stored, expiries, changes = {}, {}, {}, {}, {}, {}
-local finals = {}
-for k, p in ipairs(held) do
-  local id = ARGV[p + 1]
-  local a, b, f, d, x, m, l, u, c, kept = attempts_of[k], bands[k], nil, nil, nil, nil, nil,
-    nil, nil, nil
-  if rare[k] then f, d, x, m, l, u, c, kept = unpack(rare[k], 1, 8) end
-  local outcome, next_state, delay, etype, emsg, tb = 'succeeded', 'succeeded', 0, '', '', ''
-  local result, ttl = nil, '-1'
-  if ARGV[p] == 'S' then
-    result, ttl = ARGV[p + 3], ARGV[p + 4]
-  else
-    outcome, next_state, delay = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
-    etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
-  end
-  if c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
-  unleased[k] = id
-  closed[#closed + 1] = fields[k]
-  closed[#closed + 1] = attempt_end(now, outcome, etype, emsg, tb)
-  if outcome == 'rate_limited' then u = (u or l or 0) + 1 end  -- not a try
-  if etype ~= '' then x, m = etype, emsg else x, m = nil, nil end
-  if next_state == 'scheduled' then
-    d = now + delay
-    schedule(scheduled, KEYS[11], id, d)
-  else
-    f = now
-    local list = index[next_state]
-    list[#list + 1] = now_text
-    list[#list + 1] = id
-    if next_state == 'succeeded' then
-      stored[#stored + 1] = id
-      stored[#stored + 1] = result
+    nheld = nheld + 1
+    held[nheld] = p
+    unleased[nheld] = id
+    local a = st[2]
+    nclosed = nclosed + 2
+    closed[nclosed - 1] = id .. (end_fields[a] or end_field(a))
+    local next_state
+    if ARGV[p] == 'S' then  -- a success: the hot path
+      next_state = 'succeeded'
+      success_end = success_end or attempt_end(now, 'succeeded', '', '', '')
+      closed[nclosed] = success_end
+      nstatuses = nstatuses + 2
+      statuses[nstatuses - 1] = id
+      statuses[nstatuses] = succeeded_after[st] or success_status(st)
+      nstored = nstored + 2
+      stored[nstored - 1] = id
+      stored[nstored] = ARGV[p + 3]
+      local ttl = ARGV[p + 4]
       if ttl ~= '-1' and tonumber(ttl) >= 0 then  -- '-1' (kept with the job) first
         expiries[#expiries + 1] = text(now + tonumber(ttl))
         expiries[#expiries + 1] = id
       end
+    else
+      local b, f, d, x, m, l, u, c, kept = st[3], st[6], st[7], st[8], st[9], st[10], st[11],
+        st[13], st[14]
+      local outcome, delay = ARGV[p + 3], tonumber(ARGV[p + 5])
+      local etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
+      next_state = ARGV[p + 4]
+      if c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
+      closed[nclosed] = attempt_end(now, outcome, etype, emsg, tb)
+      if outcome == 'rate_limited' then u = (u or l or 0) + 1 end  -- not a try
+      if etype ~= '' then x, m = etype, emsg else x, m = nil, nil end
+      if next_state == 'scheduled' then
+        d = now + delay
+        schedule(scheduled, KEYS[11], id, d)
+      else
+        f = now
+      end
+      -- the attempt ended: no lease token or stream entry, and no suspicion
+      nstatuses = nstatuses + 2
+      statuses[nstatuses - 1] = id
+      statuses[nstatuses] = encode_status(next_state, a, b, nil, nil, f, d, x, m, l, u, nil, c,
+        kept)
     end
+    if next_state ~= 'scheduled' then
+      local n = counts[next_state] + 2
+      counts[next_state] = n
+      local list = index[next_state]
+      list[n - 1] = now_text
+      list[n] = id
+    end
+    finals[nheld] = next_state ~= 'scheduled' and next_state  -- the final state, or false
+    local to = ended_to[next_state]
+    if not to then
+      to = {}
+      ended_to[next_state] = to
+    end
+    to[#to + 1] = id
   end
-  finals[k] = next_state ~= 'scheduled' and next_state  -- the final state, or false
-  -- the attempt ended: no lease token or stream entry, and no suspicion
-  statuses[#statuses + 1] = id
-  statuses[#statuses + 1] = encode_status(next_state, a, b, nil, nil, f, d, x, m, l, u, nil,
-    c, kept)
-  changes[#changes + 1] = change_json(id, next_state)
 end
 for _, id in ipairs(corrupt) do
   unleased[#unleased + 1] = id
   finals[#unleased] = 'failed'
-  changes[#changes + 1] = change_json(id, 'failed')
 end
+if #corrupt > 0 then
+  local to = ended_to.failed or {}
+  for _, id in ipairs(corrupt) do to[#to + 1] = id end
+  ended_to.failed = to
+end
+local changes = {}
+for state, to in pairs(ended_to) do changes[#changes + 1] = changes_to(to, state) end
 call_many('ZREM', active, unleased)
 call_many('HSET', attempts, closed)
 call_many('HSET', status, statuses)
