@@ -59,6 +59,7 @@ local free, resource_wait, wake = parse_resources(ARGV[11]), KEYS[22], KEYS[23]
 local limits, limit_due, timers = KEYS[19], KEYS[20], KEYS[21]
 local prefix, held, MAX_HELD = limit_prefix(limits), 0, 1000
 local claimed, changes, lease_end, errors, deferred, suspects = {}, {}, text(now + lease), {}, 0, {}
+local activated = {}  -- the ids of the jobs started (their change of state is one text)
 
 -- The same claim sent again: answer with the jobs it started (those still held).
 local previous = ARGV[10] == '1' and rcall('GET', memo)
@@ -110,17 +111,49 @@ local function held_back(line, id)
   return true
 end
 
+-- What a claim writes is the same for every job of one attempt number and band, and most
+-- of its jobs are attempt 1 of one band: each is made once per call (a job whose status
+-- holds more, from its earlier attempts, has its own).
+local fresh_of, active_of, opening_of, field_of = {}, {}, {}, {}
+-- How a status of a job never tried, queued in band b, starts (its entry follows).
+local function fresh_status(b)
+  local start = mpack('queued', 0, b)
+  fresh_of[b] = start
+  return start
+end
+-- The status of attempt n, in band b, of a job whose status holds nothing more.
+local function active_status(n, b)
+  local st = encode_status('active', n, b, nil, consumer .. '/' .. text(n))
+  active_of[n * 10 + b] = st
+  return st
+end
+-- The opening record of attempt n (see encode_attempt).
+local function opening(n)
+  local record = encode_attempt(n, consumer, host, pid, now)
+  opening_of[n] = record
+  return record
+end
+-- The end of the field of attempt n, after its job's id: ':<n>'.
+local function attempt_field(n)
+  local field = ':' .. text(n)
+  field_of[n] = field
+  return field
+end
+
 -- Start the attempts of the entries read from one band's stream (band nil: held jobs taken
 -- from their wait lists, each as an entry '' of no stream).
 local function start_band(band, entries)
-  local ids = {}
-  for k, item in ipairs(entries) do
-    local fields = item[2]
+  local count, ids = #entries, {}
+  for k = 1, count do
+    local fields = entries[k][2]
     ids[k] = (fields[1] == 'id') and fields[2] or ''  -- '' is never a job id
   end
   local raws, controls = hmget_many(status, ids), limits_of(limits, ids)
-  local names, numbers, lost, statuses, leases, opened = {}, {}, {}, {}, {}, {}
-  for j, item in ipairs(entries) do
+  local names, statuses, leases, opened, started, first = {}, {}, {}, {}, 0, #claimed
+  local fresh = band and (fresh_of[band] or fresh_status(band))
+  if not ints then ints, heads = {}, {} end
+  for j = 1, count do
+    local item = entries[j]
     local entry, id, raw = item[1], ids[j], raws[j]
     if id == '' then
       dead_letter(band, entry, item[2],
@@ -130,7 +163,12 @@ local function start_band(band, entries)
       dead_letter(band, entry, item[2],
         'stream entry ' .. entry .. ' names job ' .. id .. ', which does not exist')
     else
-      local s, a, b, e, t, f, d, x, m, l, u, k, c, kept = decode_status(raw)
+      local s, a, b, e, t, f, d, x, m, l, u, k, c, kept
+      if fresh and raw == fresh .. (heads[#entry] or head(#entry)) .. entry .. NIL .. NIL then
+        s, a, b, e = 'queued', 0, band, entry  -- never tried, queued in this band: as written
+      else
+        s, a, b, e, t, f, d, x, m, l, u, k, c, kept = decode_status(raw)
+      end
       -- an entry superseded (its job was cancelled or moved) is left to the trim
       -- (entry '': a held job taken from its wait list, which has no entry)
       local current = s == 'queued' and (e == entry or entry == '')
@@ -152,37 +190,37 @@ local function start_band(band, entries)
           suspects[#suspects + 1] = id
         end
         local n = a + 1
-        local number = text(n)
+        started = started + 1
+        local two = 2 * started
         -- active: the entry is gone (the claim trims it), the lease token added
-        statuses[#statuses + 1] = id
-        statuses[#statuses + 1] = encode_status('active', n, b, nil, consumer .. '/' .. number,
-          f, d, x, m, l, u, k, c, kept)
-        leases[#leases + 1] = lease_end
-        leases[#leases + 1] = id
-        opened[#opened + 1] = id .. ':' .. number
-        opened[#opened + 1] = encode_attempt(n, consumer, host, pid, now)
-        names[#names + 1] = id
-        numbers[#numbers + 1] = n
-        lost[#lost + 1] = u or l or 0
-        changes[#changes + 1] = change_json(id, 'active')
+        statuses[two - 1] = id
+        if f or d or x or m or l or u or k or c or kept then
+          statuses[two] = encode_status('active', n, b, nil, consumer .. '/' .. text(n), f, d,
+            x, m, l, u, k, c, kept)
+        else
+          statuses[two] = active_of[n * 10 + b] or active_status(n, b)
+        end
+        leases[two - 1] = lease_end
+        leases[two] = id
+        opened[two - 1] = id .. (field_of[n] or attempt_field(n))
+        opened[two] = opening_of[n] or opening(n)
+        names[started] = id
+        local at = first + 4 * started  -- its record is read below
+        claimed[at - 3], claimed[at - 2], claimed[at - 1], claimed[at] = id, n, false, u or l or 0
+        activated[#activated + 1] = id
         if controls and controls[j] then
           limit_take(parse_limits(controls[j]) or {}, prefix, id, n, now)
         end
       end
     end
   end
-  if #names == 0 then return end
+  if started == 0 then return end
   call_many('HSET', status, statuses)
   call_many('ZADD', active, leases)
   call_many('HSET', attempts, opened)
   call_many('ZREM', queued, names)
   local records = hmget_many(jobs, names)
-  for k, id in ipairs(names) do
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = numbers[k]
-    claimed[#claimed + 1] = records[k] or ''
-    claimed[#claimed + 1] = lost[k]
-  end
+  for k = 1, started do claimed[first + 4 * k - 1] = records[k] or '' end
 end
 
 
@@ -285,6 +323,7 @@ end
 for band = 9, 0, -1 do
   while remaining > 0 and held < MAX_HELD and claim_band(band) do end
 end
+if #activated > 0 then changes[#changes + 1] = changes_to(activated, 'active') end
 emit_json(KEYS[6], maxlen, changes)
 
 if #claimed > 0 then
