@@ -352,6 +352,7 @@ end
 -- The changes of the jobs `ids` (a list, not empty) to one state, each encoded as by
 -- change_json, joined by commas: one table.concat for a whole batch.
 local function changes_to(ids, state)
+  if not ids[2] then return change_json(ids[1], state) end
   return '["' .. table.concat(ids, '","' .. state .. '"],["') .. '","' .. state .. '"]'
 end
 

@@ -11,46 +11,24 @@ This is the hot path of every producer: the writes to the status hash and the qu
 of a batch are one command each. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, maxlen = nil, ARGV[1], ARGV[2]  -- the clock is read for delayed jobs only
-local out, statuses, scores, queued_ids, scheduled_ids = {}, {}, {}, {}, {}
-local nout, nstatuses, nscores = 0, 0, 0
--- The queued index's score of the jobs a stream gets in this call (see entry_score): the
--- first one's is read from its entry; each next one's is a thousandth more (its entry
--- follows in the stream, in that millisecond or a later one) up to the thousandths' 999,
--- when it is read from the entry again. Scores keep the stream's order, within the call
--- and after it, and read one entry in a thousand. They are texts made of pieces made once
--- per call (redis.call writes a number with sprintf's %.17g, ten times the cost).
-local ms_of, seq_of, tens = {}, {}, {}
-local DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
-local function score(stream, entry)
-  local seq = (seq_of[stream] or 999) + 1
-  if seq > 999 then
-    local ms
-    ms, seq = match(entry, '^(%d+)-(%d+)$')
-    seq = math.min(tonumber(seq), 999)
-    ms_of[stream] = ms .. '.'
-  end
-  seq_of[stream] = seq
-  local units = seq % 10
-  local q = (seq - units) / 10
-  local two = tens[q]
-  if not two then
-    two = string.format('%02d', q)
-    tens[q] = two
-  end
-  return ms_of[stream] .. two .. DIGITS[units]
-end
-local fresh_of = {}  -- the start of the status of a job queued in band b (see claim.lua)
-ints, heads = {}, {}
+local out, statuses, scores, queued_ids, scheduled_ids = {}, {}, {}, {}, nil
+local nout, nstatuses, nscores, nqueued = 0, 0, 0, 0
+-- The queued index's score of the jobs a stream gets in a row (see entry_score): the first
+-- one's is read from its entry; each next one's is a thousandth more (its entry follows in
+-- the stream, in that millisecond or a later one) up to the thousandths' 999, when it is
+-- read from the entry again. Scores keep the stream's order, within the call and after it,
+-- and read one entry in a thousand. They are texts, made of pieces (redis.call writes a
+-- number with sprintf's %.17g, which costs ten times as much). No closure: each costs a
+-- call.
+local last_stream, ms, seq, tens, digits = nil, nil, 999, nil, nil
 local i, argc = 3, #ARGV
 while i <= argc do
   local count, band, delay = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 3]
   local stream = KEYS[6 + tonumber(ARGV[i + 2])]
   delay = delay ~= '0' and tonumber(delay) or 0  -- '0' first: tonumber is a strtod
-  local fresh = fresh_of[band]
-  if not fresh then
-    fresh = mpack('queued', 0, band)
-    fresh_of[band] = fresh
-  end
+  -- the status of a job queued now, in this band: `start` .. entry .. NIL .. NIL, where
+  -- `start` depends on the entry's length only (taken from the first status of a length)
+  local start, length, first = nil, nil, nil
   for j = i + 4, i + 2 + 2 * count, 2 do
     local id = ARGV[j]
     nout = nout + 1
@@ -64,17 +42,49 @@ while i <= argc do
       nstatuses = nstatuses + 2
       statuses[nstatuses - 1] = id
       statuses[nstatuses] = encode_status('scheduled', 0, band, nil, nil, nil, due)
+      scheduled_ids = scheduled_ids or {}
       scheduled_ids[#scheduled_ids + 1] = id
       out[nout] = 1
     else
       local entry = add_entry(stream, group, id)
+      local st
+      if #entry == length then
+        start = start or sub(first, 1, -length - 3)
+        st = start .. entry .. NIL .. NIL
+      else
+        length, start = #entry, nil
+        st = mpack('queued', 0, band, entry, nil, nil)
+        first = st
+      end
       nstatuses = nstatuses + 2
       statuses[nstatuses - 1] = id
-      statuses[nstatuses] = fresh .. (heads[#entry] or head(#entry)) .. entry .. NIL .. NIL
+      statuses[nstatuses] = st
+      if stream ~= last_stream or seq >= 999 then
+        local seq_text
+        last_stream, ms, seq_text = stream, match(entry, '^(%d+)-(%d+)$')
+        ms, seq = ms .. '.', tonumber(seq_text)
+        if seq >= 999 then
+          seq, st = 999, ms .. '999'
+        else
+          st = ms .. (seq < 10 and '00' or seq < 100 and '0' or '') .. seq_text
+        end
+      else
+        seq = seq + 1
+        if not tens then tens, digits = {}, {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'} end
+        local units = seq % 10
+        local q = (seq - units) / 10
+        local two = tens[q]
+        if not two then
+          two = string.format('%02d', q)
+          tens[q] = two
+        end
+        st = ms .. two .. digits[units]
+      end
       nscores = nscores + 2
-      scores[nscores - 1] = score(stream, entry)
+      scores[nscores - 1] = st
       scores[nscores] = id
-      queued_ids[#queued_ids + 1] = id
+      nqueued = nqueued + 1
+      queued_ids[nqueued] = id
       out[nout] = 1
     end
   end
@@ -82,8 +92,10 @@ while i <= argc do
 end
 call_many('HSET', status, statuses)
 call_many('ZADD', queued, scores)
-local changes = {}
-if #queued_ids > 0 then changes[1] = changes_to(queued_ids, 'queued') end
-if #scheduled_ids > 0 then changes[#changes + 1] = changes_to(scheduled_ids, 'scheduled') end
-emit_json(KEYS[5], maxlen, changes)
+if nqueued > 0 then
+  emit_json(KEYS[5], maxlen, {changes_to(queued_ids, 'queued'),
+    scheduled_ids and changes_to(scheduled_ids, 'scheduled') or nil})
+elseif scheduled_ids then
+  emit_json(KEYS[5], maxlen, {changes_to(scheduled_ids, 'scheduled')})
+end
 return out
