@@ -20,7 +20,7 @@ from jobmaster.store.types import Completion, NewJob
 from jobmaster.transport.address import supports
 from jobmaster.transport.blocking import BlockingConnection, can_spin
 from jobmaster.transport.multiplexed import MultiplexedConnection
-from jobmaster.transport.resp import encode_command, encode_completion, encode_evalsha
+from jobmaster.transport.resp import encode_command, encode_completions, encode_evalsha
 
 
 @pytest.fixture
@@ -415,7 +415,7 @@ def test_the_encoded_enqueue_call_is_the_generic_encoding_of_its_arguments() -> 
 def test_an_encoded_completion_is_the_generic_encoding_of_its_arguments(
     completion: Completion,
 ) -> None:
-    body, count = encode_completion(completion)
+    body, count = encode_completions([completion])
     argv = completion.argv()
     assert count == len(argv)
     assert b"*%d\r\n%s" % (count, body) == encode_command(argv)

@@ -14,8 +14,8 @@ from jobmaster import JobState, Registry
 from jobmaster.keys import Keys
 from jobmaster.store.connection import QueueKeyLists
 from jobmaster.store.enqueueing import enqueue_call, enqueue_command
-from jobmaster.store.types import Completion, NewJob
-from jobmaster.transport.resp import encode_command, encode_completion, encode_evalsha
+from jobmaster.store.types import Completion, NewJob, finish_values
+from jobmaster.transport.resp import encode_command, encode_completions, encode_evalsha
 from tests.conftest import live_worker
 
 _PACKER = Connection()
@@ -50,21 +50,27 @@ def test_encode_evalsha_matches_redis_py(keys: list[str], args: list[Any]) -> No
 
 
 @given(
-    ids,
-    ids,
-    st.binary(max_size=40),
-    st.integers(min_value=-1, max_value=2**40),
-    st.sampled_from(["succeeded", "failed", "scheduled"]),
-    st.text(max_size=40),
-)
-def test_encode_completion_matches_redis_py(
-    job_id: str, token: str, result: bytes, ttl: int, next_state: str, message: str
-) -> None:
-    completion = Completion(
-        job_id, token, "x", next_state, result=result, result_ttl_ms=ttl, error_message=message
+    st.lists(
+        st.tuples(
+            ids,
+            ids,
+            st.binary(max_size=40),
+            st.sampled_from([-1, 5, 2**40]),
+            st.sampled_from(["succeeded", "failed", "scheduled"]),
+            st.text(max_size=40),
+        ),
+        max_size=8,
     )
-    encoded, count = encode_completion(completion)
-    argv = completion.argv()
+)
+def test_encode_completions_matches_redis_py(
+    specs: list[tuple[str, str, bytes, int, str, str]],
+) -> None:
+    completions = [
+        Completion(job_id, token, "x", state, result=result, result_ttl_ms=ttl, error_message=text)
+        for job_id, token, result, ttl, state, text in specs
+    ]
+    encoded, count = encode_completions(completions)
+    argv = finish_values(completions)
     assert count == len(argv)
     assert b"*%d\r\n$5\r\nFCALL\r\n%b" % (count + 1, encoded) == redis_py("FCALL", *argv)
 

@@ -326,10 +326,8 @@ end
 if #activated > 0 then changes[#changes + 1] = changes_to(activated, 'active') end
 emit_json(KEYS[6], maxlen, changes)
 
-if #claimed > 0 then
-  local ids = {}
-  for k = 1, #claimed, 4 do ids[#ids + 1] = claimed[k] end
-  rcall('SET', memo, claim_id .. ' ' .. table.concat(ids, ' '), 'PX', lease)
+if #claimed > 0 then  -- activated: the ids of the claimed jobs, in order
+  rcall('SET', memo, claim_id .. ' ' .. table.concat(activated, ' '), 'PX', ARGV[4])
 elseif #errors > 0 then
   return redis.error_reply('ERR claim could not read ' .. table.concat(errors, '; '))
 end

@@ -411,6 +411,9 @@ end
 -- HMGET key fields... for a list of any length (in slices, as call_many); false for a
 -- missing field.
 local function hmget_many(key, fields)
+  local count = #fields
+  if count == 0 then return {} end
+  if count <= 1000 then return rcall('HMGET', key, unpack(fields)) end
   local values = {}
   for first = 1, #fields, 1000 do
     local part = rcall('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))

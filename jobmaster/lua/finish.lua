@@ -6,10 +6,11 @@ KEYS[11] timers  KEYS[12] succeeded  KEYS[13] failed  KEYS[14] cancelled
 KEYS[15] webhook_due  KEYS[16] webhook_deliveries  KEYS[17] limits  KEYS[18] unique (and the
 keys of the queue's limits, named after KEYS[17]: see limits.lua)
 ARGV[1] retention (ms)  ARGV[2] events maxlen
-ARGV[3..] per job, either five values for a success: 'S', id, lease token, result
-  (msgpack), result ttl ms (-1: kept as long as the job); or nine for any other end: 'E', id,
-  lease token, attempt outcome, next state (failed|cancelled|scheduled), delay ms (for
-  scheduled), error type, error message, traceback
+ARGV[3..] the ends: runs of successes, each 'S', how many, their results' ttl ms (-1: kept
+  as long as the job), then three values per success: id, lease token, result (msgpack);
+  and any other end as nine values: 'E', id, lease token, attempt outcome, next state
+  (failed|cancelled|scheduled), delay ms (for scheduled), error type, error message,
+  traceback
 then, optionally, the webhook deliveries of these ends: 'W' and four values per delivery
   (see webhook_outbox.lua), written with the ends they are for
 Returns: one integer per job, 1 when recorded (or recorded already: the same end sent
@@ -28,14 +29,25 @@ local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
 local now_text = text(now)
 write_even_when_full(status)  -- a full Redis must not fail work that was done
 
--- where each end's values start in ARGV (no table per end: this runs for every job)
-local starts, ids, count = {}, {}, 0
+-- where each end's values start in ARGV (at its job id), and the ttl of a success's result
+-- (false for another end); no table per end: this runs for every job
+local starts, ids, ttls, count = {}, {}, {}, 0
 local i, argc = 3, #ARGV
 while i <= argc and ARGV[i] ~= 'W' do
-  count = count + 1
-  starts[count], ids[count] = i, ARGV[i + 1]
-  i = i + (ARGV[i] == 'S' and 5 or 9)
+  if ARGV[i] == 'S' then
+    local ttl, last = ARGV[i + 2], i + 3 * tonumber(ARGV[i + 1])
+    for q = i + 3, last, 3 do
+      count = count + 1
+      starts[count], ids[count], ttls[count] = q, ARGV[q], ttl
+    end
+    i = last + 3
+  else
+    count = count + 1
+    starts[count], ids[count], ttls[count] = i + 1, ARGV[i + 1], false
+    i = i + 9
+  end
 end
+local outbox = ARGV[i] == 'W' and {}  -- the state each recorded end is for (webhooks)
 
 -- Each status is decoded once per distinct record (the statuses of one worker's jobs are
 -- mostly the same bytes: attempt 1 of a band, its token), and so is the record a success
@@ -66,7 +78,7 @@ local success_end = nil  -- the end record of a success (the same for every one)
 
 -- The ends whose lease is held (a job named twice counts once) are recorded: their attempts'
 -- end records (written without reading the opening ones), statuses, indexes and results.
-local out, held, nheld, seen, corrupt = {}, {}, 0, {}, {}
+local out, nheld, seen, corrupt = {}, 0, {}, {}
 local index = {succeeded = {}, failed = {}, cancelled = {}}
 local counts = {succeeded = 0, failed = 0, cancelled = 0}
 local unleased, closed, statuses, stored, expiries = {}, {}, {}, {}, {}
@@ -74,7 +86,7 @@ local nclosed, nstatuses, nstored = 0, 0, 0
 local finals, ended_to = {}, {}  -- ended_to[state]: the ids that moved to it
 local raws = hmget_many(status, ids)
 for k = 1, count do
-  local p, raw, id = starts[k], raws[k], ids[k]
+  local q, raw, id, ttl = starts[k], raws[k], ids[k], ttls[k]
   local st = raw and (known[raw] or decoded(raw))
   if st and not st[1] then
     out[k] = 2
@@ -83,30 +95,29 @@ for k = 1, count do
       corrupt[#corrupt + 1] = id
       fail_corrupt(status, KEYS[13], id, raw, st[2], now)  -- st[2]: why it cannot be read
     end
-  elseif not st or st[5] ~= ARGV[p + 2] or seen[id] then
+  elseif not st or st[5] ~= ARGV[q + 1] or seen[id] then
     out[k] = 0
     -- written already (the same call sent again after its reply was lost): the attempt the
     -- token names was closed by its worker with this outcome
-    local worker, n = match(ARGV[p + 2], '^(.*)/(%d+)$')
+    local worker, n = match(ARGV[q + 1], '^(.*)/(%d+)$')
     if st and not seen[id] and st[1] ~= 'active' and st[2] == tonumber(n) then
       local field = id .. ':' .. n
       local ends = rcall('HMGET', attempts, field, field .. ':end')
       local number, w = decode_attempt(ends[1] or '')
       local _, o = decode_attempt_end(ends[2] or '')
-      local outcome = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 3]
+      local outcome = ttl and 'succeeded' or ARGV[q + 2]
       if number and w == worker and o == outcome then out[k] = 1 end
     end
   else
     out[k] = 1
     seen[id] = true
     nheld = nheld + 1
-    held[nheld] = p
     unleased[nheld] = id
     local a = st[2]
     nclosed = nclosed + 2
     closed[nclosed - 1] = id .. (end_fields[a] or end_field(a))
     local next_state
-    if ARGV[p] == 'S' then  -- a success: the hot path
+    if ttl then  -- a success: the hot path
       next_state = 'succeeded'
       success_end = success_end or attempt_end(now, 'succeeded', '', '', '')
       closed[nclosed] = success_end
@@ -115,8 +126,7 @@ for k = 1, count do
       statuses[nstatuses] = succeeded_after[st] or success_status(st)
       nstored = nstored + 2
       stored[nstored - 1] = id
-      stored[nstored] = ARGV[p + 3]
-      local ttl = ARGV[p + 4]
+      stored[nstored] = ARGV[q + 2]
       if ttl ~= '-1' and tonumber(ttl) >= 0 then  -- '-1' (kept with the job) first
         expiries[#expiries + 1] = text(now + tonumber(ttl))
         expiries[#expiries + 1] = id
@@ -124,9 +134,9 @@ for k = 1, count do
     else
       local b, f, d, x, m, l, u, c, kept = st[3], st[6], st[7], st[8], st[9], st[10], st[11],
         st[13], st[14]
-      local outcome, delay = ARGV[p + 3], tonumber(ARGV[p + 5])
-      local etype, emsg, tb = ARGV[p + 6], ARGV[p + 7], ARGV[p + 8]
-      next_state = ARGV[p + 4]
+      local outcome, delay = ARGV[q + 2], tonumber(ARGV[q + 4])
+      local etype, emsg, tb = ARGV[q + 5], ARGV[q + 6], ARGV[q + 7]
+      next_state = ARGV[q + 3]
       if c and next_state == 'scheduled' then next_state = 'cancelled' end  -- no retry
       closed[nclosed] = attempt_end(now, outcome, etype, emsg, tb)
       if outcome == 'rate_limited' then u = (u or l or 0) + 1 end  -- not a try
@@ -151,6 +161,7 @@ for k = 1, count do
       list[n] = id
     end
     finals[nheld] = next_state ~= 'scheduled' and next_state  -- the final state, or false
+    if outbox then outbox[id] = next_state end
     local to = ended_to[next_state]
     if not to then
       to = {}
@@ -179,7 +190,7 @@ call_many('ZADD', KEYS[14], index.cancelled)
 call_many('HSET', results, stored)
 call_many('ZADD', result_expiry, expiries)
 emit_json(KEYS[10], maxlen, changes)
-write_outbox(KEYS[15], KEYS[16], held, i)
+if outbox then write_outbox(KEYS[15], KEYS[16], outbox, i) end
 
 local controls = #unleased > 0 and limits_of(KEYS[17], unleased)
 if controls then  -- units and unique keys of jobs with limits (limits.lua)

@@ -5,13 +5,8 @@
 
 -- ARGV from `first` on: 'W', then four values per delivery: job id, the final state it is
 -- for, delivery id, delivery (JSON). A delivery is written when this call recorded its job's
--- end with that state (`held`: where each recorded end starts in ARGV), due at once.
-local function write_outbox(due, deliveries, held, first)
-  if ARGV[first] ~= 'W' then return end
-  local ended = {}
-  for _, p in ipairs(held) do
-    ended[ARGV[p + 1]] = ARGV[p] == 'S' and 'succeeded' or ARGV[p + 4]
-  end
+-- end with that state (`ended`: job id -> the state its recorded end is for), due at once.
+local function write_outbox(due, deliveries, ended, first)
   for j = first + 1, #ARGV, 4 do
     if ended[ARGV[j]] == ARGV[j + 1] then
       rcall('HSET', deliveries, ARGV[j + 2], ARGV[j + 3])

@@ -17,10 +17,10 @@ from jobmaster.store.enqueueing import created_flags, enqueue_call, enqueue_comm
 from jobmaster.store.pipelined_enqueue import PipelinedEnqueue
 from jobmaster.store.replication import scripts_then_wait
 from jobmaster.store.replies import claim_reply, finish_reply, promote_reply
-from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded
+from jobmaster.store.types import Claim, Completion, NewJob, Promotion, Recorded, finish_values
 from jobmaster.store.webhooks import NewDelivery, outbox_arguments
 from jobmaster.transport.cluster import is_cluster_refusal
-from jobmaster.transport.resp import encode_completion, encode_values
+from jobmaster.transport.resp import encode_completions, encode_values
 
 CLAIM_AGAIN = 9
 """Where claim.lua's ARGV holds its "sent before" flag (ARGV[10], 0-based here)."""
@@ -224,7 +224,7 @@ class JobCommands:
         replication = self._replication
         deliveries = outbox_arguments(outbox)
         if self._fast is not None:
-            parts = [encode_completion(completion) for completion in completions]
+            parts = [encode_completions(completions)]
             if deliveries:
                 parts.append((encode_values(deliveries), len(deliveries)))
             encoded = (b"".join(p[0] for p in parts), sum(p[1] for p in parts))
@@ -233,8 +233,7 @@ class JobCommands:
                 node = await self._fast.node_for(keys[0])
                 replication.check(await node.execute(*replication.command()), "finish")
             return finish_reply(recorded)
-        for completion in completions:
-            argv += completion.argv()
+        argv += finish_values(completions)
         argv += deliveries
         if replication is None:
             return finish_reply(await self._finish_script(keys, argv))

@@ -2,7 +2,7 @@
 
 Every command jobmaster writes itself (rather than through redis-py) is encoded here; lengths
 count bytes (a text is sent as UTF-8). The hot path's calls have encoders of their own
-(:func:`encode_enqueue`, :func:`encode_completion`) that build a job's values with one
+(:func:`encode_enqueue`, :func:`encode_completions`) that build a job's values with one
 formatting operation; tests check every encoder against redis-py's ``pack_command``.
 """
 
@@ -25,7 +25,7 @@ class EnqueuedJob(Protocol):
 
 
 class EndedAttempt(Protocol):
-    """What :func:`encode_completion` reads of an attempt's end (``jobmaster.store.
+    """What :func:`encode_completions` reads of an attempt's end (``jobmaster.store.
     Completion`` is one)."""
 
     @property
@@ -123,24 +123,42 @@ def encode_enqueue(
     return encode_evalsha(heads, sha, keys, (), (b"".join(parts), count))
 
 
-def encode_completion(completion: EndedAttempt) -> tuple[bytes, int]:
-    """The values the finish script reads for an attempt's end (its ``argv()``) in the
-    protocol's form, and how many: a success's with one formatting operation (the worker's
-    hot path). Lengths count bytes: a token holds the worker's id, and so its host name,
-    which may be any text."""
-    if completion.next_state != "succeeded":
-        argv = completion.argv()
-        return encode_values(argv), len(argv)
-    ttl, result = b"%d" % completion.result_ttl_ms, completion.result
-    job_id, token = completion.job_id.encode(), completion.token.encode()
-    return (
-        b"$1\r\nS\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-        % (
-            len(job_id), job_id, len(token), token,
-            len(result), result, len(ttl), ttl,
-        ),
-        5,
-    )  # fmt: skip
+def encode_completions(completions: Sequence[EndedAttempt]) -> tuple[bytes, int]:
+    """The values the finish script reads for these ends (``jobmaster.store.types.
+    finish_values``) in the protocol's form, and how many: each success's with one formatting
+    operation (the worker's hot path). Lengths count bytes: a token holds the worker's id,
+    and so its host name, which may be any text."""
+    parts: list[bytes] = []
+    count, at, total = 0, 0, len(completions)
+    while at < total:
+        first = completions[at]
+        if first.next_state != "succeeded":
+            argv = first.argv()
+            parts.append(encode_values(argv))
+            count += len(argv)
+            at += 1
+            continue
+        ttl, end = first.result_ttl_ms, at + 1
+        while (
+            end < total
+            and completions[end].next_state == "succeeded"
+            and completions[end].result_ttl_ms == ttl
+        ):
+            end += 1
+        size, ttl_text = b"%d" % (end - at), b"%d" % ttl
+        parts.append(
+            b"$1\r\nS\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(size), size, len(ttl_text), ttl_text)
+        )
+        for completion in completions[at:end]:
+            job_id, token = completion.job_id.encode(), completion.token.encode()
+            result = completion.result
+            parts.append(
+                b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (len(job_id), job_id, len(token), token, len(result), result)
+            )
+        count += 3 + 3 * (end - at)
+        at = end
+    return b"".join(parts), count
 
 
 def error_reply(message: str) -> ResponseError:
