@@ -76,8 +76,9 @@ they touch in ``KEYS`` and never build key names themselves::
     <ns>:{<q>}:cancelled             zset    job id -> finished ms     (state cancelled)
 
     <ns>:{<q>}:claim:<worker id>     string  the worker's last claim: its claim id and the
-                                             ids of the jobs it started (SET PX one lease),
-                                             so that a claim sent again gets the same jobs
+                                             jobs it started, as its events entry lists
+                                             them (SET PX one lease), so that a claim sent
+                                             again gets the same jobs
 
     <ns>:{<q>}:events                stream  capped; one entry per script call, field d =
                                              JSON [[job id, state], ...]

@@ -43,9 +43,9 @@ its lease in `active`, written in this same script, not a pending entry: reclaim
 back the jobs whose lease expired. An entry without a known job is recorded as a failed
 job 'invalid-<entry id>', and a job whose status cannot be read is failed (CorruptStatus),
 so that one bad key costs only its own job: the rest of the batch is claimed.
-A claim that started jobs leaves their ids in the claim memo (for one lease): the same claim
-sent again (its reply was lost, ARGV[10] '1') answers with those jobs rather than claiming
-others.
+A claim that started jobs leaves their ids in the claim memo (for one lease, as its events
+entry lists their change to active): the same claim sent again (its reply was lost,
+ARGV[10] '1') answers with those jobs rather than claiming others.
 A suspect job (one whose attempt was lost: see reclaim.lua) runs on a worker that holds no
 other suspect, so that a job that kills its worker takes no other suspect down with it.
 The jobs of a band are read and written with one command per key (HMGET, HSET, ZREM,
@@ -64,8 +64,10 @@ local activated = {}  -- the ids of the jobs started (their change of state is o
 -- The same claim sent again: answer with the jobs it started (those still held).
 local previous = ARGV[10] == '1' and rcall('GET', memo)
 if previous and previous:sub(1, #claim_id + 1) == claim_id .. ' ' then
-  local ids = {}
-  for id in string.gmatch(previous:sub(#claim_id + 2), '%S+') do ids[#ids + 1] = id end
+  local ids, listed = {}, previous:sub(#claim_id + 2)
+  -- the changes to active of its events entry (see below), or ids apart (earlier versions)
+  local pattern = listed:sub(1, 1) == '[' and '%["([^"]*)","active"%]' or '%S+'
+  for id in string.gmatch(listed, pattern) do ids[#ids + 1] = id end
   local raws, records = hmget_many(status, ids), hmget_many(jobs, ids)
   for k, id in ipairs(ids) do
     local st = raws[k] and read_status(raws[k])
@@ -323,11 +325,13 @@ end
 for band = 9, 0, -1 do
   while remaining > 0 and held < MAX_HELD and claim_band(band) do end
 end
-if #activated > 0 then changes[#changes + 1] = changes_to(activated, 'active') end
+-- the changes to active: in the events entry, and in the claim memo after the claim id
+local started = #activated > 0 and changes_to(activated, 'active')
+if started then changes[#changes + 1] = started end
 emit_json(KEYS[6], maxlen, changes)
 
-if #claimed > 0 then  -- activated: the ids of the claimed jobs, in order
-  rcall('SET', memo, claim_id .. ' ' .. table.concat(activated, ' '), 'PX', ARGV[4])
+if #claimed > 0 then  -- activated: the ids of the claimed jobs
+  rcall('SET', memo, claim_id .. ' ' .. started, 'PX', ARGV[4])
 elseif #errors > 0 then
   return redis.error_reply('ERR claim could not read ' .. table.concat(errors, '; '))
 end
