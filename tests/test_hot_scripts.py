@@ -14,7 +14,10 @@ from jobmaster import AttemptOutcome, JobState
 from jobmaster.codec import pack
 from jobmaster.record_codec import ATTEMPT, ATTEMPT_END, SCHEDULE_STATE, STATUS
 from jobmaster.records import job_record
+from jobmaster.scripts import source
 from jobmaster.store import Completion, Lease, NewJob, ScheduleFiring, Store, TickJob
+from jobmaster.store.connection import QueueKeyLists
+from jobmaster.store.enqueueing import enqueue_call
 
 RECORD = pack(job_record("noop", pack({}), 0, 0))
 PLAIN = "host-1-abc"
@@ -172,3 +175,51 @@ async def test_an_enqueue_of_mixed_bands_and_delays_sends_them_in_runs(store: St
     claim = await store.jobs.claim("mixed", PLAIN, 100, 60_000, "host", 1)
     # highest band first, in enqueue order within a band; the delayed ones wait
     assert [j.id for j in claim.jobs] == ["j7", "j2", "j5", "j0", "j1", "j6"]
+
+
+async def test_the_queued_index_keeps_a_band_in_its_stream_order(store: Store) -> None:
+    """One call of 2,500 jobs in a band (the thousandths of its scores reach 999 twice),
+    and a call after it: the queued index lists them in their stream's order, each scored
+    by a millisecond no later than its entry's."""
+    q = store.keys.queue("order")
+    lists = QueueKeyLists(q)
+    for count, first in ((2_500, 0), (10, 2_500)):
+        keys, argv = enqueue_call(
+            lists, [NewJob(f"j{first + n}", RECORD, 4) for n in range(count)], 100
+        )
+        assert await store.redis.eval(source("enqueue"), len(keys), *keys, *argv) == [1] * count
+    entries = await store.redis.xrange(q.streams[4])
+    indexed = await store.redis.zrange(q.index("queued"), 0, -1, withscores=True)
+    assert [member for member, _ in indexed] == [fields[b"id"] for _, fields in entries]
+    for (entry, _), (_, score) in zip(entries, indexed, strict=True):
+        assert int(score) <= int(entry.split(b"-")[0])
+
+
+async def test_successes_in_a_row_with_other_ttls_and_ends_between_are_each_recorded(
+    store: Store,
+) -> None:
+    ids = [f"s{n}" for n in range(6)]
+    await store.jobs.enqueue("runs", [NewJob(i, RECORD, 0) for i in ids])
+    claim = await store.jobs.claim("runs", PLAIN, 10, 60_000, "host", 7)
+    assert len(claim.jobs) == len(ids)
+    token = f"{PLAIN}/1"
+    ends = [
+        Completion("s0", token, "succeeded", "succeeded", result=pack(0)),
+        Completion("s1", token, "succeeded", "succeeded", result=pack(1), result_ttl_ms=60_000),
+        Completion("s2", token, "succeeded", "succeeded", result=pack(2), result_ttl_ms=60_000),
+        Completion("s3", token, "failed", "failed", error_type="E", error_message="m"),
+        Completion("s4", token, "succeeded", "succeeded", result=pack(4)),
+        Completion("s5", "someone-else/1", "succeeded", "succeeded", result=pack(5)),
+    ]
+    assert await store.jobs.finish("runs", ends, 86_400_000) == [1, 1, 1, 1, 1, 0]
+    q = store.keys.queue("runs")
+    results = await store.redis.hmget(q.results, ids)
+    assert results == [pack(0), pack(1), pack(2), None, pack(4), None]
+    expiring = await store.redis.zrange(q.result_expiry, 0, -1)
+    assert sorted(expiring) == [b"s1", b"s2"]
+    states = [await store.inspection.state("runs", i) for i in ids]
+    assert states == [JobState.SUCCEEDED] * 3 + [
+        JobState.FAILED,
+        JobState.SUCCEEDED,
+        JobState.ACTIVE,
+    ]
