@@ -11,7 +11,7 @@ This is the hot path of every producer: the writes to the status hash and the qu
 of a batch are one command each. ]]
 local jobs, status, queued, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, group, maxlen = nil, ARGV[1], ARGV[2]  -- the clock is read for delayed jobs only
-local out, statuses, scores, queued_ids, scheduled_ids = {}, {}, {}, {}, nil
+local out, statuses, scores, queued_ids, scheduled_ids = {}, {}, {}, nil, nil
 local nout, nstatuses, nscores, nqueued = 0, 0, 0, 0
 -- The queued index's score of the jobs a stream gets in a row (see entry_score): the first
 -- one's is read from its entry; each next one's is a thousandth more (its entry follows in
@@ -27,7 +27,8 @@ while i <= argc do
   local stream = KEYS[6 + tonumber(ARGV[i + 2])]
   delay = delay ~= '0' and tonumber(delay) or 0  -- '0' first: tonumber is a strtod
   -- the status of a job queued now, in this band: `start` .. entry .. NIL .. NIL, where
-  -- `start` depends on the entry's length only (taken from the first status of a length)
+  -- `start` depends on the entry's length only (taken from the first status of a length,
+  -- packed whole: one job needs nothing more)
   local start, length, first = nil, nil, nil
   for j = i + 4, i + 2 + 2 * count, 2 do
     local id = ARGV[j]
@@ -84,7 +85,12 @@ while i <= argc do
       scores[nscores - 1] = st
       scores[nscores] = id
       nqueued = nqueued + 1
-      queued_ids[nqueued] = id
+      if nqueued == 1 then
+        queued_ids = id  -- a list from the second on (one job needs no table)
+      else
+        if nqueued == 2 then queued_ids = {queued_ids} end
+        queued_ids[nqueued] = id
+      end
       out[nout] = 1
     end
   end
@@ -93,7 +99,8 @@ end
 call_many('HSET', status, statuses)
 call_many('ZADD', queued, scores)
 if nqueued > 0 then
-  emit_json(KEYS[5], maxlen, {changes_to(queued_ids, 'queued'),
+  emit_json(KEYS[5], maxlen, {nqueued == 1 and change_json(queued_ids, 'queued')
+    or changes_to(queued_ids, 'queued'),
     scheduled_ids and changes_to(scheduled_ids, 'scheduled') or nil})
 elseif scheduled_ids then
   emit_json(KEYS[5], maxlen, {changes_to(scheduled_ids, 'scheduled')})
