@@ -22,8 +22,11 @@ from jobmaster.errors import (
     ScheduleNotFound,
     UnknownJob,
 )
+from jobmaster.flow import Call, Flow, FlowCycle
+from jobmaster.groups import GroupFailed, GroupHandle, GroupInfo, GroupState, Quorum
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, JobOptions
+from jobmaster.job_relations import JobLink, JobRelations
 from jobmaster.models import (
     Attempt,
     AttemptOutcome,
@@ -49,11 +52,18 @@ __all__ = [
     "AttemptEnd",
     "AttemptInfo",
     "AttemptOutcome",
+    "Call",
     "CancelOutcome",
     "ConfigError",
     "Context",
     "EnqueueRequest",
     "ErrorInfo",
+    "Flow",
+    "FlowCycle",
+    "GroupFailed",
+    "GroupHandle",
+    "GroupInfo",
+    "GroupState",
     "InvalidArguments",
     "InvalidState",
     "Job",
@@ -63,9 +73,11 @@ __all__ = [
     "JobFailed",
     "JobHandle",
     "JobHandler",
+    "JobLink",
     "JobLogLine",
     "JobNotFound",
     "JobOptions",
+    "JobRelations",
     "JobState",
     "JobSummary",
     "JobmasterError",
@@ -74,6 +86,7 @@ __all__ = [
     "NotReplicated",
     "Notification",
     "QueueStats",
+    "Quorum",
     "RateLimited",
     "RedisAccessDenied",
     "RedisFull",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobmaster.codec import pack, pack_loose
 
@@ -13,6 +13,20 @@ if TYPE_CHECKING:
     import structlog
 
 LineEcho = Callable[[str, str, dict[str, Any]], None]
+
+
+class GroupView(Protocol):
+    """``ctx.group``: the group of a member or of a callback
+    (:class:`jobmaster.groups.GroupContext`)."""
+
+    id: str
+    queue: str
+    index: int | None
+    """The member's index in its group (0 for the first); None in the callback."""
+
+    async def results(self) -> list[Any]:
+        """The members' results in member order (None for one that did not succeed)."""
+        ...
 
 
 class _Discard:
@@ -52,6 +66,9 @@ class Context:
         self.queue = queue
         self.attempt = attempt
         self.cancelled = threading.Event()
+        self.group: GroupView | None = None
+        """The job's group, when it is a member or the callback of one (its id, the
+        member's ``index``, and ``await ctx.group.results()``)."""
         self._echo = echo
         self._lock = threading.Lock()
         self._lines: list[bytes] = []

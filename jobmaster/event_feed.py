@@ -63,6 +63,7 @@ async def event_feed(
                     job_id=event.job_id,
                     state=event.state,
                     at=from_ms(event.at_ms),
+                    group=event.group,
                 )
     finally:
         if reader is not None:

@@ -19,6 +19,7 @@ from jobmaster.errors import (
     full,
     redis_errors,
 )
+from jobmaster.flow import Call, Dependency, FlowJob, dependencies, new_id
 from jobmaster.handle import JobHandle
 from jobmaster.ops.middleware import EnqueueRequest
 from jobmaster.options import check_job_id, check_priority, check_queue, check_tags, delay_to_ms
@@ -50,6 +51,8 @@ class JobOptions(Generic[P, R]):
         job_id: str | None = None,
         queue: str | None = None,
         tags: Sequence[str] | None = None,
+        after: Iterable[Dependency] | None = None,
+        after_any: Iterable[Dependency] | None = None,
     ) -> None:
         definition = handler.definition
         self.handler = handler
@@ -59,7 +62,23 @@ class JobOptions(Generic[P, R]):
         self.queue = definition.queue if queue is None else check_queue(queue)
         self.tags = definition.tags if tags is None else check_tags(tags)
         self.max_payload = handler.registry.settings.max_payload
+        self.after = dependencies(after, "after")
+        self.after_any = dependencies(after_any, "after_any")
         self._packer: RecordPacker | None = None  # made on first use
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """Validate a call without enqueueing it: a part of a flow or a group."""
+        return Call(
+            self.handler,
+            self._encode_one(args, kwargs)[0],
+            self.queue,
+            self.priority,
+            self.delay_ms,
+            self.job_id,
+            self.tags,
+            self.after,
+            self.after_any,
+        )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the call and enqueue one job; see :meth:`JobHandler.enqueue`."""
@@ -84,6 +103,8 @@ class JobOptions(Generic[P, R]):
 
     async def _enqueue(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
         """Enqueue jobs with these validated, packed arguments."""
+        if self.after or self.after_any:  # see related_enqueue.py
+            return await self._enqueue_related(arguments, job_id)
         jobs: list[NewJob] = []
 
         registry = self.handler.registry
@@ -116,11 +137,29 @@ class JobOptions(Generic[P, R]):
             hooks.after_enqueue(request, [job.id for job in jobs])
         return self._handles(jobs, created)
 
+    async def _enqueue_related(
+        self, arguments: list[bytes], job_id: str | None
+    ) -> list[JobHandle[R]]:
+        """Enqueue jobs with dependencies (blocked until they are met)."""
+        from jobmaster.related_enqueue import enqueue_related
+
+        jobs = [
+            FlowJob(
+                Call(self.handler, packed, self.queue, self.priority, self.delay_ms, job_id,
+                     self.tags),
+                job_id or new_id(),
+                self.after,
+                self.after_any,
+            )
+            for packed in arguments
+        ]  # fmt: skip
+        return await enqueue_related(self.handler.registry, jobs)
+
     def _enqueue_sync(self, arguments: list[bytes], job_id: str | None) -> list[JobHandle[R]]:
         """:meth:`_enqueue` on the calling thread's blocking connection, when there is one."""
         registry = self.handler.registry
         producer = registry.blocking_producer()
-        if producer is None or self.handler.controls.active:
+        if producer is None or self.handler.controls.active or self.after or self.after_any:
             return registry.run_sync(self._enqueue(arguments, job_id))
         hooks = registry.hooks
         request, headers = self._before_enqueue(len(arguments))
@@ -327,6 +366,8 @@ class JobHandler(Generic[P, R]):
         job_id: str | None = None,
         queue: str | None = None,
         tags: Sequence[str] | None = None,
+        after: Iterable[Dependency] | None = None,
+        after_any: Iterable[Dependency] | None = None,
     ) -> JobOptions[P, R]:
         """Options for one enqueue, which never collide with the job's own arguments.
 
@@ -338,10 +379,27 @@ class JobHandler(Generic[P, R]):
                 a handle to the existing job (``handle.created`` is False).
             queue: another queue than the definition's.
             tags: labels to find the job by (default: the definition's ``tags``).
+            after: jobs (handles or ids) that must each succeed before this one runs; it is
+                ``blocked`` until then (and stays blocked if one fails or is cancelled,
+                until that one is retried and succeeds).
+            after_any: jobs that must each end, in any final state, before this one runs.
         """
         return JobOptions(
-            self, delay=delay, at=at, priority=priority, job_id=job_id, queue=queue, tags=tags
+            self,
+            delay=delay,
+            at=at,
+            priority=priority,
+            job_id=job_id,
+            queue=queue,
+            tags=tags,
+            after=after,
+            after_any=after_any,
         )
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """Validate a call without enqueueing it (a part of a :class:`~jobmaster.Flow` or
+        of a group); raises :class:`InvalidArguments` as ``enqueue`` does."""
+        return self._defaults.call(*args, **kwargs)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Validate the arguments against the handler's signature and enqueue a job.

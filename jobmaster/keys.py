@@ -137,6 +137,28 @@ they touch in ``KEYS`` and never build key names themselves::
                                              or a job is held back for resources, so that
                                              idle workers claim again
 
+    Relations between jobs (jobmaster.relations, relations.lua): dependencies, groups and
+    the relay that carries news of a job's end to other queues (msgpack records):
+
+    <ns>:{<q>}:blocked               zset    job id -> ms it was blocked (state blocked)
+    <ns>:{<q>}:waits                 hash    job id -> its dependencies [[queue, id, mode
+                                             (all|any), last state seen, seq, kind (j|g)]]
+    <ns>:{<q>}:related               hash    job id -> {d: [[queue, id, mode]] the jobs that
+                                             wait on it, g: [group, group's queue, index]}
+    <ns>:{<q>}:relay                 hash    message id -> message for another queue {t:
+                                             target queue, k: kind, ...}; '#': seq counter
+    <ns>:{<q>}:relay_due             zset    message id -> ms when it is (next) delivered
+    <ns>:{<q>}:groups                hash    group id -> {w: all|any|quorum, f: on failure,
+                                             t: [queue, id] of its callback, z: size, c:
+                                             created ms}; "<group>:m" -> [[queue, id]] members
+    <ns>:{<q>}:group_state           hash    group id -> {s: state, ok, failed, cancelled, f:
+                                             ended ms, x: 1 once its members were stopped}
+    <ns>:{<q>}:group_members         hash    "<group>:<index>" -> "<state>:<seq>" of a member
+                                             that ended
+    <ns>:{<q>}:group_index           zset    group id -> created ms
+    <ns>:{<q>}:group_ended           zset    group id -> ms it ended (forgotten after the
+                                             retention)
+
     <ns>:{<q>}:notifications:<id>    list    JSON per try of a delivery of job <id>: {delivery,
                                              url, number, at, status, error, ok} (expires
                                              with the retention)
@@ -300,6 +322,42 @@ class QueueKeys:
         """What the keys of one limit key value start with (the scripts add ``active:<L>``,
         ``starts:<L>`` and ``wait:<L>``)."""
         return f"{self._base}:limit:"
+
+    @cached_property
+    def waits(self) -> str:
+        return f"{self._base}:waits"
+
+    @cached_property
+    def related(self) -> str:
+        return f"{self._base}:related"
+
+    @cached_property
+    def relay(self) -> str:
+        return f"{self._base}:relay"
+
+    @cached_property
+    def relay_due(self) -> str:
+        return f"{self._base}:relay_due"
+
+    @cached_property
+    def groups(self) -> str:
+        return f"{self._base}:groups"
+
+    @cached_property
+    def group_state(self) -> str:
+        return f"{self._base}:group_state"
+
+    @cached_property
+    def group_members(self) -> str:
+        return f"{self._base}:group_members"
+
+    @cached_property
+    def group_index(self) -> str:
+        return f"{self._base}:group_index"
+
+    @cached_property
+    def group_ended(self) -> str:
+        return f"{self._base}:group_ended"
 
     def limit_active(self, limit_key: str) -> str:
         return f"{self.limit_prefix}active:{limit_key}"

@@ -154,6 +154,10 @@ class Job(_Record):
     attempts: list[Attempt] = []
     notifications: list[Notification] = []
     """Each try of the webhook deliveries about this job, oldest first."""
+    blocked_by: list[str] = []
+    """The ids of the jobs (or of the group) a blocked job still waits on."""
+    group_id: str | None = None
+    """The group the job is a member of (or the callback of)."""
 
 
 class JobSummary(_Record):
@@ -179,6 +183,9 @@ class JobEvent(_Record):
     job_id: str
     state: JobState
     at: datetime
+    group: bool = False
+    """The change is a group's: ``job_id`` is the group's id, and ``state`` the state it
+    reached (succeeded, failed or cancelled)."""
 
 
 class QueueStats(_Record):

@@ -25,7 +25,7 @@ import msgpack
 
 from jobmaster.codec import DecodeError, load_json
 
-STATES = frozenset({"scheduled", "queued", "active", "succeeded", "failed", "cancelled"})
+STATES = frozenset({"scheduled", "queued", "active", "succeeded", "failed", "cancelled", "blocked"})
 
 _LIMIT = 10**15
 """Numbers in records are below this (ms timestamps, counts), as the Lua codec checks."""

@@ -168,7 +168,13 @@ def decode_job(
         result=unpack(result_raw) if result_raw is not None else None,
         error=_error(status),
         attempts=attempts,
+        group_id=_group_id(record),
     )
+
+
+def _group_id(record: dict[str, Any]) -> str | None:
+    group = record.get("g")
+    return str(group[0]) if isinstance(group, list) and group else None
 
 
 def decode_summary(job_id: str, queue: str, record_raw: bytes, status_raw: bytes) -> JobSummary:
@@ -193,3 +199,20 @@ def attempt_count(status_raw: bytes) -> int:
 
 def status_state(status_raw: bytes) -> JobState:
     return JobState(STATUS.decode(status_raw)["s"])
+
+
+def dependency_met(entry: Sequence[Any]) -> bool:
+    """Whether a dependency entry [queue, id, mode, last state, seq, kind] is met (as
+    relations.lua decides)."""
+    state = entry[3]
+    return bool(state == "succeeded" or (entry[2] == "any" and state in _FINAL_NAMES))
+
+
+_FINAL_NAMES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def blocked_by(waits_raw: bytes | None) -> list[str]:
+    """The ids of the dependencies a blocked job still waits on, from its waits record."""
+    if not waits_raw:
+        return []
+    return [str(e[1]) for e in unpack(waits_raw) if not dependency_met(e)]

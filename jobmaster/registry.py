@@ -32,6 +32,7 @@ from jobmaster.fleet import WorkerControl
 from jobmaster.handle import JobHandle
 from jobmaster.handler import JobHandler, split_arguments
 from jobmaster.job_logs import JobLogs
+from jobmaster.job_relations import Relations
 from jobmaster.models import (
     Job,
     JobEvent,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Registry(WorkerControl, QueueControl, JobLogs):
+class Registry(WorkerControl, QueueControl, JobLogs, Relations):
     """The set of jobs of an application and where their data lives.
 
     Args:

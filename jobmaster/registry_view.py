@@ -35,6 +35,13 @@ class DefinedJob(Protocol):
     def controls(self) -> FlowControls: ...
 
 
+class RegisteredJob(DefinedJob, Protocol):
+    """A declared job with its registry (what a call of it needs to be enqueued)."""
+
+    @property
+    def registry(self) -> RegistryView: ...
+
+
 class RegistryView(Protocol):
     """The settings, jobs and connections of a registry."""
 

@@ -30,9 +30,13 @@ LIMITING = frozenset(
         "cancel",
         "enqueue_controlled",
         "fire_schedules",
+        "relate",
     }
 )
 """The scripts that take part in flow control: their preludes include ``limits.lua``."""
+RELATING = frozenset({"finish", "cancel", "reclaim", "relate"})
+"""The scripts that take part in relations between jobs: their preludes include
+``relations.lua`` (after ``limits.lua``)."""
 PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 """Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
@@ -52,7 +56,12 @@ def source(name: str) -> str:
     a closure made anew (a few hundred instructions of Redis apiece, more for each upvalue),
     so a script carries only what it needs of its preludes.
     """
-    preludes = ["common", *(["limits"] if name in LIMITING else []), *PRELUDES.get(name, [])]
+    preludes = [
+        "common",
+        *(["limits"] if name in LIMITING else []),
+        *(["relations"] if name in RELATING else []),
+        *PRELUDES.get(name, []),
+    ]
     script = _read(name)
     return "\n".join([*_used([_definitions(part) for part in preludes], script), script])
 

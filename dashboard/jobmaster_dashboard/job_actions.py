@@ -97,7 +97,7 @@ async def _change(request: Request, form: FormData) -> Response:
     changes = _changes(job, values, job.name in registry.jobs)
     errors = dict(changes.errors)
     if errors:
-        return render_job(request, job, status_code=400, errors=errors, values=values)
+        return await render_job(request, job, status_code=400, errors=errors, values=values)
     try:
         if changes.update:
             await handle.update(**changes.update)
@@ -105,11 +105,11 @@ async def _change(request: Request, form: FormData) -> Response:
             await handle.reschedule(at=changes.at)
     except (InvalidArguments, UnknownJob) as exc:
         errors["arguments"] = str(exc)
-        return render_job(request, job, status_code=400, errors=errors, values=values)
+        return await render_job(request, job, status_code=400, errors=errors, values=values)
     except InvalidState as exc:
         errors["form"] = str(exc)
         job = await handle.info()
-        return render_job(request, job, status_code=409, errors=errors, values=values)
+        return await render_job(request, job, status_code=409, errors=errors, values=values)
     except JobmasterError as exc:
         return _refused(request, exc)
     return redirect(request, "/job", queue=queue, id=job_id, **notice_params("changed"))

@@ -1,4 +1,5 @@
-"""One job's page: its facts, timeline, attempts with logs, and the forms that act on it.
+"""One job's page: its facts, dependencies and group, timeline, attempts with logs, and the
+forms that act on it.
 
 The part that changes while the job runs (everything below the title and the forms) is
 also served alone, as a fragment the page fetches again when the job changes.
@@ -19,6 +20,7 @@ from jobmaster import AttemptOutcome, Job, JobmasterError, JobNotFound
 from jobmaster.store.types import HeldForResources
 from jobmaster_dashboard.limits import needs_text, resource_hold
 from jobmaster_dashboard.pages import registry_of
+from jobmaster_dashboard.relations import read_relations
 from jobmaster_dashboard.rendering import render
 
 RETRYABLE = ("failed", "cancelled")
@@ -63,7 +65,7 @@ def form_values(job: Job) -> dict[str, str]:
     return {"run_at": "", "priority": str(job.priority), "arguments": arguments}
 
 
-def render_job(
+async def render_job(
     request: Request,
     job: Job,
     *,
@@ -79,6 +81,7 @@ def render_job(
         status_code=status_code,
         job=job,
         timeline=timeline(job),
+        relations=await read_relations(registry_of(request), job),
         **_hold_context(hold),
         errors=errors or {},
         values=values or form_values(job),
@@ -118,7 +121,7 @@ async def job(request: Request) -> Response:
     found = await _read_job(request)
     if isinstance(found, Response):
         return found
-    return render_job(request, found, hold=await _hold(request, found))
+    return await render_job(request, found, hold=await _hold(request, found))
 
 
 async def job_live(request: Request) -> Response:
@@ -131,5 +134,6 @@ async def job_live(request: Request) -> Response:
         "job_live.html",
         job=found,
         timeline=timeline(found),
+        relations=await read_relations(registry_of(request), found),
         **_hold_context(await _hold(request, found)),
     )

@@ -33,6 +33,14 @@ MESSAGES = {
     "queue-pause-unchanged": ("The queue was paused already.", ""),
     "queue-resumed": ("Resumed the queue: workers claim from it again.", ""),
     "queue-resume-unchanged": ("The queue was not paused.", ""),
+    "group-cancelled": (
+        "Cancelled the group: its members that had not ended are cancelled (running ones are "
+        "told to stop), and its callback will not run.",
+        "",
+    ),
+    "group-cancel-unchanged": ("The group was cancelled already.", ""),
+    "group-retried": ("Retried {n} {members}: the group waits on them again.", ""),
+    "group-retry-none": ("No member of the group failed or was cancelled: nothing to retry.", ""),
 }
 
 
@@ -73,5 +81,7 @@ def read_notice(request: Request) -> Notice | None:
         more = f" and {total - len(failed)} more" if total > len(failed) else ""
         problems = f"{total} {problem}: {', '.join(failed)}{more}."
     count = _number(params.get("n"))
-    jobs, workers = ("job", "worker") if count == 1 else ("jobs", "workers")
-    return Notice(text.format(n=count, jobs=jobs, workers=workers), problems)
+    jobs, workers, members = (
+        ("job", "worker", "member") if count == 1 else ("jobs", "workers", "members")
+    )
+    return Notice(text.format(n=count, jobs=jobs, workers=workers, members=members), problems)

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobmaster import JobmasterError, JobState, QueueStats, Registry
+from jobmaster import InvalidArguments, JobmasterError, JobNotFound, JobState, QueueStats, Registry
 from jobmaster_dashboard.charts import Chart, throughput_chart
 from jobmaster_dashboard.limits import read_limits, read_resource_waits
 from jobmaster_dashboard.rendering import redirect, render
@@ -69,7 +69,9 @@ async def overview(request: Request) -> Response:
     )
 
 
-def _number(raw: str | None, default: int, lowest: int, highest: int) -> int:
+def number(raw: str | None, default: int, lowest: int, highest: int) -> int:
+    """An integer from a query string, kept between ``lowest`` and ``highest`` (``default``
+    when missing or not a number)."""
     try:
         value = int(raw) if raw else default
     except ValueError:
@@ -79,11 +81,11 @@ def _number(raw: str | None, default: int, lowest: int, highest: int) -> int:
 
 def _paging(params: Mapping[str, str]) -> tuple[int, int]:
     """``offset`` and ``limit`` (or the older ``page``) from a query string."""
-    limit = _number(params.get("limit"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    limit = number(params.get("limit"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
     if "offset" not in params and "page" in params:
-        page = _number(params.get("page"), 1, 1, 1_000_000)
+        page = number(params.get("page"), 1, 1, 1_000_000)
         return (page - 1) * limit, limit
-    return _number(params.get("offset"), 0, 0, 100_000_000), limit
+    return number(params.get("offset"), 0, 0, 100_000_000), limit
 
 
 async def jobs(request: Request) -> Response:
@@ -93,7 +95,13 @@ async def jobs(request: Request) -> Response:
     if job_id:
         try:
             handle = await registry.find(job_id, params.get("queue") or None)
-        except JobmasterError as exc:  # not found, or the id is in several queues
+        except JobNotFound as exc:  # perhaps a group's id
+            try:
+                group = await registry.group(job_id, params.get("queue") or None)
+            except InvalidArguments:
+                return render(request, "error.html", status_code=404, message=str(exc))
+            return redirect(request, "/group", queue=group.queue, id=group.id)
+        except JobmasterError as exc:  # the id is in several queues
             return render(request, "error.html", status_code=404, message=str(exc))
         return redirect(request, "/job", queue=handle.queue, id=handle.id)
     queues = await registry.known_queues()

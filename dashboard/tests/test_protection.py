@@ -8,6 +8,7 @@ import base64
 from dashboard_support import TOKEN, client_for, csrf_of, failed_job_id
 
 from jobmaster import JobState, Registry
+from jobmaster.testing import run_jobs
 from jobmaster_dashboard import AuthConfig
 
 ACTIONS = [
@@ -19,6 +20,8 @@ ACTIONS = [
     "/failed/delete",
     "/schedules/add",
     "/schedules/delete",
+    "/group/cancel",
+    "/group/retry",
 ]
 
 
@@ -41,12 +44,17 @@ def forms_for(failed_id: str, waiting_id: str) -> dict[str, dict[str, str]]:
         "/failed/delete": {"queue": "dash", "scope": "all"},
         "/schedules/add": {"name": "new", "job": "echo", "every": "60", "args": '{"text": "x"}'},
         "/schedules/delete": {"name": "hourly"},
+        "/group/cancel": {"queue": "dash", "id": "batch"},
+        "/group/retry": {"queue": "dash", "id": "batch"},
     }
 
 
 async def prepare(registry: Registry) -> dict[str, dict[str, str]]:
     failed_id = await failed_job_id(registry)
     waiting = await registry.enqueue("echo", {"text": "later"}, delay=600)
+    batch = [registry.get("boom").call("b"), registry.get("echo").options(delay=600).call("c")]
+    await registry.enqueue_group(batch, group_id="batch")
+    await run_jobs(registry, include_scheduled=False)  # its first member fails
     await registry.add_schedule("hourly", "echo", every=3600, args={"text": "tick"})
     forms = forms_for(failed_id, waiting.id)
     assert sorted(forms) == sorted(ACTIONS)
@@ -69,6 +77,7 @@ async def test_read_only_refuses_every_new_action(registry: Registry) -> None:
                 "/schedules",
                 "/enqueue",
                 f"/job?queue=dash&id={forms['/job/cancel']['id']}",
+                "/group?queue=dash&id=batch",
             )
         }
     assert await snapshot(registry) == before

@@ -63,7 +63,7 @@ def show_queues(args: argparse.Namespace) -> int:
 
     async def action() -> int:
         names = sorted(set(await registry.known_queues()) | set(registry.queues()))
-        states = [s for s in JobState if s is not JobState.BLOCKED]
+        states = list(JobState)
         paused = set(await registry.paused_queues())
         if args.json:
             listed = []

@@ -169,7 +169,7 @@ end
 local function decode_status(raw)
   local ok, rest, s, a, b, e, t, f, d, x, m, l, u, k, c, kept = pcall(unpack_limit, raw, 14)
   if ok and rest == -1 and (s == 'queued' or s == 'active' or s == 'succeeded'
-      or s == 'scheduled' or s == 'failed' or s == 'cancelled')
+      or s == 'scheduled' or s == 'failed' or s == 'cancelled' or s == 'blocked')
       and type(a) == 'number' and a >= 0 and a < 1e15 and a % 1 == 0
       and (b == 0 or b == 1 or b == 2 or b == 3 or b == 4 or b == 5 or b == 6 or b == 7
         or b == 8 or b == 9)
@@ -474,6 +474,9 @@ local function forget(k, id, raw_status, idx)
   rcall('HDEL', k.jobs, id)
   rcall('HDEL', k.status, id)
   if k.limits then rcall('HDEL', k.limits, id) end  -- its controls (limits.lua)
+  local queue = sub(k.status, 1, -7)  -- its relations (relations.lua)
+  rcall('HDEL', queue .. 'waits', id)
+  rcall('HDEL', queue .. 'related', id)
   rcall('HDEL', k.results, id)
   rcall('ZREM', k.result_expiry, id)
   rcall('ZREM', idx, id)

@@ -20,7 +20,8 @@ The job's stream entry is gone already: the claim read it with NOACK and trimmed
 The jobs are read and written with one command per key (HMGET, HSET, ZADD...), not one per
 job: this script runs for every job a worker processes.
 An attempt of a job with limits frees its unit (and lets one job its limit held back go);
-a job with a unique key that reached a final state frees the key. ]]
+a job with a unique key that reached a final state frees the key; a job that reached a final
+state is news for the jobs that wait on it and for its group (relations.lua). ]]
 local jobs, status, active, scheduled, attempts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local results, result_expiry = KEYS[8], KEYS[9]
 local now, retention, maxlen = now_ms(), tonumber(ARGV[1]), ARGV[2]
@@ -114,7 +115,7 @@ for k, p in ipairs(held) do
       end
     end
   end
-  finals[k] = next_state ~= 'scheduled'
+  finals[k] = next_state ~= 'scheduled' and next_state  -- the final state, or false
   -- the attempt ended: no lease token or stream entry, and no suspicion
   statuses[#statuses + 1] = id
   statuses[#statuses + 1] = encode_status(next_state, a, b, nil, nil, f, d, x, m, l, u, nil,
@@ -123,7 +124,7 @@ for k, p in ipairs(held) do
 end
 for _, id in ipairs(corrupt) do
   unleased[#unleased + 1] = id
-  finals[#unleased] = true
+  finals[#unleased] = 'failed'
   changes[#changes + 1] = change_json(id, 'failed')
 end
 call_many('ZREM', active, unleased)
@@ -146,6 +147,14 @@ if controls then  -- units and unique keys of jobs with limits (limits.lua)
       if finals[k] then unique_free(c, KEYS[18], id) end
     end
   end
+end
+
+if #unleased > 0 and rcall('EXISTS', related_of(status)) == 1 then  -- relations.lua
+  local ended = {}
+  for k, id in ipairs(unleased) do
+    if finals[k] then ended[#ended + 1] = {id, finals[k]} end
+  end
+  relations_ended(status, ended, now, maxlen)
 end
 
 prune({jobs = jobs, status = status, attempts = attempts, logs = KEYS[6], progress = KEYS[7],

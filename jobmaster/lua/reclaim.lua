@@ -73,6 +73,13 @@ for _, job in ipairs(lost) do
   back[#back + 1] = {id, st.s ~= 'queued'}
 end
 emit(KEYS[5], maxlen, changes)
+if #back > 0 and rcall('EXISTS', related_of(status)) == 1 then  -- see relations.lua
+  local ended = {}
+  for _, c in ipairs(changes) do
+    if c[2] == 'failed' or c[2] == 'cancelled' then ended[#ended + 1] = c end
+  end
+  relations_ended(status, ended, now, maxlen)
+end
 free_units(KEYS[18], KEYS[19], back)
 sweep_units(KEYS[18], KEYS[20], status, 10)
 local first = rcall('ZRANGE', active, 0, 0, 'WITHSCORES')

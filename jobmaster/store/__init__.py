@@ -17,6 +17,7 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.webhooks`` (:mod:`.webhooks`): webhook deliveries, and the tries on their jobs.
 - ``store.limits`` (:mod:`.limits`): paused queues, jobs with unique keys or limits.
 - ``store.log_feed`` (:mod:`.log_feed`): log lines of followed jobs, as they are written.
+- ``store.relations`` (:mod:`.relations`): dependencies, groups, and each queue's outbox.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -37,6 +38,7 @@ from jobmaster.store.jobs import JobCommands
 from jobmaster.store.leases import LeaseCommands
 from jobmaster.store.limits import LimitCommands
 from jobmaster.store.log_feed import LogFeed
+from jobmaster.store.relations import RelationCommands
 from jobmaster.store.replication import Replication
 from jobmaster.store.replies import (
     Fired,
@@ -112,6 +114,7 @@ class Store:
         self.webhooks = WebhookDeliveries(conn)
         self.limits = LimitCommands(conn)
         self.log_feed = LogFeed(conn)
+        self.relations = RelationCommands(conn)
 
     async def close(self) -> None:
         """Close every connection of the store."""

@@ -11,6 +11,7 @@ from jobmaster.keys import QueueKeys, attempt_end_field, attempt_field
 from jobmaster.models import Attempt, Job, JobState, JobSummary
 from jobmaster.records import (
     attempt_count,
+    blocked_by,
     decode_attempt,
     decode_job,
     decode_summary,
@@ -73,6 +74,9 @@ class InspectionCommands:
         if line is not None and job.state is JobState.QUEUED:
             why = (await held_back(self.redis, k, [(job_id, line)])).get(job_id)
             job = job.model_copy(update={"held_back": why})
+        if job.state is JobState.BLOCKED:  # what it still waits on (relations.lua)
+            raw: Any = await self.redis.hget(k.waits, job_id)  # type: ignore[misc]
+            job = job.model_copy(update={"blocked_by": blocked_by(raw)})
         return job
 
     async def _attempts(
@@ -300,7 +304,10 @@ def _decode_event(queue: str, entry_id: bytes, fields: Any) -> list[Event]:
     if isinstance(fields, list):  # a raw reply: [field, value, ...]
         fields = dict(zip(fields[::2], fields[1::2], strict=True))
     at_ms = int(entry_id.split(b"-", 1)[0])
-    return [
-        Event(queue, str(job_id), JobState(state), at_ms)
-        for job_id, state in load_json(fields[b"d"])
-    ]
+    events = []
+    for change in load_json(fields[b"d"]):
+        if len(change) > 2:  # a group's change: [group id, state, "group"]
+            events.append(Event(queue, str(change[0]), JobState(change[1]), at_ms, group=True))
+        else:
+            events.append(Event(queue, str(change[0]), JobState(change[1]), at_ms))
+    return events

@@ -140,6 +140,8 @@ class Event:
     state: JobState
     at_ms: int = 0
     """When the change was recorded (the events stream entry's time, ms)."""
+    group: bool = False
+    """The change is a group's (``job_id`` is the group's id)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from jobmaster.codec import DecodeError, load_record, pack
 from jobmaster.context import Context, LineEcho
 from jobmaster.definition import JobDefinition
 from jobmaster.errors import InvalidArguments, RateLimited, RetryLater
+from jobmaster.groups import group_context
 from jobmaster.models import AttemptOutcome, JobState
 from jobmaster.ops.middleware import AttemptEnd, AttemptInfo
 from jobmaster.records import decode_arguments
@@ -72,6 +73,8 @@ class RunningJob:
     """When the job was enqueued (Unix time, ms)."""
     headers: dict[str, str] | None = None
     """What the enqueue's middleware put in the job's record."""
+    group: list[Any] | None = None
+    """[group id, group's queue, index (-1: the callback)] of a group's job."""
     hooked: AttemptInfo | None = None
     """The attempt as the middleware saw it start (None without middleware)."""
     hooked_end: AttemptEnd | None = None
@@ -167,7 +170,7 @@ async def run_attempt(
     handler, arguments, positional, keywords = prepared
     definition = handler.definition
     if handler.signature.takes_context:
-        job.ctx = Context(job.job_id, job.name, job.queue, job.attempt, echo)
+        job.ctx = _context(registry, job, echo)
         positional.insert(0, job.ctx)
     job.idle_timeout = definition.idle_timeout
     in_process = definition.executor == "process"
@@ -199,6 +202,14 @@ async def run_attempt(
     return _succeeded(job, handler, value, retention_s, encoded=in_process)
 
 
+def _context(registry: Registry, job: RunningJob, echo: LineEcho | None) -> Context:
+    """The context of an attempt (with its group's, for a group's job)."""
+    ctx = Context(job.job_id, job.name, job.queue, job.attempt, echo)
+    if job.group is not None:
+        ctx.group = group_context(registry, job.group)
+    return ctx
+
+
 def _prepare(
     registry: Registry, job: RunningJob, record: bytes
 ) -> Completion | tuple[JobHandler[Any, Any], dict[str, Any], list[Any], dict[str, Any]]:
@@ -208,6 +219,7 @@ def _prepare(
         job.name = data["n"]
         job.created_ms = data.get("c", 0)
         job.headers = data.get("h")
+        job.group = data.get("g")
         arguments = decode_arguments(data)
     except (DecodeError, KeyError, TypeError) as exc:
         return failed(job, DecodeError(f"job payload could not be decoded: {exc}"), None)

@@ -43,6 +43,7 @@ from jobmaster.worker.parent import watch_parent
 from jobmaster.worker.promoter import Promoter
 from jobmaster.worker.reclaimer import Reclaimer
 from jobmaster.worker.recycling import Recycling
+from jobmaster.worker.relayer import Relayer, deliver_outboxes
 from jobmaster.worker.remote_control import RemoteControl
 from jobmaster.worker.resources import WorkerResources
 from jobmaster.worker.running import RunningAttempts
@@ -274,6 +275,7 @@ class Worker:
             if started:  # before that, nothing of this worker is in Redis
                 await writer.flush_until_empty()
                 with contextlib.suppress(Exception):
+                    await deliver_outboxes(store, self.queues, self._retention_ms)
                     await store.workers.remove_worker(self.id)
                     await store.fleet.forget_worker_commands(self.id)
                     for queue in self.queues:
@@ -298,15 +300,10 @@ class Worker:
         heartbeat, remote = _heartbeat_and_remote(self, store, writer)
         self._remote = remote
         reclaimer = Reclaimer(
-            store,
-            self.queues,
-            max_lost=self.registry.settings.max_lost,
-            lease_ms=self._lease_ms,
-            retention_ms=self._retention_ms,
-            log=log,
-            closed=closed,
-            hooks=self._hooks,
-        )
+            store, self.queues, max_lost=self.registry.settings.max_lost, lease_ms=self._lease_ms,
+            retention_ms=self._retention_ms, log=log, closed=closed, hooks=self._hooks,
+        )  # fmt: skip
+        relayer = Relayer(store, self.queues, self._retention_ms, log=log, closed=closed)
         control = ControlListener(
             store, running, positions, log=log, closed=closed, resumed=self._resumed
         )
@@ -319,6 +316,7 @@ class Worker:
             loop.create_task(watchdog, name="jobmaster-watchdog"),
             loop.create_task(control.run(), name="jobmaster-control"),
             loop.create_task(remote.run(), name="jobmaster-remote-control"),
+            loop.create_task(relayer.run(), name="jobmaster-relay"),
         ]
         if self._notifier is not None:
             tasks.append(loop.create_task(self._notifier.run(), name="jobmaster-webhooks"))
