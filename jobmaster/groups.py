@@ -17,6 +17,7 @@ from jobmaster.handle import JobHandle
 from jobmaster.models import JobState
 from jobmaster.records import from_ms, status_state
 from jobmaster.relay import Relay, pack_message
+from jobmaster.store.replies import Outcome
 
 if TYPE_CHECKING:
     from jobmaster.registry_view import RegistryView
@@ -149,19 +150,20 @@ class GroupHandle:
 
     async def cancel(self) -> None:
         """Cancel the group: its members that have not ended are cancelled (running ones
-        are asked to stop), and its callback never runs."""
-        with redis_errors("cancelling the group failed", self.registry.settings.redis_url):
-            store = self.registry.connection().store
-            if await store.relations.group(self.queue, self.id) is None:
-                raise InvalidArguments(f"no group {self.id!r} in queue {self.queue!r}")
-            message = pack_message({"t": self.queue, "k": "cancel_group", "g": self.id})
-            _, sent = await store.relations.relate(self.queue, message)
-            retention_ms = int(self.registry.settings.retention * 1000)
-            await Relay(store, retention_ms).deliver(self.queue, sent)
+        are asked to stop), and its callback never runs.
+
+        Raises:
+            InvalidArguments: no such group.
+            InvalidState: the group succeeded already (its callback was enqueued).
+        """
+        info = await self.info()
+        if info.state is GroupState.SUCCEEDED:
+            raise InvalidState(f"group {self.id} succeeded already", "succeeded")
+        await self._relate({"k": "cancel_group"}, "cancelling the group failed")
 
     async def retry_failed(self) -> list[JobHandle[Any]]:
-        """Run the failed and cancelled members again (the group then waits on them anew);
-        their handles.
+        """Run the failed and cancelled members again; the group counts them as running
+        again (a failed group runs again, and completes if they succeed). Their handles.
 
         Raises:
             InvalidState: the group was cancelled.
@@ -171,14 +173,35 @@ class GroupHandle:
             raise InvalidState(
                 f"group {self.id} was cancelled; its members are not retried", "cancelled"
             )
-        retried = []
-        with redis_errors("retrying the group's members failed", self.registry.settings.redis_url):
+        retried: list[JobHandle[Any]] = []
+        reopened: list[list[int]] = []
+        failure = "retrying the group's members failed"
+        with redis_errors(failure, self.registry.settings.redis_url):
             store = self.registry.connection().store
-            for member, state in zip(info.members, info.member_states, strict=True):
-                if state in (JobState.FAILED, JobState.CANCELLED):
-                    await store.control.retry(member.queue, member.id)
+            ended = [
+                i
+                for i, state in enumerate(info.member_states)
+                if state in (JobState.FAILED, JobState.CANCELLED)
+            ]
+            seqs = await store.relations.member_ends(self.queue, self.id, ended)
+            for i, seq in zip(ended, seqs, strict=True):
+                member = info.members[i]
+                answer = await store.control.retry(member.queue, member.id)
+                if answer.outcome is Outcome.DONE:
                     retried.append(member)
+                    reopened.append([i, seq])
+        if reopened:  # the group counts them as running again (see relations.lua)
+            await self._relate({"k": "reopen", "i": reopened}, failure)
         return retried
+
+    async def _relate(self, message: dict[str, Any], failure: str) -> None:
+        """Apply a message about this group to its queue and deliver what it sends."""
+        with redis_errors(failure, self.registry.settings.redis_url):
+            store = self.registry.connection().store
+            packed = pack_message({"t": self.queue, "g": self.id, **message})
+            _, sent = await store.relations.relate(self.queue, packed)
+            retention_ms = int(self.registry.settings.retention * 1000)
+            await Relay(store, retention_ms).deliver(self.queue, sent)
 
 
 class GroupContext:
@@ -206,14 +229,9 @@ async def member_results(registry: RegistryView, members: Sequence[JobHandle[Any
     """The results of jobs in order, read by queue in one round trip each (None for a job
     without a result)."""
     store = registry.connection().store
-    by_queue: dict[str, list[int]] = {}
-    for i, member in enumerate(members):
-        by_queue.setdefault(member.queue, []).append(i)
     results: list[Any] = [None] * len(members)
-    for queue, indexes in by_queue.items():
-        raws: Any = await store.redis.hmget(  # type: ignore[misc]
-            store.keys.queue(queue).results, [members[i].id for i in indexes]
-        )
+    for queue, indexes in _by_queue([m.queue for m in members]).items():
+        raws = await store.relations.results(queue, [members[i].id for i in indexes])
         for i, raw in zip(indexes, raws, strict=True):
             results[i] = unpack(raw) if raw is not None else None
     return results
@@ -223,17 +241,20 @@ async def _member_states(
     registry: RegistryView, members: Sequence[Sequence[str]]
 ) -> list[JobState | None]:
     store = registry.connection().store
-    by_queue: dict[str, list[int]] = {}
-    for i, (queue, _) in enumerate(members):
-        by_queue.setdefault(queue, []).append(i)
     states: list[JobState | None] = [None] * len(members)
-    for queue, indexes in by_queue.items():
-        raws: Any = await store.redis.hmget(  # type: ignore[misc]
-            store.keys.queue(queue).status, [members[i][1] for i in indexes]
-        )
+    for queue, indexes in _by_queue([m[0] for m in members]).items():
+        raws = await store.relations.statuses(queue, [members[i][1] for i in indexes])
         for i, raw in zip(indexes, raws, strict=True):
             states[i] = status_state(raw) if raw is not None else None
     return states
+
+
+def _by_queue(queues: Sequence[str]) -> dict[str, list[int]]:
+    """The indexes of the items of each queue."""
+    found: dict[str, list[int]] = {}
+    for i, queue in enumerate(queues):
+        found.setdefault(queue, []).append(i)
+    return found
 
 
 def group_context(registry: RegistryView, group: Sequence[Any]) -> GroupContext | None:

@@ -207,9 +207,7 @@ async def _states(
         else:
             by_queue.setdefault(queue, []).append(i)
     for queue, indexes in by_queue.items():
-        raws: Any = await store.redis.hmget(  # type: ignore[misc]
-            store.keys.queue(queue).status, [jobs[i][1] for i in indexes]
-        )
+        raws = await store.relations.statuses(queue, [jobs[i][1] for i in indexes])
         for i, raw in zip(indexes, raws, strict=True):
             states[i] = status_state(raw) if raw is not None else None
     return states

@@ -16,13 +16,13 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_first_example_runs_against_a_worker(redis_url: str, tmp_path: Path) -> None:
-    example = python_blocks()[0]
-    assert "@registry.job" in example
-    (tmp_path / "app.py").write_text(example)
+def run_against_a_worker(example: str, module: str, redis_url: str, tmp_path: Path) -> str:
+    """Save an example as ``module``.py, run ``jobmaster worker module:registry`` and then
+    the example as a script, as the README tells; the script's output."""
+    (tmp_path / f"{module}.py").write_text(example)
     env = {**os.environ, "JOBMASTER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "jobmaster.cli", "worker", "app:registry"],
+        [sys.executable, "-m", "jobmaster.cli", "worker", f"{module}:registry"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -31,7 +31,7 @@ def test_the_first_example_runs_against_a_worker(redis_url: str, tmp_path: Path)
     )
     try:
         done = subprocess.run(
-            [sys.executable, "app.py"],
+            [sys.executable, f"{module}.py"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -39,11 +39,26 @@ def test_the_first_example_runs_against_a_worker(redis_url: str, tmp_path: Path)
             timeout=60,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "3"
     finally:
         worker.terminate()
         out, _ = worker.communicate(timeout=30)
     assert worker.returncode == 0, out
+    return done.stdout
+
+
+def test_the_first_example_runs_against_a_worker(redis_url: str, tmp_path: Path) -> None:
+    example = python_blocks()[0]
+    assert "@registry.job" in example
+    assert run_against_a_worker(example, "app", redis_url, tmp_path).strip() == "3"
+
+
+def test_the_relations_example_runs_against_a_worker(redis_url: str, tmp_path: Path) -> None:
+    (example,) = [block for block in python_blocks() if "enqueue_group" in block]
+    assert "python pipeline.py" in (ROOT / "README.md").read_text()
+    printed = run_against_a_worker(example, "pipeline", redis_url, tmp_path).splitlines()
+    # each print is followed by a comment that says what it prints
+    said = re.findall(r"print\(.*\)  # (.*)", example)
+    assert printed == said == ["a.csv is in", "[10, 10, 10]", "30", "b.csv is in"]
 
 
 def test_the_readme_names_the_commands_that_ci_runs() -> None:

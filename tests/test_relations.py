@@ -16,6 +16,7 @@ from jobmaster import (
     GroupFailed,
     GroupState,
     InvalidArguments,
+    InvalidState,
     JobState,
     Quorum,
     Registry,
@@ -270,3 +271,30 @@ async def test_a_burst_worker_passes_on_its_last_news_before_it_exits(
     await asyncio.wait_for(worker.run(), 20)
     assert await a.state() is JobState.SUCCEEDED
     assert await b.state() is JobState.QUEUED
+
+
+async def test_retrying_a_failed_groups_members_lets_it_complete(
+    registry: Registry, jobs: dict[str, Any]
+) -> None:
+    flaky, step = jobs["flaky"], jobs["step"]
+    store = registry.connection().store
+    await store.redis.set(jobs["fail_key"] + "m", 1)
+    group = await registry.enqueue_group(
+        [step.call(1), flaky.call("m"), flaky.call("m")], then=step.call(7)
+    )
+    async with live_worker(registry, queues=["flows"]):
+        with pytest.raises(GroupFailed):
+            await group.results(timeout=10)
+    await store.redis.delete(jobs["fail_key"] + "m")
+    retried = await group.retry_failed()
+    assert len(retried) == 2
+    assert (await group.info()).state is GroupState.RUNNING  # it waits on them again
+    async with live_worker(registry, queues=["flows"]):
+        assert await group.results(timeout=10) == [1, "m", "m"]
+        info = await group.info()
+        assert info.ended == {"succeeded": 3, "failed": 0, "cancelled": 0}
+        assert info.then is not None
+        assert await info.then.result(timeout=10) == 7
+    with pytest.raises(InvalidState):
+        await group.cancel()  # it completed: its callback ran
+    assert (await group.info()).state is GroupState.SUCCEEDED

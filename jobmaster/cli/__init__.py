@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from jobmaster.cli import enqueue, jobs, logs, queues, schedules, worker, workers
+from jobmaster.cli import enqueue, groups, jobs, logs, queues, schedules, worker, workers
 from jobmaster.cli.application import UsageError, load_registry, registry_from, say_which_redis
 from jobmaster.cli.arguments import Commands
 from jobmaster.cli.output import err_console
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 DESCRIPTION = "The ``jobmaster`` command: run workers, enqueue jobs and inspect them."
-COMMAND_GROUPS = (worker, enqueue, jobs, logs, queues, workers, schedules)
+COMMAND_GROUPS = (worker, enqueue, jobs, groups, logs, queues, workers, schedules)
 LOG_FORMATS = ("console", "json")
 
 

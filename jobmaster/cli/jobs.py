@@ -1,4 +1,5 @@
-"""``jobmaster jobs``: list and show jobs; cancel, retry and reschedule one."""
+"""``jobmaster jobs``: list and show jobs (with the jobs they wait on or for); cancel, retry
+and reschedule one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.table import Table
 from jobmaster.cli.application import registry_from, run
 from jobmaster.cli.arguments import APP_HELP, Commands, positive_int, seconds
 from jobmaster.cli.output import JSON_HELP, console, print_json
+from jobmaster.cli.relations import ShownRelations, read_relations, render_relations
 from jobmaster.models import CancelOutcome, Job, JobState
 
 
@@ -24,8 +26,11 @@ def add_parser(commands: Commands) -> None:
     listing.add_argument("--offset", type=int, default=0)
     listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(run=list_jobs)
-    show = jobs_commands.add_parser("show", help="a job with every attempt and its logs")
+    show = jobs_commands.add_parser(
+        "show", help="a job with every attempt and its logs, and the jobs it waits on or for"
+    )
     show.add_argument("job_id")
+    show.add_argument("--queue", help="the job's queue (default: looked for in every queue)")
     show.add_argument("--app", help=APP_HELP)
     show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(run=show_job)
@@ -79,11 +84,12 @@ def show_job(args: argparse.Namespace) -> int:
     registry = registry_from(args)
 
     async def action() -> int:
-        job = await registry.get_job(args.job_id)
+        job = await registry.get_job(args.job_id, args.queue)
+        relations = await read_relations(registry, job)
         if args.json:
-            print_json(job)
+            print_json({**job.model_dump(mode="json"), **relations.document()})
         else:
-            render_job(job)
+            render_job(job, relations)
         return 0
 
     return run(registry, action)
@@ -125,8 +131,9 @@ def reschedule_job(args: argparse.Namespace) -> int:
     return run(registry, action)
 
 
-def render_job(job: Job) -> None:
-    """Print a job and a table of its attempts (with errors and log lines)."""
+def render_job(job: Job, relations: ShownRelations | None = None) -> None:
+    """Print a job, its relations and a table of its attempts (with errors and log
+    lines)."""
     console.print(
         f"[bold]{job.id}[/bold] {job.name} on {job.queue}: [bold]{job.state.value}[/bold]",
         highlight=False,
@@ -136,6 +143,8 @@ def render_job(job: Job) -> None:
         console.print(f"result: {json.dumps(job.result, default=str)}", highlight=False)
     if job.error:
         console.print(f"error: {job.error.type}: {job.error.message}", highlight=False)
+    if relations is not None:
+        render_relations(job, relations)
     table = Table(title="attempts")
     for column in ("#", "worker", "host/pid", "started", "finished", "outcome", "error", "logs"):
         table.add_column(column)

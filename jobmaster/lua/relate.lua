@@ -1,6 +1,7 @@
 --[[ Apply one message of the relations between jobs to this queue (see relations.lua): jobs
 created with their relations (and a group), news of a job's or a group's end, a watch (a
-job of another queue waits on one of this queue), or a group's cancellation.
+job of another queue waits on one of this queue), a group's cancellation, or members of a
+group retried (counted as running again).
 KEYS[1] status of the queue (its other keys are derived from it: see relations.lua)
 ARGV[1] the message (msgpack)  ARGV[2] events maxlen
 Returns {created: per job of an 'enqueue', 1 when created, 0 when its id existed; the ids
@@ -41,7 +42,7 @@ elseif kind == 'cancel_group' then
     rcall('HGET', rkey(prefix, 'group_state'), gid)
   if raw and sraw then
     local def, gs = cmsgpack.unpack(raw), cmsgpack.unpack(sraw)
-    if gs.s ~= 'cancelled' then
+    if gs.s ~= 'cancelled' and gs.s ~= 'succeeded' then  -- a completed group stays so
       gs.s, gs.f, gs.x = 'cancelled', now, 1
       rcall('ZADD', rkey(prefix, 'group_ended'), now, gid)
       changes[#changes + 1] = {gid, 'cancelled', 'group'}
@@ -53,6 +54,8 @@ elseif kind == 'cancel_group' then
       rcall('HSET', rkey(prefix, 'group_state'), gid, cmsgpack.pack(gs))
     end
   end
+elseif kind == 'reopen' then
+  reopen_members(prefix, own, message.g, message.i, now, changes, sent)
 end
 emit(rkey(prefix, 'events'), maxlen, changes)
 return {created, sent}

@@ -225,6 +225,31 @@ local function apply_member(prefix, own, gid, index, state, seq, now, changes, s
   rcall('HSET', rkey(prefix, 'group_state'), gid, cmsgpack.pack(gs))
 end
 
+-- Members of group `gid` were retried: `members` lists {index, seq of the end the retry
+-- followed}; each is counted as running again unless news of a later end came meanwhile.
+-- The group's state is decided again (a failed group may run again).
+local function reopen_members(prefix, own, gid, members, now, changes, sent)
+  local raw, sraw = rcall('HGET', rkey(prefix, 'groups'), gid),
+    rcall('HGET', rkey(prefix, 'group_state'), gid)
+  if not raw or not sraw then return end
+  local def, gs = cmsgpack.unpack(raw), cmsgpack.unpack(sraw)
+  local count = {succeeded = 'ok', failed = 'failed', cancelled = 'cancelled'}
+  local field_of = rkey(prefix, 'group_members')
+  for _, m in ipairs(members) do
+    local field = gid .. ':' .. text(m[1])
+    local state, seq = match(rcall('HGET', field_of, field) or '', '^(%a+):(%d+)$')
+    if state and tonumber(seq) == m[2] and count[state] then
+      gs[count[state]] = gs[count[state]] - 1
+      rcall('HSET', field_of, field, 'retried:' .. seq)
+    end
+  end
+  if gs.s == 'failed' then
+    local verdict = group_verdict(def, gs)
+    if verdict ~= gs.s then group_moved(prefix, own, gid, def, gs, verdict, now, changes, sent) end
+  end
+  rcall('HSET', rkey(prefix, 'group_state'), gid, cmsgpack.pack(gs))
+end
+
 -- Jobs of this queue reached final states (`ended`: {{id, state}, ...}): news for the jobs
 -- that wait on them and for their groups. One EXISTS when the queue has no relations.
 local function relations_ended(status, ended, now, maxlen)

@@ -67,6 +67,33 @@ class RelationCommands:
                 pipe.hexists(status, job_id)
             return [bool(found) for found in await pipe.execute()]
 
+    async def statuses(self, queue: str, job_ids: Sequence[str]) -> list[bytes | None]:
+        """The status record of each job (None: it does not exist)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(  # type: ignore[misc]
+            self._keys.queue(queue).status, list(job_ids)
+        )
+        return [bytes(raw) if raw is not None else None for raw in raws]
+
+    async def results(self, queue: str, job_ids: Sequence[str]) -> list[bytes | None]:
+        """The result of each job (msgpack; None: it has none)."""
+        if not job_ids:
+            return []
+        raws: Any = await self._redis.hmget(  # type: ignore[misc]
+            self._keys.queue(queue).results, list(job_ids)
+        )
+        return [bytes(raw) if raw is not None else None for raw in raws]
+
+    async def member_ends(self, queue: str, group_id: str, indexes: Sequence[int]) -> list[int]:
+        """The seq of the news of each member's last end, as its group counted it (0: none)."""
+        if not indexes:
+            return []
+        raws: Any = await self._redis.hmget(  # type: ignore[misc]
+            self._keys.queue(queue).group_members, [f"{group_id}:{i}" for i in indexes]
+        )
+        return [int(_text(raw).rpartition(":")[2]) if raw else 0 for raw in raws]
+
     async def waits(self, queue: str, job_ids: Sequence[str]) -> list[list[Any] | None]:
         """The dependencies of each job ([queue, id, mode, last state, seq, kind] each), or
         None for a job with none."""
