@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -56,21 +56,39 @@ def source(name: str) -> str:
     a closure made anew (a few hundred instructions of Redis apiece, more for each upvalue),
     so a script carries only what it needs of its preludes.
     """
-    lua = files("jobmaster") / "lua"
     preludes = [
         "common",
         *(["limits"] if name in LIMITING else []),
         *(["relations"] if name in RELATING else []),
         *PRELUDES.get(name, []),
     ]
-    script = (lua / f"{name}.lua").read_text()
-    chunks = [_definitions((lua / f"{part}.lua").read_text()) for part in preludes]
-    return "\n".join([*_used(chunks, script), script])
+    script = _read(name)
+    return "\n".join([*_used([_definitions(part) for part in preludes], script), script])
 
 
-def _definitions(prelude: str) -> list[tuple[set[str], str]]:
-    """The top-level definitions of a prelude in order: the names each defines and its text
-    (with the comment lines above it). The text before the first one is its header."""
+class _Chunk(NamedTuple):
+    """A top-level definition of a prelude: the names it defines, its text (with the
+    comment lines above it), and the names that text refers to."""
+
+    names: frozenset[str]
+    text: str
+    refers_to: frozenset[str]
+
+
+def _read(name: str) -> str:
+    return (files("jobmaster") / "lua" / f"{name}.lua").read_text()
+
+
+def _refers_to(text: str) -> frozenset[str]:
+    return frozenset(_NAME.findall(_COMMENTS.sub("", text)))
+
+
+@cache
+def _definitions(prelude_name: str) -> tuple[_Chunk, ...]:
+    """The top-level definitions of a prelude in order. The text before the first one is
+    its header (the first chunk, which defines nothing). Read once per process: every
+    script that includes the prelude picks from the same chunks."""
+    prelude = _read(prelude_name)
     starts = []
     for found in _DEFINITION.finditer(prelude):
         start = found.start()
@@ -80,37 +98,50 @@ def _definitions(prelude: str) -> list[tuple[set[str], str]]:
                 break
             start = line
         starts.append((start, found))
-    chunks: list[tuple[set[str], str]] = [(set(), prelude[: starts[0][0]] if starts else prelude)]
+    header = prelude[: starts[0][0]] if starts else prelude
+    chunks = [_Chunk(frozenset(), header, frozenset())]
     for (start, found), (end, _) in zip(starts, [*starts[1:], (len(prelude), None)], strict=True):
         names = found.group(1) or found.group(2)
-        chunks.append(({n.strip() for n in names.split(",")}, prelude[start:end].rstrip("\n")))
-    return chunks
+        text = prelude[start:end].rstrip("\n")
+        chunks.append(
+            _Chunk(frozenset(n.strip() for n in names.split(",")), text, _refers_to(text))
+        )
+    return tuple(chunks)
 
 
-def _used(preludes: list[list[tuple[set[str], str]]], script: str) -> list[str]:
-    """The texts of the definitions of ``preludes`` (in order, each a list of chunks) that
+def _used(preludes: list[tuple[_Chunk, ...]], script: str) -> list[str]:
+    """The texts of the definitions of ``preludes`` (in order, each a tuple of chunks) that
     ``script`` uses, directly or through others, in order (a definition can only use those
     before it), each prelude's after its header."""
-    wanted = set(_NAME.findall(_COMMENTS.sub("", script)))
+    wanted = set(_refers_to(script))
     parts: list[list[str]] = []
     for chunks in reversed(preludes):
         used = []
-        for names, text in reversed(chunks[1:]):
-            if names & wanted:
-                used.append(text)
-                wanted |= set(_NAME.findall(_COMMENTS.sub("", text)))
-        parts.append([chunks[0][1].rstrip("\n"), *reversed(used)])
+        for chunk in reversed(chunks[1:]):
+            if chunk.names & wanted:
+                used.append(chunk.text)
+                wanted |= chunk.refers_to
+        parts.append([chunks[0].text.rstrip("\n"), *reversed(used)])
     return [text for part in reversed(parts) for text in part]
 
 
 class Script:
-    """One script, called by its digest (loaded again where Redis lost it)."""
+    """One script, called by its digest (loaded again where Redis lost it). Its text is
+    built on first use: a process builds only the scripts it calls."""
 
     def __init__(self, redis: Redis, name: str, fast: FastConnection | None) -> None:
         self.name = name
-        self._script: AsyncScript = redis.register_script(source(name))
+        self._redis = redis
         self._fast = fast
-        self.sha: str = self._script.sha
+
+    @cached_property
+    def _script(self) -> AsyncScript:
+        return self._redis.register_script(source(self.name))
+
+    @cached_property
+    def sha(self) -> str:
+        """The script's SHA1 digest, which EVALSHA names it by."""
+        return self._script.sha
 
     async def __call__(
         self, keys: Sequence[str], args: Sequence[Any], client: Any = None, *, resend: bool = True

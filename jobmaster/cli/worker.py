@@ -79,10 +79,11 @@ def run_worker(args: argparse.Namespace) -> int:
     # The worker runtime is imported by this command only, not by the others.
     from jobmaster.worker import Worker
     from jobmaster.worker.recycling import RECYCLED_EXIT_CODE, RETIRED_EXIT_CODE
-    from jobmaster.worker.supervisor import Supervisor
 
     registry = say_which_redis(load_registry(args.app))  # fails here if it cannot be imported
     if args.processes > 1:
+        from jobmaster.worker.supervisor import Supervisor
+
         supervisor = Supervisor(
             child_arguments(args), args.processes, burst=args.burst, metrics_port=args.metrics_port
         )

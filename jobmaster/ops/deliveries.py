@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -205,6 +203,11 @@ class Notifier:
 
 def _post(webhook: Webhook, delivery: Delivery) -> tuple[int | None, str | None]:
     """POST a delivery's body: the answer's status, and an error unless it was 2xx."""
+    # urllib.request (http.client, email) is imported by the first delivery, not by every
+    # worker's start: most workers never send one
+    import urllib.error
+    import urllib.request
+
     body = delivery.body.encode()
     timestamp = str(int(time.time()))
     headers = {

@@ -9,7 +9,6 @@ and as a backstop, the worker also checks its parent's pid from time to time.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import sys
@@ -25,6 +24,8 @@ def signal_on_parent_death(sig: int = signal.SIGTERM) -> bool:
     whether it took."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here: only supervised workers load libc
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0

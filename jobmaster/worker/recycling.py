@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-
-import psutil
+from typing import TYPE_CHECKING
 
 from jobmaster.errors import ConfigError
+
+if TYPE_CHECKING:
+    import psutil
 
 RECYCLED_EXIT_CODE = 75
 """Exit status of a supervised worker that recycled itself (EX_TEMPFAIL): the supervisor
@@ -56,7 +58,7 @@ class Recycling:
         self.max_jobs = max_jobs
         self.max_memory = max_memory
         self.started = 0
-        self._process = psutil.Process() if max_memory is not None else None
+        self._process = _this_process() if max_memory is not None else None
         self._checked_at = 0.0
         self._reason: str | None = None
 
@@ -82,3 +84,9 @@ class Recycling:
                             f"(max_memory {format_size(self.max_memory)})"
                         )
         return self._reason
+
+
+def _this_process() -> psutil.Process:
+    import psutil  # here: only a worker with max_memory reads its memory
+
+    return psutil.Process()

@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -32,7 +32,6 @@ from jobmaster.ops.deliveries import Notifier, new_notifier
 from jobmaster.ops.middleware import Hooks
 from jobmaster.ops.recorder import worker_recorder
 from jobmaster.registry import Registry
-from jobmaster.scheduler import Scheduler
 from jobmaster.store import Store
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.control import ControlListener
@@ -324,10 +323,7 @@ class Worker:
         if not self.burst:
             self._promoter = Promoter(store, self.queues, log=log, closed=closed)
             tasks.append(loop.create_task(self._promoter.run(), name="jobmaster-promote"))
-            scheduler = Scheduler(
-                self.registry, store, self.queues, self.id, log=log, closed=closed
-            )
-            tasks.append(loop.create_task(scheduler.run(), name="jobmaster-scheduler"))
+            tasks.append(loop.create_task(_run_schedules(self, store), name="jobmaster-scheduler"))
         return tasks
 
     async def _stop_upkeep(
@@ -374,6 +370,17 @@ class Worker:
     def _echo_line(self, level: str, event: str, fields: dict[str, Any]) -> None:
         method = getattr(self.log, level, self.log.info)
         method(event, **fields)
+
+
+def _run_schedules(worker: Worker, store: Store) -> Coroutine[Any, Any, None]:
+    """The scheduler's loop. Imported here: a burst worker runs no schedules, and needs
+    none of their modules."""
+    from jobmaster.scheduler import Scheduler
+
+    scheduler = Scheduler(
+        worker.registry, store, worker.queues, worker.id, log=worker.log, closed=worker._closed
+    )
+    return scheduler.run()
 
 
 def _heartbeat_and_remote(

@@ -1,6 +1,9 @@
 """Telemetry: the worker process's and its host's figures, sampled by the heartbeat (once per
 heartbeat interval, never per job) from psutil, and GPUs from NVML when ``nvidia-ml-py`` is
-installed (``pip install jobmaster[gpu]``)."""
+installed (``pip install jobmaster[gpu]``).
+
+psutil is imported by the first sampler made, not with this module: it takes a good part of
+a worker's start, and a process that imports the worker without running one never needs it."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import importlib
 import os
 import time
 from typing import Any
-
-import psutil
 
 from jobmaster.models import GpuTelemetry, WorkerTelemetry
 
@@ -19,6 +20,8 @@ class TelemetrySampler:
     (the first sample's since the sampler was made)."""
 
     def __init__(self) -> None:
+        import psutil
+
         self._process = psutil.Process()
         self._process.cpu_percent(None)  # the first call of each only starts the count
         psutil.cpu_percent(None)
@@ -29,6 +32,8 @@ class TelemetrySampler:
 
     def sample(self) -> WorkerTelemetry:
         """The figures now (a few reads of /proc; NVML calls when it has GPUs)."""
+        import psutil
+
         now = time.monotonic()
         elapsed = max(now - self._at, 1e-3)
         disk, net = _disk_bytes(), _net_bytes()
@@ -49,11 +54,15 @@ class TelemetrySampler:
 
 
 def _disk_bytes() -> tuple[int, int]:
+    import psutil
+
     counters = psutil.disk_io_counters()
     return (0, 0) if counters is None else (counters.read_bytes, counters.write_bytes)
 
 
 def _net_bytes() -> tuple[int, int]:
+    import psutil
+
     counters = psutil.net_io_counters()
     return (0, 0) if counters is None else (counters.bytes_sent, counters.bytes_recv)
 
