@@ -126,7 +126,7 @@ async def test_an_idle_worker_does_not_poll(registry: Registry, raw_redis: redis
         return None
 
     async with live_worker(registry):
-        await wait_until(registry.workers, timeout=5)  # started: it has heartbeated
+        await wait_until(registry.workers, timeout=30)  # started: it has heartbeated
         handle = await noop.enqueue()  # the worker is really fetching
         await handle.result(timeout=5)
         before = command_calls(raw_redis, "evalsha", "xread")
