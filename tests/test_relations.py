@@ -5,6 +5,7 @@ processes and faults are in test_relations_processes.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from jobmaster import (
     Registry,
     Retry,
 )
+from jobmaster.scripts import source
 from jobmaster.worker import Worker
 from tests.conftest import live_worker, wait_until
 
@@ -298,3 +300,15 @@ async def test_retrying_a_failed_groups_members_lets_it_complete(
     with pytest.raises(InvalidState):
         await group.cancel()  # it completed: its callback ran
     assert (await group.info()).state is GroupState.SUCCEEDED
+
+
+def test_the_scripts_that_end_jobs_make_what_relations_do_only_when_a_queue_has_some() -> None:
+    # A script defines its local functions anew at each call, used or not: those of
+    # relations.lua are made inside relations(), which runs only for a queue with relations.
+    for script in ("finish", "cancel", "reclaim"):
+        text = source(script)
+        defined = set(re.findall(r"^local function (\w+)", text, re.MULTILINE))
+        assert {"relations", "relations_ended"} <= defined, script
+        for helper in ("jobs_ended", "apply_ended", "unblock", "apply_member", "create_related"):
+            assert helper not in defined, (script, helper)
+            assert f"  local function {helper}(" in text, (script, helper)  # in relations()

@@ -7,6 +7,12 @@ ARGV[1] the message (msgpack)  ARGV[2] events maxlen
 Returns {created: per job of an 'enqueue', 1 when created, 0 when its id existed; the ids
 of the messages this call wrote in the queue's outbox, for the caller to deliver}.
 Applying a message twice changes nothing more than applying it once. ]]
+local r = relations()
+local queue_of, rkey, relay_out, next_seq = r.queue_of, r.rkey, r.relay_out, r.next_seq
+local add_dependent, final_state, apply_ended = r.add_dependent, r.final_state, r.apply_ended
+local apply_member, reopen_members, stop_members = r.apply_member, r.reopen_members,
+  r.stop_members
+local create_group, create_related = r.create_group, r.create_related
 local prefix, own = queue_of(KEYS[1])
 local message, maxlen = cmsgpack.unpack(ARGV[1]), ARGV[2]
 local now = now_ms()
