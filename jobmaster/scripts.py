@@ -10,6 +10,7 @@ the store makes the scripts it calls (:meth:`jobmaster.store.connection.StoreCon
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Sequence
 from functools import cache, cached_property
 from importlib.resources import files
@@ -37,6 +38,9 @@ LIMITING = frozenset(
 RELATING = frozenset({"finish", "cancel", "reclaim", "relate"})
 """The scripts that take part in relations between jobs: their preludes include
 ``relations.lua`` (after ``limits.lua``)."""
+ON_DEMAND = frozenset({"relations"})
+"""Prelude functions that run only on demand (``relations()`` makes what relations do, for
+a queue that has some): what only they use of the preludes is made inside them."""
 PRELUDES = {"record_output": ["log_feed"], "finish": ["webhook_outbox"]}
 """Preludes of one script each, put just before it (its helpers, kept apart from its body)."""
 
@@ -112,17 +116,52 @@ def _definitions(prelude_name: str) -> tuple[_Chunk, ...]:
 def _used(preludes: list[tuple[_Chunk, ...]], script: str) -> list[str]:
     """The texts of the definitions of ``preludes`` (in order, each a tuple of chunks) that
     ``script`` uses, directly or through others, in order (a definition can only use those
-    before it), each prelude's after its header."""
-    wanted = set(_refers_to(script))
-    parts: list[list[str]] = []
-    for chunks in reversed(preludes):
-        used = []
-        for chunk in reversed(chunks[1:]):
-            if chunk.names & wanted:
-                used.append(chunk.text)
-                wanted |= chunk.refers_to
-        parts.append([chunks[0].text.rstrip("\n"), *reversed(used)])
-    return [text for part in reversed(parts) for text in part]
+    before it), each prelude's after its header.
+
+    A definition that only functions of ``ON_DEMAND`` use is put at the top of the first such
+    function's body: it is made when that function runs, not at every call of the script."""
+    flat = [chunk for chunks in preludes for chunk in chunks[1:]]
+    top = _needed(flat, _refers_to(script), len(flat))
+    inside: dict[int, list[int]] = {}
+    placed = set(top)
+    for k in sorted(top):
+        if flat[k].names & ON_DEMAND:
+            inside[k] = sorted(_needed(flat, flat[k].refers_to, k) - placed)
+            placed.update(inside[k])
+    parts: list[str] = []
+    k = 0
+    for chunks in preludes:
+        parts.append(chunks[0].text.rstrip("\n"))
+        for _ in chunks[1:]:
+            if k in top:
+                parts.append(_put_inside(flat[k].text, [flat[i].text for i in inside.get(k, [])]))
+            k += 1
+    return parts
+
+
+def _needed(flat: list[_Chunk], wanted: frozenset[str], end: int) -> set[int]:
+    """The indexes of the definitions of ``flat[:end]`` that the names ``wanted`` need,
+    directly or through others (not through the bodies of ``ON_DEMAND`` functions)."""
+    names = set(wanted)
+    found = set()
+    for k in reversed(range(end)):
+        chunk = flat[k]
+        if chunk.names & names:
+            found.add(k)
+            if not chunk.names & ON_DEMAND:
+                names |= chunk.refers_to
+    return found
+
+
+def _put_inside(function: str, definitions: list[str]) -> str:
+    """The text of a function definition with ``definitions`` at the top of its body."""
+    if not definitions:
+        return function
+    first = _DEFINITION.search(function)
+    assert first is not None  # a chunk starts with its definition (after its comments)
+    body = function.index("\n", first.start()) + 1
+    nested = "\n".join(textwrap.indent(text, "  ") for text in definitions)
+    return function[:body] + nested + "\n" + function[body:]
 
 
 class Script:

@@ -312,3 +312,6 @@ def test_the_scripts_that_end_jobs_make_what_relations_do_only_when_a_queue_has_
         for helper in ("jobs_ended", "apply_ended", "unblock", "apply_member", "create_related"):
             assert helper not in defined, (script, helper)
             assert f"  local function {helper}(" in text, (script, helper)  # in relations()
+    # what only relations() uses of common.lua is made inside it too
+    assert "add_entry" not in set(re.findall(r"^local function (\w+)", source("cancel"), re.M))
+    assert "  local function add_entry(" in source("cancel")
