@@ -9,7 +9,11 @@ a queue that already holds 1,000 jobs (so that its hashes are past Redis's small
 1. ``enqueue_many``: ``--jobs`` jobs in calls of 1,000;
 2. ``enqueue_sync``: ``--single`` jobs one at a time;
 3. processing: a burst worker in this process empties the queue of phase 1 (claims and
-   records of successes, with everything a worker does meanwhile).
+   records of successes, with everything a worker does meanwhile), the first calls of its
+   scripts on this server included (Redis compiles a script once);
+4. processing, one job per call: a burst worker of concurrency 1 empties the queue of
+   phase 2 (a claim and a record of a success per job, as an idle worker does);
+5. ``cancel``: ``--single`` queued jobs cancelled one at a time.
 
 Then the relations between jobs, each as the instructions of a related job: its enqueue,
 its processing, and its share of what the ends of the jobs it waits on do for it (so that it
@@ -17,13 +21,13 @@ compares with a plain job's ``enqueue_sync`` + processing, shown as the ratio). 
 ``--relations`` jobs on queues of their own, after as many were enqueued and processed
 there (so that the relations' hashes too are past the small encodings):
 
-4. ``after``, same queue: a job enqueued one at a time with ``after=[a]``, ``a`` a plain job
+6. ``after``, same queue: a job enqueued one at a time with ``after=[a]``, ``a`` a plain job
    of its queue (enqueued in bulk, not counted); processing counts both jobs less phase 3's
    figure for ``a``: what ``a``'s end does to unblock it is the related job's;
-5. ``after``, another queue: the same with ``a`` in another queue, whose end reaches the
+7. ``after``, another queue: the same with ``a`` in another queue, whose end reaches the
    job through the relay (the enqueue's message asking ``a``'s queue for news, delivered by
    the producer; the news, delivered by the worker's relayer); the worker serves both queues;
-6. group member: groups of 100 members (``enqueue_group``) with a callback in their queue;
+8. group member: groups of 100 members (``enqueue_group``) with a callback in their queue;
    processing counts the members and callbacks (each member carries 1/100 of its callback).
 
 It needs valgrind (Debian: ``apt install valgrind``), which the project does not install.
@@ -61,7 +65,7 @@ WARM_UP = 1000
 """Jobs queued before each phase: hashes and sorted sets of 512 entries or fewer are
 listpacks, which Redis searches linearly; a queue in use is past that."""
 GROUP_SIZE = 100
-"""Members of each group of phase 6."""
+"""Members of each group of phase 8."""
 RELATIONS = ("after, same queue", "after, another queue", "group member (100, callback)")
 
 
@@ -70,7 +74,9 @@ def main() -> int:
     parser.add_argument(
         "--jobs", type=int, default=5000, help="jobs of enqueue_many and processing"
     )
-    parser.add_argument("--single", type=int, default=2000, help="jobs of enqueue_sync")
+    parser.add_argument(
+        "--single", type=int, default=2000, help="jobs of enqueue_sync and of cancel"
+    )
     parser.add_argument(
         "--relations",
         type=int,
@@ -172,18 +178,43 @@ def _measure(url: str, counter: _Counter, jobs: int, single: int) -> dict[str, f
             single_queue.enqueue_sync(n)
 
     one = counter.count(one_at_a_time)
+
+    async def process_one_by_one() -> None:
+        worker = Worker(
+            registry,
+            queues=["single"],
+            concurrency=1,
+            burst=True,
+            install_signal_handlers=False,
+            echo_job_logs=False,
+        )
+        await worker.run()
+        if worker.jobs_done != single + WARM_UP:
+            raise RuntimeError(f"the worker did {worker.jobs_done} jobs, not {single + WARM_UP}")
+
+    alone = counter.count(lambda: asyncio.run(process_one_by_one()))
+
+    async def cancel(handles: list[JobHandle[None]]) -> None:
+        async with registry:
+            for handle in handles:
+                await handle.cancel()
+
+    queued = single_queue.enqueue_many_sync([(n,) for n in range(single)])
+    cancelled = counter.count(lambda: asyncio.run(cancel(queued)))
     registry.close()
     return {
         "enqueue_many (1,000 per call)": bulk / jobs,
         "enqueue_sync (one at a time)": one / single,
         "processing (claim + success)": process_total / (jobs + WARM_UP),
+        "processing, one job per call": alone / (single + WARM_UP),
+        "cancel (a queued job)": cancelled / single,
     }
 
 
 def _relations(
     url: str, counter: _Counter, count: int, plain: float
 ) -> dict[str, tuple[float, float]]:
-    """Phases 4 to 6: (enqueue, processing) instructions per related job of each kind;
+    """Phases 6 to 8: (enqueue, processing) instructions per related job of each kind;
     ``plain`` is phase 3's figure, the processing of a plain job."""
     registry = make_registry(url, "callgrind-relations")
     noop = registry.jobs["noop"]
