@@ -86,7 +86,8 @@ async def enqueue_related(
         for queue in {home, *by_queue}:
             await store.redis.sadd(store.keys.queues, queue)  # type: ignore[misc]
         created, sent = await store.relations.relate(home, pack_message(message))
-        await Relay(store, int(registry.settings.retention * 1000)).deliver(home, sent)
+        if sent:
+            await Relay(store, int(registry.settings.retention * 1000)).deliver(home, sent)
     if hooks is not None:
         for request, job_id in requests:
             hooks.after_enqueue(request, [job_id])

@@ -174,6 +174,9 @@ class MultiplexedConnection:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         assert protocol.transport is not None
+        if protocol is not self._protocol:  # lost (dropped) since the caller took it
+            future.set_exception(ConnectionError("connection to Redis lost"))
+            return future
         protocol.transport.write(command)
         self._pending.append((future, time.monotonic() + block))
         if self._watchdog is None:
