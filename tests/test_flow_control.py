@@ -157,6 +157,21 @@ async def test_a_rate_limit_never_starts_more_in_any_window(app: Registry, redis
     assert (starts[-1] - starts[0]).total_seconds() < 6
 
 
+async def test_a_worker_with_fewer_slots_than_the_rate_admits_keeps_up(
+    app: Registry, redis_url: str
+) -> None:
+    from tests.apps.limitsapp import paced
+
+    handles = await paced.enqueue_many([(n,) for n in range(8)])
+    ids = [h.id for h in handles]
+    # one slot: each claim fills it before the rate's window is full, and the jobs held
+    # back must stay ready for the next claim
+    with workers(redis_url, 1, "--queues", "paced", "--concurrency", "1"):
+        await wait_until(lambda: all_succeeded(app, "paced", ids), timeout=30)
+    starts = sorted(s for s, _ in await attempt_spans(app, "paced", ids))
+    assert (starts[-1] - starts[0]).total_seconds() < 3  # 8 at 5/s: a little over 1 s
+
+
 @pytest.mark.deployments
 async def test_racing_producers_make_one_job_per_unique_key(app: Registry) -> None:
     from tests.apps.limitsapp import refresh

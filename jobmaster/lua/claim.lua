@@ -271,10 +271,10 @@ local function start_held(id)
   remaining = remaining - (#claimed - before) / 4
 end
 
--- How many more jobs of limit key `c` may start now, and when its rate has room again
--- (nil unless the rate is what holds it).
-local function key_room(c)
-  local room, due = remaining, nil
+-- How many more jobs of limit key `c` may start now, up to `cap`, and when its rate has
+-- room again (nil unless the rate is what holds it).
+local function key_room(c, cap)
+  local room, due = cap, nil
   if c.max then room = math.min(room, c.max - rcall('SCARD', prefix .. 'active:' .. c.l)) end
   if c.rn then
     local left
@@ -291,7 +291,7 @@ if rcall('EXISTS', KEYS[24]) == 1 then
   for _, l in ipairs(rcall('SRANDMEMBER', KEYS[24], 100)) do
     if remaining <= 0 then break end
     local c, wait = key_limits(KEYS[25], l), prefix .. 'wait:' .. l
-    local room = key_room(c)
+    local room = key_room(c, remaining)
     local ids = room > 0 and rcall('LPOP', wait, room)
     if ids then
       local entries, before = {}, #claimed
@@ -299,7 +299,8 @@ if rcall('EXISTS', KEYS[24]) == 1 then
       start_band(nil, entries)
       remaining = remaining - (#claimed - before) / 4
     end
-    local left, due = key_room(c)
+    -- the key's own room (a claim that ran out of slots leaves a key with room ready)
+    local left, due = key_room(c, 1)
     if rcall('LLEN', wait) == 0 or left <= 0 then
       rcall('SREM', KEYS[24], l)
       if due then limit_hold_due(c, due, limit_due, timers) end

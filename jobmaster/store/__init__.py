@@ -18,6 +18,8 @@ from one :class:`~jobmaster.store.connection.StoreConnection`:
 - ``store.limits`` (:mod:`.limits`): paused queues, jobs with unique keys or limits.
 - ``store.log_feed`` (:mod:`.log_feed`): log lines of followed jobs, as they are written.
 - ``store.relations`` (:mod:`.relations`): dependencies, groups, and each queue's outbox.
+- ``store.woken`` (:mod:`.woken_claim`): an idle worker's claim, written behind its
+  blocking read.
 
 A new capability gets a part of its own, with its scripts and keys.
 """
@@ -68,6 +70,7 @@ from jobmaster.store.types import (
     TickJob,
 )
 from jobmaster.store.webhooks import WebhookDeliveries
+from jobmaster.store.woken_claim import WokenClaims
 from jobmaster.store.workers import WorkerCommands
 from jobmaster.transport.clients import FastConnection
 
@@ -115,6 +118,7 @@ class Store:
         self.limits = LimitCommands(conn)
         self.log_feed = LogFeed(conn)
         self.relations = RelationCommands(conn)
+        self.woken = WokenClaims(conn, self.jobs)
 
     async def close(self) -> None:
         """Close every connection of the store."""

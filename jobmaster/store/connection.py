@@ -119,6 +119,8 @@ class StoreConnection:
         self.log_bytes = log_bytes
         self.fast = fast
         self._new_reader = blocking_reads
+        self.blocking_reads = blocking_reads is not None
+        """Whether blocking reads have multiplexed connections of their own."""
         self.cluster = isinstance(redis, RedisCluster)
         """Whether Redis is a Redis Cluster: nothing may touch keys of two slots at once."""
         self._readers: dict[str, StreamReader] = {}

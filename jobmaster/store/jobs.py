@@ -144,19 +144,31 @@ class JobCommands:
             redis.exceptions.ResponseError: nothing was claimed and a band's stream could not
                 be read (Redis's answer is in the message).
         """
-        keys = self._lists(queue).claim_of(consumer)
-        argv = [
-            GROUP, consumer, count, lease_ms, hostname, pid, self._events_maxlen,
-            claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
-            1 if again or self._fast is None else 0,  # redis-py may send it again itself
-            resources,
-        ]  # fmt: skip
+        keys, argv = self.claim_call(
+            queue, consumer, count, lease_ms, hostname, pid, claim_id=claim_id,
+            again=again or self._fast is None,  # redis-py may send it again itself
+            suspects=suspects, resources=resources,
+        )  # fmt: skip
         try:
             reply = await self._claim(keys, argv, resend=False)
         except ConnectionError:  # it may have run: sent again, it answers as it did
             argv[CLAIM_AGAIN] = 1
             reply = await self._claim(keys, argv)
         return claim_reply(reply)
+
+    def claim_call(
+        self, queue: str, consumer: str, count: int, lease_ms: int, hostname: str, pid: int, *,
+        claim_id: str | None = None, again: bool = False, suspects: int | None = None,
+        resources: str = "",
+    ) -> tuple[Sequence[str], list[Any]]:  # fmt: skip
+        """The KEYS and ARGV of :meth:`claim`'s script call."""
+        keys = self._lists(queue).claim_of(consumer)
+        argv = [
+            GROUP, consumer, count, lease_ms, hostname, pid, self._events_maxlen,
+            claim_id or os.urandom(8).hex(), count if suspects is None else suspects,
+            1 if again else 0, resources,
+        ]  # fmt: skip
+        return keys, argv
 
     async def finish(
         self,
@@ -286,13 +298,19 @@ class JobCommands:
     ) -> bool:
         """Block until an entry newer than ``newest`` (per queue, per band) is added (on
         the path from an enqueue to an idle worker starting its job)."""
+        streams = self.entry_streams(newest)
+        reader = self._conn.reader("entries")
+        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
+
+    def entry_streams(self, newest: Mapping[str, Sequence[bytes]]) -> dict[Any, Any]:
+        """The streams (and the wake stream) of the queues, each with the position to read
+        after."""
         streams: dict[Any, Any] = {}
         for queue, ids in newest.items():
             k = self._keys.queue(queue)
             for band, stream in enumerate((*k.streams, k.wake)):
                 streams[stream] = ids[band] if band < len(ids) else b"0-0"
-        reader = self._conn.reader("entries")
-        return bool(await reader.xread(streams, count=1, block_ms=max(1, timeout_ms)))
+        return streams
 
     async def wait_for_timers(self, newest: dict[str, bytes], timeout_ms: int) -> bool:
         """Block until a job becomes due earlier than expected on one of the queues."""

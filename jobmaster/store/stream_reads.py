@@ -21,6 +21,10 @@ from redis.asyncio import Redis
 
 from jobmaster.transport.clients import FastConnection
 from jobmaster.transport.cluster import slot_of
+from jobmaster.transport.multiplexed import MultiplexedConnection
+from jobmaster.transport.resp import encode_command
+
+_CLIENT_ID = encode_command(("CLIENT", "ID"))
 
 StreamReply = list[Any]
 """``XREAD``'s reply: ``[stream, [[entry id, fields], ...]]`` per stream that had entries
@@ -128,6 +132,37 @@ class StreamReader:
         if conn is None:
             conn = self._connections[slot] = self._new_connection()
         return await conn.execute_blocking((block_ms or 0) / 1000, *command)
+
+    async def read_then(
+        self, streams: Mapping[Any, Any], block_ms: int, then: bytes
+    ) -> tuple[asyncio.Future[Any], asyncio.Future[Any], asyncio.Future[Any]]:
+        """On one server: ``CLIENT ID``, then a blocking read of ``streams`` (one entry at
+        most), then the encoded command ``then``, written back to back on the read's
+        connection; the futures of their three replies. Redis runs ``then`` the moment the
+        read returns. ``CLIENT UNBLOCK`` of that id from another connection ends the read
+        early. A read in flight is abandoned first."""
+        assert self._new_connection is not None
+        assert not self._cluster
+        if 0 in self._in_flight:
+            self._abandon(0)
+        conn = self._connections.get(0)
+        if conn is None:
+            conn = self._connections[0] = self._new_connection()
+        assert isinstance(conn, MultiplexedConnection)
+        read = encode_command(("XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams,
+                               *streams.values()))  # fmt: skip
+        ident, entries, reply = await conn.write_blocking(block_ms / 1000, [_CLIENT_ID, read, then])
+        for future in (ident, entries, reply):
+            future.add_done_callback(_consume)
+        return ident, entries, reply
+
+    async def drop(self) -> None:
+        """Close the connection of the one-server reads (what was written on it and not
+        run yet is dropped with it)."""
+        conn = self._connections.pop(0, None)
+        self._in_flight.pop(0, None)
+        if conn is not None:
+            await conn.close()
 
     def _abandon(self, slot: int) -> None:
         """Drop a read in flight, and its connection (still held by the read)."""

@@ -131,6 +131,16 @@ class MultiplexedConnection:
         except ConnectionError:  # closed while idle, as in _call
             return await self._send(await self._connect(), command, block_seconds)
 
+    async def write_blocking(
+        self, block_seconds: float, commands: Sequence[bytes]
+    ) -> list[asyncio.Future[Any]]:
+        """Write encoded commands back to back, the first of which Redis may hold for up to
+        ``block_seconds``, and return the futures of their replies: Redis runs the others
+        the moment the first returns, with no round trip in between. Sent once: on a lost
+        connection every future fails."""
+        protocol = self._protocol or await self._connect()
+        return [self._send(protocol, command, block_seconds) for command in commands]
+
     async def node_for(self, key: str) -> MultiplexedConnection:
         """The connection that serves ``key``: this one (a cluster routes by slot)."""
         return self

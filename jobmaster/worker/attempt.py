@@ -45,6 +45,11 @@ class Cancelled(Exception):
     """Someone cancelled the job while this attempt ran."""
 
 
+def lease_token(worker_id: str, attempt: int) -> str:
+    """The token of the lease a worker's claim took for an attempt."""
+    return f"{worker_id}/{attempt}"
+
+
 @dataclass(slots=True)
 class RunningJob:
     """A job this worker holds the lease of."""

@@ -17,7 +17,7 @@ from jobmaster.ops.middleware import NO_HEADERS, AttemptEnd, AttemptInfo, Hooks
 from jobmaster.ops.recorder import AttemptRecorder
 from jobmaster.registry import Registry
 from jobmaster.store import ClaimedJob, Completion, Lease, Store
-from jobmaster.worker.attempt import AttemptTimeout, RunningJob, run_attempt
+from jobmaster.worker.attempt import AttemptTimeout, RunningJob, lease_token, run_attempt
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import RETRY_DELAYS, with_retries
 from jobmaster.worker.process_executor import preload
@@ -82,7 +82,7 @@ class Executors:
 
     def start(self, queue: str, claimed: ClaimedJob) -> None:
         """Start the attempt of a claimed job."""
-        token = f"{self._worker_id}/{claimed.attempt}"
+        token = lease_token(self._worker_id, claimed.attempt)
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
         if claimed.suspect:
             job.suspect = True

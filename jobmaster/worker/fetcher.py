@@ -4,13 +4,16 @@ blocks on the queues' streams when there is nothing to claim."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
 
 from jobmaster.errors import describe
-from jobmaster.store import ClaimedJob, Store
+from jobmaster.store import Claim, ClaimedJob, Lease, Store
+from jobmaster.worker.attempt import lease_token
 from jobmaster.worker.completions import CompletionWriter
 from jobmaster.worker.loops import BLOCK_MS, RETRY_DELAYS, interruptible
 from jobmaster.worker.recycling import Recycling
@@ -167,15 +170,67 @@ class Fetcher:
         if self._burst:
             return await self._burst_continues()
         self._resumed.clear()
+        wakes = [self._resumed]
+        if self._resources is not None:  # held jobs may fit once an attempt here ends
+            wakes.append(self._running.slot_freed)
+        if self._queues[0] in newest and self._store.woken.available:
+            await self._wait_then_claim(free, newest, wakes)
+            return True
         if newest:
             wait = self._store.jobs.wait_for_entries(newest, BLOCK_MS)
         else:  # every queue is paused: until one is resumed (checked again after BLOCK_MS)
             wait = asyncio.wait_for(self._resumed.wait(), BLOCK_MS / 1000)
-        wakes = [self._resumed]
-        if self._resources is not None:  # held jobs may fit once an attempt here ends
-            wakes.append(self._running.slot_freed)
         await interruptible(wait, self._stopping, *wakes)
         return True
+
+    async def _wait_then_claim(
+        self, free: int, newest: dict[str, list[bytes]], wakes: list[asyncio.Event]
+    ) -> None:
+        """Wait for work with the claim of the first queue written behind the blocking
+        read, so that a job enqueued meanwhile starts one round trip after its enqueue (see
+        :mod:`jobmaster.store.woken_claim`). The other queues are claimed from next time."""
+        queue = self._queues[0]
+        async with self._control.claiming if self._control else contextlib.nullcontext():
+            if self._control is not None:
+                self._control.pausing.clear()
+                if self._control.paused:
+                    return
+                wakes = [*wakes, self._control.pausing]
+            # One job at most: a worker frozen meanwhile holds no more than that for a lease.
+            # A short enough block tells a late answer from one that waited for work.
+            block_ms = min(BLOCK_MS, self._lease_ms // 4)
+            sent = time.monotonic()
+            woken = await self._store.woken.wait_then_claim(
+                newest, block_ms, queue, self._worker_id, 1, self._lease_ms,
+                self._hostname, self._pid, claim_id=str(self._claims),
+                suspects=0 if self._running.suspects else 1, resources=self._free_resources(),
+            )  # fmt: skip
+            try:
+                await interruptible(woken.answered(), self._stopping, *wakes)
+            except asyncio.CancelledError:
+                await woken.drop()  # its jobs, if it ran, are reclaimed after their lease
+                raise
+            await woken.end_early()  # nothing to end if it answered
+            try:
+                claim = await woken.claim()  # lost connection: the next claim asks again
+            except ResponseError as exc:
+                self._claims += 1
+                self._log.error("claim failed", queue=queue, error=str(exc))
+                return
+        self._claims += 1
+        if claim is None:  # Redis had lost the script (loaded again): claim again
+            return
+        if (time.monotonic() - sent) * 1000 > block_ms + self._lease_ms / 4:
+            # The process stalled (frozen, swapped out) after writing the claim: the leases
+            # of its jobs may have expired and their jobs run elsewhere. Hand them back (a
+            # no-op for a lease taken back meanwhile) rather than run them.
+            await self._hand_back(queue, claim)
+            return
+        started = self._took(queue, claim)
+        if self._recycling is not None:
+            self._recycling.started += started
+        if not started:
+            woken.raise_read_error()  # a read Redis refuses at once: back off
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
         """Claim into free slots, queue by queue: how many were claimed, where to wait
@@ -199,26 +254,17 @@ class Fetcher:
                     claim_id=str(self._claims),
                     again=self._failures > 0,
                     suspects=0 if self._running.suspects else 1,
-                    resources=""
-                    if self._resources is None
-                    else self._resources.free(self._running),
+                    resources=self._free_resources(),
                 )
             except ResponseError as exc:  # this queue's keys: the other queues go on
                 self._claims += 1
                 refused.append((queue, exc))
                 continue
             self._claims += 1  # not after a connection error: sent again, it keeps its id
-            for error in claim.errors:
-                self._log.error("a stream of the queue could not be read", queue=queue, error=error)
-            for claimed in claim.jobs:
-                if self._resources is not None:
-                    self._resources.claimed(queue, claimed)
-                self._start(queue, claimed)
+            self._took(queue, claim)
             free -= len(claim.jobs)
             total += len(claim.jobs)
             deferred += claim.deferred
-            self._again = self._again or claim.more
-            self._held = self._held or claim.held > 0
             if not claim.jobs and not claim.paused:
                 newest[queue] = claim.newest
         if refused and not total and not newest:  # every queue refused: back off
@@ -230,6 +276,28 @@ class Fetcher:
         if self._recycling is not None:
             self._recycling.started += total
         return total, newest, deferred
+
+    async def _hand_back(self, queue: str, claim: Claim) -> None:
+        leases = [Lease(job.id, lease_token(self._worker_id, job.attempt)) for job in claim.jobs]
+        if leases:
+            self._log.warning(
+                "a claim was answered too late to start its jobs: handing them back",
+                queue=queue,
+                jobs=[lease.job_id for lease in leases],
+            )
+            await self._store.leases.requeue(queue, leases, "claim answered too late")
+
+    def _took(self, queue: str, claim: Claim) -> int:
+        """Start the jobs of one queue's claim; how many."""
+        for error in claim.errors:
+            self._log.error("a stream of the queue could not be read", queue=queue, error=error)
+        for claimed in claim.jobs:
+            if self._resources is not None:
+                self._resources.claimed(queue, claimed)
+            self._start(queue, claimed)
+        self._again = self._again or claim.more
+        self._held = self._held or claim.held > 0
+        return len(claim.jobs)
 
     def _free_resources(self) -> str:
         """What the worker has free, for the claim ("" when it advertises nothing)."""

@@ -62,6 +62,8 @@ class RemoteControl:
         self.claiming = asyncio.Lock()
         """Held by the fetcher while it claims: a pause is acknowledged after the claim in
         flight, so that nothing is claimed once the sender hears of it."""
+        self.pausing = asyncio.Event()
+        """Set by a pause: a claim waiting for work (behind a blocking read) ends its wait."""
 
     @property
     def paused(self) -> bool:
@@ -90,6 +92,7 @@ class RemoteControl:
         self._log.info("remote command received", command=command, state=self.state)
         if command == "pause" and self.state == "running":
             self.state = "paused"
+            self.pausing.set()
             async with self.claiming:  # the claim in flight, if any, is over
                 pass
         elif command == "resume" and self.state == "paused":

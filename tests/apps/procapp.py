@@ -121,3 +121,11 @@ async def leak(megabytes: int, seconds: float = 0.0) -> int:
     LEAKED.append(b"\x01" * (megabytes * 1024 * 1024))
     await asyncio.sleep(seconds)
     return len(LEAKED)
+
+
+@registry.job(retry=Retry(max_attempts=3, backoff=0))
+def witness(path: str) -> int:
+    """Appends the pid of the process that runs it to ``path``: who ran the job, and how often."""
+    with open(path, "a") as file:
+        file.write(f"{os.getpid()}\n")
+    return os.getpid()
