@@ -24,7 +24,7 @@ an idle worker waits on its queues' slots at once, then claims.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
@@ -49,11 +49,27 @@ class WokenClaim:
         ident: asyncio.Future[Any],
         entries: asyncio.Future[Any],
         reply: asyncio.Future[Any],
+        on_claim: Callable[[Claim], None],
     ) -> None:
         self._conn = conn
         self._ident = ident
         self._entries = entries
         self._reply = reply
+        self._on_claim = on_claim
+        self._claimed: Claim | None = None
+        self._failed: BaseException | None = None
+        reply.add_done_callback(self._answered)
+
+    def _answered(self, reply: asyncio.Future[Any]) -> None:
+        """The claim's answer, handed to ``on_claim`` as soon as it comes (its jobs start
+        before the waiting caller resumes)."""
+        if reply.cancelled() or reply.exception() is not None:
+            return
+        try:
+            self._claimed = claim_reply(reply.result())
+            self._on_claim(self._claimed)
+        except Exception as exc:  # raised to the caller by claim()
+            self._failed = exc
 
     async def answered(self) -> None:
         """Wait until the claim has answered (or failed)."""
@@ -84,23 +100,27 @@ class WokenClaim:
                 raise error
 
     async def claim(self) -> Claim | None:
-        """The claim's answer, once :meth:`answered`: None when it did not run (Redis lost
-        the script: it is loaded again for the next claim).
+        """The claim's answer, once :meth:`answered` (``on_claim`` has had it): None when it
+        did not run (Redis lost the script: it is loaded again for the next claim).
 
         Raises:
             redis.exceptions.ConnectionError: the connection was lost: the claim may have run
                 (send the next claim with the same id, ``again``).
             redis.exceptions.ResponseError: Redis refused the read or the claim.
         """
+        if self._failed is not None:
+            raise self._failed
+        if self._claimed is not None:
+            return self._claimed
         try:
-            reply = self._reply.result()
+            self._reply.result()
         except asyncio.CancelledError as exc:
             raise ConnectionError("the claim's connection was closed") from exc
         except NoScriptError:
             assert self._conn.fast is not None
             await self._conn.fast.execute("SCRIPT", "LOAD", source("claim"))
             return None
-        return claim_reply(reply)
+        raise AssertionError("a claim answered without being handed on")  # pragma: no cover
 
 
 class WokenClaims:
@@ -128,10 +148,12 @@ class WokenClaims:
         claim_id: str,
         suspects: int,
         resources: str,
+        on_claim: Callable[[Claim], None],
     ) -> WokenClaim:
         """Block until an entry newer than ``newest`` (per queue, per band, as
         :meth:`JobCommands.wait_for_entries`) is added or ``timeout_ms`` passed, then
-        claim from ``queue`` as :meth:`JobCommands.claim` would."""
+        claim from ``queue`` as :meth:`JobCommands.claim` would; ``on_claim`` is given the
+        claim as soon as it answers."""
         keys, argv = self._jobs.claim_call(
             queue, consumer, count, lease_ms, hostname, pid, claim_id=claim_id,
             suspects=suspects, resources=resources,
@@ -140,4 +162,4 @@ class WokenClaims:
         streams = self._jobs.entry_streams(newest)
         reader = self._conn.reader("entries")
         ident, entries, reply = await reader.read_then(streams, max(1, timeout_ms), command)
-        return WokenClaim(self._conn, ident, entries, reply)
+        return WokenClaim(self._conn, ident, entries, reply, on_claim)

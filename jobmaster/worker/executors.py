@@ -86,9 +86,10 @@ class Executors:
         job = RunningJob(queue, claimed.id, claimed.attempt, token, claimed.lost)
         if claimed.suspect:
             job.suspect = True
+        # the attempt's first step is scheduled before anything it wakes
+        job.task = asyncio.get_running_loop().create_task(self._execute(job, claimed.record))
         if self._running.add(job):  # the writer may be waiting for completions only
             self._writer.wake()
-        job.task = asyncio.get_running_loop().create_task(self._execute(job, claimed.record))
 
     def shutdown(self) -> None:
         """Close the thread pool (without waiting for threads that still run)."""

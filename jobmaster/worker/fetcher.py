@@ -200,10 +200,20 @@ class Fetcher:
             # A short enough block tells a late answer from one that waited for work.
             block_ms = min(BLOCK_MS, self._lease_ms // 4)
             sent = time.monotonic()
+            started: list[int] = []  # jobs of the answer started at once, if any
+            late: list[Claim] = []
+
+            def on_claim(claim: Claim) -> None:
+                if (time.monotonic() - sent) * 1000 > block_ms + self._lease_ms / 4:
+                    late.append(claim)  # the process stalled after writing the claim
+                else:
+                    started.append(self._took(queue, claim))
+
             woken = await self._store.woken.wait_then_claim(
                 newest, block_ms, queue, self._worker_id, 1, self._lease_ms,
                 self._hostname, self._pid, claim_id=str(self._claims),
                 suspects=0 if self._running.suspects else 1, resources=self._free_resources(),
+                on_claim=on_claim,
             )  # fmt: skip
             try:
                 await interruptible(woken.answered(), self._stopping, *wakes)
@@ -220,16 +230,14 @@ class Fetcher:
         self._claims += 1
         if claim is None:  # Redis had lost the script (loaded again): claim again
             return
-        if (time.monotonic() - sent) * 1000 > block_ms + self._lease_ms / 4:
-            # The process stalled (frozen, swapped out) after writing the claim: the leases
-            # of its jobs may have expired and their jobs run elsewhere. Hand them back (a
-            # no-op for a lease taken back meanwhile) rather than run them.
+        if late:
+            # The leases of its jobs may have expired and their jobs run elsewhere. Hand
+            # them back (a no-op for a lease taken back meanwhile) rather than run them.
             await self._hand_back(queue, claim)
             return
-        started = self._took(queue, claim)
         if self._recycling is not None:
-            self._recycling.started += started
-        if not started:
+            self._recycling.started += sum(started)
+        if not sum(started):
             woken.raise_read_error()  # a read Redis refuses at once: back off
 
     async def _claim(self, free: int) -> tuple[int, dict[str, list[bytes]], int]:
