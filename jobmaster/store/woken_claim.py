@@ -129,7 +129,7 @@ class WokenClaims:
     def __init__(self, conn: StoreConnection, jobs: JobCommands) -> None:
         self._conn = conn
         self._jobs = jobs
-        self._sha = conn.script("claim").sha
+        self._claim = conn.script("claim")  # its text is built on first use
         self._heads: dict[tuple[str, ...], bytes] = {}
         self.available = conn.fast is not None and conn.blocking_reads and not conn.cluster
         """Whether the store can (one server, multiplexed connections)."""
@@ -158,7 +158,7 @@ class WokenClaims:
             queue, consumer, count, lease_ms, hostname, pid, claim_id=claim_id,
             suspects=suspects, resources=resources,
         )  # fmt: skip
-        command = encode_evalsha(self._heads, self._sha, keys, argv)
+        command = encode_evalsha(self._heads, self._claim.sha, keys, argv)
         streams = self._jobs.entry_streams(newest)
         reader = self._conn.reader("entries")
         ident, entries, reply = await reader.read_then(streams, max(1, timeout_ms), command)
