@@ -8,6 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import redis
 
@@ -128,3 +129,28 @@ async def test_an_idle_worker_pauses_resumes_and_stops_with_its_claim_answered(
     assert code == 0, out
     assert _claims_behind_reads(raw_redis) == 0
     assert _ran(path) == [worker.pid]
+
+
+async def test_a_user_without_client_unblock_claims_after_its_read(
+    procapp: Registry, redis_url: str, raw_redis: redis.Redis, tmp_path: Path
+) -> None:
+    from tests.apps.procapp import witness
+
+    user = "no-client"
+    raw_redis.execute_command(
+        "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client|unblock"
+    )
+    parsed = urlparse(redis_url)
+    worker = start_worker(PROCAPP, f"redis://{user}:pw@{parsed.hostname}:{parsed.port}/0")
+    try:
+        for n in range(3):  # idle in between: each waits, then is claimed after the read
+            handle = await witness.enqueue(str(tmp_path / f"ran-{n}"))
+            assert await handle.result(timeout=20) == worker.pid
+        worker.send_signal(signal.SIGTERM)
+        code, out = finish(worker, timeout=10)
+    finally:
+        stop_process(worker)
+        raw_redis.execute_command("ACL", "DELUSER", user)
+    assert code == 0, out
+    assert "may not run CLIENT ID or CLIENT UNBLOCK" in out
+    assert "failed" not in out  # no refused command, at a wait or at the stop

@@ -7,6 +7,7 @@ script, again and again; a worker checks them all at start and names what is mis
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -59,6 +60,8 @@ def _example(command: str, key: str) -> list[str]:
         return [*words, "0" * 40, "1", key]
     if words[0] in ("XREAD", "SCRIPT"):
         return [*words, "STREAMS", key, "0"] if words[0] == "XREAD" else [*words, "return 1"]
+    if words[0] == "CLIENT":  # no key: its exact form (the check counts the arguments)
+        return [*words, "1"] if words[1] == "UNBLOCK" else words
     if words[0] in CONTAINERS:
         return [*words, key, GROUP, "0"]
     return [*words, key, key, key]
@@ -71,12 +74,15 @@ class AccessCommands:
         self.keys = conn.keys
         self._check_access = conn.script("check_access")
 
-    async def refused_commands(self, queue: str) -> list[str] | None:
-        """The commands jobmaster needs that Redis refuses to this connection's user, checked
-        on the keys of ``queue`` (None where Redis cannot tell: before 7.0)."""
+    async def refused_commands(
+        self, queue: str, commands: Sequence[str] | None = None
+    ) -> list[str] | None:
+        """The commands jobmaster needs (or ``commands``) that Redis refuses to this
+        connection's user, checked on the keys of ``queue`` (None where Redis cannot tell:
+        before 7.0)."""
         key = self.keys.queue(queue).status
         argv: list[Any] = []
-        for command in needed_commands():
+        for command in needed_commands() if commands is None else commands:
             words = _example(command, key)
             argv += (command, len(words), *words)
         return check_access_reply(await self._check_access([key], argv))

@@ -36,6 +36,10 @@ from jobmaster.store.replies import claim_reply
 from jobmaster.store.types import Claim
 from jobmaster.transport.resp import encode_evalsha
 
+COMMANDS = ("CLIENT ID", "CLIENT UNBLOCK")
+"""What a woken claim needs besides what every worker does: a worker whose Redis user may
+not run them claims after its read returns."""
+
 UNBLOCK_TIMEOUT = 2.0
 """How long an early end of the wait waits for the claim's answer before dropping it."""
 

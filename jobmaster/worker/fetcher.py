@@ -174,7 +174,7 @@ class Fetcher:
         if self._resources is not None:  # held jobs may fit once an attempt here ends
             wakes.append(self._running.slot_freed)
         if self._queues[0] in newest and self._store.woken.available:
-            await self._wait_then_claim(free, newest, wakes)
+            await self._wait_then_claim(newest, wakes)
             return True
         if newest:
             wait = self._store.jobs.wait_for_entries(newest, BLOCK_MS)
@@ -184,7 +184,7 @@ class Fetcher:
         return True
 
     async def _wait_then_claim(
-        self, free: int, newest: dict[str, list[bytes]], wakes: list[asyncio.Event]
+        self, newest: dict[str, list[bytes]], wakes: list[asyncio.Event]
     ) -> None:
         """Wait for work with the claim of the first queue written behind the blocking
         read, so that a job enqueued meanwhile starts one round trip after its enqueue (see

@@ -9,6 +9,7 @@ from typing import Any
 
 from jobmaster.errors import RedisAccessDenied, describe, is_access_denied, safe_url
 from jobmaster.store import Store
+from jobmaster.store.woken_claim import COMMANDS
 from jobmaster.worker.loops import RETRY_DELAYS, interruptible
 
 
@@ -30,6 +31,12 @@ async def start_up(
                 f"the Redis user of {safe_url(redis_url)} may not run {', '.join(refused)}, "
                 f"which jobmaster needs (grant them with ACL SETUSER, e.g. +@all or "
                 f"+{refused[0].lower()})"
+            )
+        if store.woken.available and await store.access.refused_commands(queues[0], COMMANDS):
+            store.woken.available = False
+            log.info(
+                "an idle wait claims after its read returns: the Redis user may not run "
+                "CLIENT ID or CLIENT UNBLOCK"
             )
         for queue in queues:
             await store.jobs.ensure_groups(queue)
