@@ -233,7 +233,7 @@ class Fetcher:
         if late:
             # The leases of its jobs may have expired and their jobs run elsewhere. Hand
             # them back (a no-op for a lease taken back meanwhile) rather than run them.
-            await self._hand_back(queue, claim)
+            await hand_back_late(self._store, self._log, self._worker_id, queue, claim)
             return
         if self._recycling is not None:
             self._recycling.started += sum(started)
@@ -285,16 +285,6 @@ class Fetcher:
             self._recycling.started += total
         return total, newest, deferred
 
-    async def _hand_back(self, queue: str, claim: Claim) -> None:
-        leases = [Lease(job.id, lease_token(self._worker_id, job.attempt)) for job in claim.jobs]
-        if leases:
-            self._log.warning(
-                "a claim was answered too late to start its jobs: handing them back",
-                queue=queue,
-                jobs=[lease.job_id for lease in leases],
-            )
-            await self._store.leases.requeue(queue, leases, "claim answered too late")
-
     def _took(self, queue: str, claim: Claim) -> int:
         """Start the jobs of one queue's claim; how many."""
         for error in claim.errors:
@@ -334,3 +324,15 @@ class Fetcher:
             await asyncio.sleep(min(next_due / 1000, BURST_POLL))
             return True
         return False
+
+
+async def hand_back_late(store: Store, log: Any, worker_id: str, queue: str, claim: Claim) -> None:
+    """Hand back the jobs of a claim answered too late to start them."""
+    leases = [Lease(job.id, lease_token(worker_id, job.attempt)) for job in claim.jobs]
+    if leases:
+        log.warning(
+            "a claim was answered too late to start its jobs: handing them back",
+            queue=queue,
+            jobs=[lease.job_id for lease in leases],
+        )
+        await store.leases.requeue(queue, leases, "claim answered too late")
