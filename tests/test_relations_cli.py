@@ -287,3 +287,32 @@ def test_bad_input_is_explained(redis_url: str, args: list[str], message: str, c
     assert done.returncode == code, done.stdout + done.stderr
     assert message in done.stderr.replace("\n", " ")
     assert "Traceback" not in done.stderr
+
+
+async def test_enqueue_takes_dependencies_by_id(procapp: Registry, redis_url: str) -> None:
+    from tests.apps.procapp import add, explode
+
+    first = await add.options(job_id="first").enqueue(1, 1)
+    failing = await explode.options(job_id="failing", queue="other").enqueue("no luck")
+    made = ok(
+        redis_url, "enqueue", PROCAPP, "add", "--args", "[2, 2]", "--job-id", "dependent",
+        "--after", first.id, "--after-any", failing.id,
+    )  # fmt: skip
+    assert made.strip() == "dependent"
+    shown = ok(redis_url, "jobs", "show", "dependent")
+    assert "dependent add on default: blocked" in shown
+    assert rows(shown, "waits on") == [
+        ["default", "first", "after", "queued", "no"],
+        ["other", "failing", "after_any", "queued", "no"],
+    ]
+    # failing fails: after_any is met all the same. Its news crosses queues through the
+    # relay, delivered when the burst worker stops: a second one runs the dependent.
+    run_worker(redis_url, "default,other")
+    run_worker(redis_url, "default,other")
+    assert await procapp.handle("dependent", "default").result(timeout=10) == 4
+
+    before = await procapp.count_jobs("default")
+    unknown = run_cli(redis_url, "enqueue", PROCAPP, "add", "--args", "[1, 2]", "--after", "nope")
+    assert unknown.returncode == 1
+    assert "'nope'" in unknown.stdout + unknown.stderr
+    assert await procapp.count_jobs("default") == before  # nothing was written

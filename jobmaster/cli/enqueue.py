@@ -19,6 +19,18 @@ def add_parser(commands: Commands) -> None:
     enqueue.add_argument("--priority", type=int)
     enqueue.add_argument("--job-id")
     enqueue.add_argument("--queue")
+    enqueue.add_argument(
+        "--after",
+        action="append",
+        metavar="JOB_ID",
+        help="a job that must succeed before this one runs (repeatable)",
+    )
+    enqueue.add_argument(
+        "--after-any",
+        action="append",
+        metavar="JOB_ID",
+        help="a job that must end, in any final state, before this one runs (repeatable)",
+    )
     enqueue.add_argument("--wait", type=seconds, help="wait this long for the result")
     enqueue.set_defaults(run=run_enqueue)
 
@@ -36,6 +48,8 @@ def run_enqueue(args: argparse.Namespace) -> int:
             "priority": args.priority,
             "job_id": args.job_id,
             "queue": args.queue,
+            "after": args.after,
+            "after_any": args.after_any,
         }.items()
         if v is not None
     }
