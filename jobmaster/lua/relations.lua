@@ -156,19 +156,26 @@ local function relations()
     return 'running'
   end
 
+  -- The ids of {queue, id, ...} pairs, by queue, and the queues in their first order.
+  local function ids_by_queue(list)
+    local by_queue, order = {}, {}
+    for _, p in ipairs(list) do
+      local ids = by_queue[p[1]]
+      if not ids then
+        ids = {}
+        by_queue[p[1]] = ids
+        order[#order + 1] = p[1]
+      end
+      ids[#ids + 1] = p[2]
+    end
+    return by_queue, order
+  end
+
   -- Tell the members of a group that have not ended to stop (through the relay, one message
   -- per queue; cancelling one that ended changes nothing).
   local function stop_members(prefix, gid, now, sent)
     local members = cmsgpack.unpack(rcall('HGET', rkey(prefix, 'groups'), gid .. ':m'))
-    local by_queue, order = {}, {}
-    for _, m in ipairs(members) do
-      if not by_queue[m[1]] then
-        by_queue[m[1]] = {}
-        order[#order + 1] = m[1]
-      end
-      local ids = by_queue[m[1]]
-      ids[#ids + 1] = m[2]
-    end
+    local by_queue, order = ids_by_queue(members)
     for _, q in ipairs(order) do
       relay_out(prefix, sent, {t = q, k = 'cancel', ids = by_queue[q], r = 'its group ' .. gid
         .. ' failed'}, now)
@@ -273,23 +280,15 @@ local function relations()
       if raw then
         local rel, id, state = cmsgpack.unpack(raw), ended[k][1], ended[k][2]
         local seq = next_seq(prefix)
-        local here, there, order = {}, {}, {}
-        for _, d in ipairs(rel.d or {}) do
-          if d[1] == own then
-            here[#here + 1] = d[2]
-          else
-            if not there[d[1]] then
-              there[d[1]] = {}
-              order[#order + 1] = d[1]
-            end
-            local list = there[d[1]]
-            list[#list + 1] = d[2]
-          end
+        local by_queue, order = ids_by_queue(rel.d or {})
+        if by_queue[own] then
+          apply_ended(prefix, own, id, state, seq, by_queue[own], now, changes)
         end
-        if #here > 0 then apply_ended(prefix, own, id, state, seq, here, now, changes) end
         for _, q in ipairs(order) do
-          relay_out(prefix, sent, {t = q, k = 'ended', q = own, id = id, s = state, n = seq,
-            j = there[q]}, now)
+          if q ~= own then
+            relay_out(prefix, sent, {t = q, k = 'ended', q = own, id = id, s = state, n = seq,
+              j = by_queue[q]}, now)
+          end
         end
         local g = rel.g
         if g then
